@@ -1,0 +1,35 @@
+"""The `cnnlab` command: parse, call the Python API, print. Sub-commands live beside this file, one module per
+concept; they import torch only inside their handlers, so `cnnlab filter --help` starts in a blink."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cnnlab.cli import training
+from cnnlab.errors import CnnlabError
+
+COMMAND_MODULES = [training]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Learn, train, inspect and visualize convolutional neural networks.",
+        epilog="Run `cnnlab COMMAND --help` for a command's options and an example.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except CnnlabError as error:
+        print(f"cnnlab: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ncnnlab: interrupted", file=sys.stderr)
+        return 130

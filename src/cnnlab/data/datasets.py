@@ -1,0 +1,240 @@
+"""The data sets by name. Each is read once into uint8 tensors [N, C, H, W] (train and test) with int64 labels."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnlab.data import formats
+from cnnlab.data.sources import cache_root, download, not_found, safe_extract, search_roots
+from cnnlab.errors import CnnlabError
+
+
+@dataclass
+class ImageSet:
+    images: torch.Tensor      # uint8 [N, C, H, W]
+    labels: torch.Tensor      # int64 [N]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> "ImageSet":
+        return ImageSet(self.images[index], self.labels[index])
+
+
+@dataclass
+class Dataset:
+    name: str
+    classes: list[str]
+    train: ImageSet
+    test: ImageSet
+    source: str               # where the files were found
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])
+
+
+def _image_set(images: np.ndarray, labels: np.ndarray) -> ImageSet:
+    return ImageSet(torch.from_numpy(np.require(images, requirements=["C", "W"])), torch.from_numpy(labels))
+
+
+# --- MNIST and Fashion-MNIST: four IDX files -----------------------------------------------------------------
+
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+IDX_SETS = {
+    "mnist": dict(
+        torchvision_dir="MNIST", classes=[str(d) for d in range(10)],
+        mirrors=["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
+        md5={"train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+             "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+             "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+             "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c"}),
+    "fashion-mnist": dict(
+        torchvision_dir="FashionMNIST",
+        classes=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"],
+        mirrors=["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                 "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"],
+        md5={"train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+             "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+             "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+             "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310"}),
+}
+
+
+def _find_idx_dir(name: str, roots: list[Path]) -> Path | None:
+    tv = IDX_SETS[name]["torchvision_dir"]
+    for root in roots:
+        for folder in (root / tv / "raw", root / name, root / tv, root):
+            if all(any((folder / (f + ext)).is_file() for ext in ("", ".gz"))
+                   for pair in IDX_FILES.values() for f in pair):
+                return folder
+    return None
+
+
+def _idx_path(folder: Path, stem: str) -> Path:
+    plain = folder / stem
+    return plain if plain.is_file() else folder / (stem + ".gz")
+
+
+def load_idx_dataset(name: str, data_root=None, download_ok: bool = True, **_) -> Dataset:
+    spec = IDX_SETS[name]
+    roots = search_roots(data_root)
+    folder = _find_idx_dir(name, roots)
+    error = None
+    if folder is None and download_ok:
+        folder = cache_root() / spec["torchvision_dir"] / "raw"
+        try:
+            for stem, md5 in spec["md5"].items():
+                if not (folder / f"{stem}.gz").is_file():
+                    download([m + stem + ".gz" for m in spec["mirrors"]], folder / f"{stem}.gz", md5)
+        except OSError as e:
+            folder, error = None, str(e)
+    if folder is None:
+        raise not_found(name, roots, f"put the four {name} IDX files (train-images-idx3-ubyte.gz, ...) in "
+                        f"<root>/{spec['torchvision_dir']}/raw/ and pass --data-root <root> (or set CNNLAB_DATA=<root>)", error)
+    splits = {split: _image_set(*formats.read_idx_pair(_idx_path(folder, a), _idx_path(folder, b)))
+              for split, (a, b) in IDX_FILES.items()}
+    return Dataset(name, spec["classes"], splits["train"], splits["test"], str(folder))
+
+
+# --- CIFAR-10: python batches --------------------------------------------------------------------------------
+
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR_DIR = "cifar-10-batches-py"
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in CIFAR_FILES)
+
+
+def _find_cifar_dir(roots: list[Path]) -> Path | None:
+    """The unpacked batches; a bare archive is unpacked into the user cache (the data root may be read-only)."""
+    for root in roots:
+        for folder in (root / CIFAR_DIR, root / "cifar10" / CIFAR_DIR, root):
+            if _complete(folder):
+                return folder
+        archive = root / "cifar-10-python.tar.gz"
+        if archive.is_file():
+            if not _complete(cache_root() / CIFAR_DIR):
+                safe_extract(archive, cache_root())
+            return cache_root() / CIFAR_DIR
+    return None
+
+
+def load_cifar10(data_root=None, download_ok: bool = True, **_) -> Dataset:
+    roots = search_roots(data_root)
+    folder = _find_cifar_dir(roots)
+    error = None
+    if folder is None and download_ok:
+        archive = cache_root() / "cifar-10-python.tar.gz"
+        try:
+            download([CIFAR_URL], archive, CIFAR_MD5)
+            safe_extract(archive, cache_root())
+            folder = cache_root() / CIFAR_DIR
+        except OSError as e:
+            error = str(e)
+    if folder is None:
+        raise not_found("cifar10", roots, f"put {CIFAR_DIR}/ (or cifar-10-python.tar.gz) in a folder and pass "
+                        "--data-root <that folder> (or set CNNLAB_DATA)", error)
+    train = [formats.read_cifar_batch(folder / f) for f in CIFAR_FILES[:5]]
+    test = formats.read_cifar_batch(folder / "test_batch")
+    classes = formats.read_cifar_meta(folder / "batches.meta")
+    return Dataset("cifar10", classes,
+                   _image_set(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+                   _image_set(*test), str(folder))
+
+
+# --- any folder of images ------------------------------------------------------------------------------------
+
+def _folder_cache_path(root: Path, channels, image_size) -> Path:
+    """Decoding thousands of JPEGs takes a while: the decoded arrays are cached, keyed by the files' names,
+    sizes and times, so any change to the folder is noticed."""
+    digest = hashlib.sha256(f"{root.resolve()}|{channels}|{image_size}".encode())
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            digest.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return cache_root() / "imagefolder" / f"{digest.hexdigest()[:24]}.npz"
+
+
+def _read_folder_cached(root: Path, channels, image_size, classes=None):
+    cache = _folder_cache_path(root, channels, image_size)
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            return z["images"], z["labels"], [str(c) for c in z["classes"]]
+    images, labels, classes = formats.read_image_folder(root, channels, image_size, classes)
+    from cnnlab.files import atomic_path
+
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, images=images, labels=labels, classes=np.array(classes))
+    return images, labels, classes
+
+
+def load_image_folder(data_root=None, channels: int | None = None, image_size: int | None = None,
+                      test_fraction: float = 0.2, seed: int = 0, **_) -> Dataset:
+    """`<root>/train/<class>/*` and `<root>/test/<class>/*` (or val/); or one `<root>/<class>/*` tree, whose
+    test split is a seeded fraction."""
+    if data_root is None:
+        raise CnnlabError("the imagefolder data set needs --data-root FOLDER (one sub-folder per class)")
+    root = Path(data_root)
+    if not root.is_dir():
+        raise CnnlabError(f"{root}: no such folder; --data-root must name a folder of class sub-folders")
+    test_dir = next((root / d for d in ("test", "val", "valid") if (root / d).is_dir()), None)
+    if (root / "train").is_dir() and test_dir is not None:
+        x, y, classes = _read_folder_cached(root / "train", channels, image_size)
+        channels, image_size = x.shape[1], x.shape[2]
+        tx, ty, _ = _read_folder_cached(test_dir, channels, image_size, classes)
+        return Dataset("imagefolder", classes, _image_set(x, y), _image_set(tx, ty), str(root))
+    x, y, classes = _read_folder_cached(root, channels, image_size)
+    train, test = split(_image_set(x, y), test_fraction, seed)
+    return Dataset("imagefolder", classes, train, test, str(root))
+
+
+# --- the registry and helpers --------------------------------------------------------------------------------
+
+DATASETS = {
+    "mnist": lambda **kw: load_idx_dataset("mnist", **kw),
+    "fashion-mnist": lambda **kw: load_idx_dataset("fashion-mnist", **kw),
+    "cifar10": load_cifar10,
+    "imagefolder": load_image_folder,
+}
+
+
+def load_dataset(name: str, data_root=None, download: bool = True, **options) -> Dataset:
+    """Find (or download) and read a data set: `load_dataset("mnist", data_root="data")`."""
+    if name not in DATASETS:
+        raise CnnlabError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name](data_root=data_root, download_ok=download, **options)
+
+
+def split(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """A seeded random split: (the rest, `fraction` of the samples)."""
+    if not 0 <= fraction < 1:
+        raise CnnlabError(f"split fraction must be in [0, 1), got {fraction}")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    n_held = int(round(fraction * len(data)))
+    return data.subset(order[n_held:]), data.subset(order[:n_held])
+
+
+def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units, measured in chunks to spare memory."""
+    c = images.shape[1]
+    total, total_sq, count = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0
+    for chunk in images.split(4096):
+        x = chunk.to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+        total += x.sum(1)
+        total_sq += (x * x).sum(1)
+        count += x.shape[1]
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.tolist(), std.tolist()

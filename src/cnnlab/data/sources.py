@@ -1,0 +1,78 @@
+"""Where data sets live: the places searched, in order, and downloads that are verified and atomic."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_path
+
+SYSTEM_ROOT = Path("/usr/share/datasets")   # Debian's dataset-* packages install here
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnnlab"
+
+
+def search_roots(data_root: str | Path | None = None) -> list[Path]:
+    """--data-root, then $CNNLAB_DATA, then the user cache, then the system location."""
+    roots = [Path(data_root)] if data_root else []
+    if os.environ.get("CNNLAB_DATA"):
+        roots.append(Path(os.environ["CNNLAB_DATA"]))
+    return roots + [cache_root(), SYSTEM_ROOT]
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(urls: list[str], dest: Path, md5: str, progress: bool = True) -> Path:
+    """Fetch the first URL that works into `dest`; the file appears only once its checksum matches."""
+    from tqdm import tqdm
+
+    failures = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response, atomic_path(dest) as tmp:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
+                                                disable=not progress, leave=False) as bar:
+                    for chunk in iter(lambda: response.read(1 << 16), b""):
+                        f.write(chunk)
+                        bar.update(len(chunk))
+                if md5sum(tmp) != md5:
+                    raise OSError(f"checksum mismatch (expected md5 {md5})")
+            return dest
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            failures.append(f"{url}: {getattr(e, 'reason', e)}")
+    raise OSError("; ".join(failures))
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Unpack a tar archive, refusing members that would land outside `dest` (path traversal) or are links."""
+    dest = dest.resolve()
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            for m in members:
+                target = (dest / m.name).resolve()
+                if not (m.isfile() or m.isdir()) or (target != dest and dest not in target.parents):
+                    raise CnnlabError(f"{archive}: refusing unsafe archive member {m.name!r}")
+            tar.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise CnnlabError(f"{archive}: corrupt or truncated archive ({e}); delete it and download it again") from None
+
+
+def not_found(name: str, looked: list[Path], how: str, download_error: str | None) -> CnnlabError:
+    """The offline message: every place looked, and how to supply the files by hand."""
+    places = "\n".join(f"  - {p}" for p in looked)
+    why = f"\ndownload failed: {download_error}" if download_error else ""
+    return CnnlabError(f"data set {name!r} not found; looked in:\n{places}{why}\n{how}")

@@ -1,0 +1,55 @@
+"""One registry of models, as in timm: a name maps to a builder, a description, and the recipes that train it.
+
+Builders take the data's shape (`in_channels`, `num_classes`, `image_size`) so one architecture serves MNIST,
+CIFAR-10 and image folders alike. A model's forward returns class scores: logits, unless the spec says
+`outputs="probabilities"` (CapsNet's capsule lengths). A model that needs its own loss defines
+`loss(x, y) -> (loss, scores)`; otherwise training uses cross-entropy on the logits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cnnlab.errors import CnnlabError
+from cnnlab.train.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    build: Callable
+    description: str
+    default_input: tuple[int, int, int]                 # (C, H, W) for `cnnlab models` / `summary`
+    recipes: dict[str, Recipe] = field(default_factory=dict)
+    outputs: str = "logits"                             # logits | probabilities
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, description: str, default_input: tuple[int, int, int], recipes: dict[str, Recipe] | None = None,
+             outputs: str = "logits"):
+    """Decorator: `@register("mlp", ...)` on a function `build(in_channels, num_classes, image_size, **kw)`."""
+    def wrap(build):
+        if name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        MODELS[name] = ModelSpec(name, build, description, default_input, dict(recipes or {}), outputs)
+        return build
+    return wrap
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise CnnlabError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))} (see `cnnlab models`)")
+    return MODELS[name]
+
+
+def create_model(name: str, in_channels: int | None = None, num_classes: int = 10, image_size: int | None = None, **kw):
+    """Build a registered model for data of the given shape (defaults: the model's own `default_input`)."""
+    spec = get_spec(name)
+    c, h, _ = spec.default_input
+    return spec.build(in_channels=in_channels or c, num_classes=num_classes, image_size=image_size or h, **kw)
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())

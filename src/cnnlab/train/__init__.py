@@ -1,0 +1,1 @@
+"""Training: recipes, the loop, metrics, checkpoints and resume."""

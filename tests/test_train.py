@@ -1,0 +1,95 @@
+"""The training loop: it learns, keeps the best weights, survives Ctrl-C, and resumes to the same result."""
+import json
+
+import pytest
+import torch
+
+from cnnlab.data import load_dataset
+from cnnlab.models import create_model
+from cnnlab.train.checkpoint import load_training_state, load_weights, save_training_state, save_weights
+from cnnlab.train.loop import RunConfig, make_optimizer, train
+from cnnlab.train.recipe import Recipe
+from cnnlab.train.runs import load_run
+
+RECIPE = Recipe(epochs=4, batch_size=32, lr=3e-3, optimizer="adamw", schedule="onecycle")
+
+
+def config(root, **changes):
+    return RunConfig("mlp", "mnist", RECIPE.replace(**changes), data_root=str(root), precision="fp32")
+
+
+def test_mlp_learns_and_writes_its_run_folder(mnist_root, tmp_path):
+    run = train(config(mnist_root), tmp_path / "run", progress=False, log=lambda s: None)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["test"]["accuracy"] > 0.6                 # chance is 0.1
+    assert len(info["history"]) == 4 and info["status"] == "finished"
+    assert info["best"]["valid_loss"] == min(h["valid_loss"] for h in info["history"])
+    for name in ("best.safetensors", "last.safetensors", "metrics.csv", "curves.png", "confusion.png", "samples.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 5
+    assert not list((tmp_path / "run").glob(".*tmp"))   # no temporary files left
+    trained = load_run(tmp_path / "run")
+    assert not trained.model.training
+    best_epoch_model = create_model("mlp")
+    load_weights(tmp_path / "run" / "best.safetensors", best_epoch_model)
+    assert torch.equal(best_epoch_model.fc3.weight, trained.model.fc3.weight)
+    assert run.info["test"]["per_class"][0][1] == int((run.data.test.labels == 0).sum())
+
+
+def test_checkpoint_round_trip_with_optimizer_state(tmp_path):
+    model = create_model("mlp")
+    optimizer = make_optimizer(RECIPE, model)
+    model(torch.randn(4, 1, 28, 28)).sum().backward()
+    optimizer.step()
+    save_training_state(tmp_path / "last.safetensors", model, optimizer, epoch=7)
+    save_weights(tmp_path / "w.safetensors", model)
+    other = create_model("mlp")
+    other_opt = make_optimizer(RECIPE, other)
+    assert load_training_state(tmp_path / "last.safetensors", other, other_opt) == 7
+    for a, b in zip(model.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+    state_a, state_b = optimizer.state_dict()["state"], other_opt.state_dict()["state"]
+    assert torch.equal(state_a[0]["exp_avg_sq"], state_b[0]["exp_avg_sq"])
+    assert float(state_a[0]["step"]) == float(state_b[0]["step"]) == 1.0
+
+
+def test_resume_after_interrupt_gives_the_same_weights(mnist_root, tmp_path):
+    whole = train(config(mnist_root), tmp_path / "whole", progress=False, log=lambda s: None)
+
+    def interrupt_after_two(epoch, run):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(mnist_root), tmp_path / "cut", progress=False, on_epoch_end=interrupt_after_two,
+              log=lambda s: None)
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "interrupted"
+    resumed = train(config(mnist_root), tmp_path / "cut", resume=True, progress=False, log=lambda s: None)
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h["valid_loss"] for h in whole.info["history"]] == [h["valid_loss"] for h in resumed.info["history"]]
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    from cnnlab.errors import CnnlabError
+
+    (tmp_path / "best.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CnnlabError, match="not a readable safetensors checkpoint"):
+        load_weights(tmp_path / "best.safetensors", create_model("mlp"))
+
+
+def test_recipe_schedules():
+    onecycle = Recipe(epochs=10, batch_size=1, lr=1.0, schedule="onecycle", warmup=0.2)
+    lrs = [onecycle.lr_at(s, 100, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.01
+    assert lrs.index(max(lrs)) == 20
+    exp = Recipe(epochs=3, batch_size=1, lr=1.0, schedule="exponential", decay=0.5)
+    assert [exp.lr_at(s, 30, 10) for s in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    assert Recipe(epochs=1, batch_size=1, lr=0.3, schedule="constant").lr_at(5, 10, 10) == 0.3
+
+
+def test_lesson_recipe_is_the_notebooks():
+    from cnnlab.models import get_spec
+
+    lesson = get_spec("mlp").recipes["lesson"]
+    assert (lesson.optimizer, lesson.lr, lesson.batch_size, lesson.epochs, lesson.momentum) == ("sgd", 0.01, 20, 50, 0)
