@@ -50,6 +50,14 @@ def test_resume_a_finished_run_changes_nothing(run_dir, capsys):
     assert code == 0 and "resuming" in out
 
 
+def test_compare_two_runs(run_dir, capsys, tmp_path):
+    code, out, _ = cli(capsys, "compare", run_dir, run_dir, "--out", tmp_path / "cmp.png")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["run", "model", "parameters"]
+    assert lines[1].split()[:4] == ["mlp-mnist", "mlp", "669,706", "3"] and lines[1].endswith("%")
+    assert (tmp_path / "cmp.png").stat().st_size > 10_000
+
+
 def test_models_and_datasets(mnist_root, capsys):
     code, out, _ = cli(capsys, "models")
     assert code == 0 and "669,706" in out and out.splitlines()[0].split()[:2] == ["model", "parameters"]

@@ -95,3 +95,21 @@ def sample_grid(images, true, pred, classes: list[str], path, columns: int = 8, 
     note = f"; the last {n_wrong} are mistakes picked from the whole test set" if n_wrong else ""
     fig.suptitle(f"Test images: predicted (true){note}", fontsize=10)
     return save(fig, path)
+
+
+def compare_curves(names: list[str], histories: list[list[dict]], path) -> Path:
+    """Validation loss and accuracy of several runs on shared axes: the lesson's MLP-vs-CNN comparison."""
+    plt = _plt()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, history in zip(names, histories):
+        epochs = [h["epoch"] for h in history]
+        ax_loss.plot(epochs, [h["valid_loss"] for h in history], "o-", ms=3, label=name)
+        ax_acc.plot(epochs, [100 * h["valid_acc"] for h in history], "o-", ms=3, label=name)
+    for ax, label in ((ax_loss, "validation loss"), (ax_acc, "validation accuracy (%)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_loss.set_title("Validation loss per epoch")
+    ax_acc.set_title("Validation accuracy per epoch")
+    return save(fig, path)

@@ -66,6 +66,12 @@ def register(sub) -> None:
 
     add_command(sub, "models", "list the models with their parameter counts", "cnnlab models", _models)
 
+    p = add_command(sub, "compare", "compare runs: one table and one figure of their validation curves", """
+        cnnlab train mlp --dataset mnist && cnnlab train mnist-cnn --dataset mnist
+        cnnlab compare runs/mlp-mnist runs/mnist-cnn-mnist --out mlp-vs-cnn.png""", _compare)
+    p.add_argument("runs", nargs="+", help="run folders made by `cnnlab train`")
+    p.add_argument("--out", default="compare.png", help="figure to write (default: %(default)s)")
+
     p = add_command(sub, "datasets", "which data sets are found, where, and their sizes", """
         cnnlab datasets
         cnnlab datasets mnist --download          # fetch it now (checksum verified)
@@ -175,6 +181,25 @@ def _models(args) -> int:
             params = count_parameters(create_model(name))
         shape = "x".join(map(str, spec.default_input))
         print(f"{name:<16} {params:>12,}  {shape:<10} {spec.description}")
+    return 0
+
+
+def _compare(args) -> int:
+    from cnnlab import plots
+    from cnnlab.train.runs import read_info
+
+    infos = [read_info(folder) for folder in args.runs]
+    names = [Path(folder).name for folder in args.runs]
+    width = max(12, *map(len, names))
+    print(f"{'run':<{width}} {'model':<14} {'parameters':>11} {'epochs':>6} {'time':>8} {'best valid loss':>15} "
+          f"{'test accuracy':>13}")
+    for name, info in zip(names, infos):
+        test = info.get("test", {}).get("accuracy")
+        print(f"{name:<{width}} {info['model']['name']:<14} {info['model']['parameters']:>11,} "
+              f"{len(info['history']):>6} {info.get('train_seconds', 0):>7.0f}s "
+              f"{info['best'].get('valid_loss', float('nan')):>15.4f} "
+              f"{'unfinished' if test is None else f'{100 * test:.2f}%':>13}")
+    print(f"figure: {plots.compare_curves(names, [info['history'] for info in infos], args.out)}")
     return 0
 
 

@@ -146,6 +146,7 @@ def read_image_folder(root: str | Path, channels: int | None = None, image_size:
     Unreadable files are skipped and counted in a single warning.
     """
     from PIL import Image, UnidentifiedImageError
+    from tqdm import tqdm
 
     found_classes, files = list_image_folder(root)
     classes = classes or found_classes
@@ -154,7 +155,7 @@ def read_image_folder(root: str | Path, channels: int | None = None, image_size:
     if unknown:
         raise CnnlabError(f"{root}: classes {unknown} are not among the training classes {classes}")
     decoded, labels, skipped = [], [], []
-    for path, class_name in files:
+    for path, class_name in tqdm(files, desc=f"decoding {root}", unit="image", leave=False, disable=None):
         try:
             with Image.open(path) as im:
                 im.load()
