@@ -66,6 +66,14 @@ def register(sub) -> None:
 
     add_command(sub, "models", "list the models with their parameter counts", "cnnlab models", _models)
 
+    p = add_command(sub, "summary", "layer by layer: output shape, parameters, MACs, kernel/stride/padding", """
+        cnnlab summary lesson-cnn                   # at the model's own input shape
+        cnnlab summary resnet18 --input 3x64x64 --classes 10
+        cnnlab summary runs/mlp-mnist              # the model of a trained run""", _summary)
+    p.add_argument("model", help="model name, or a run folder")
+    p.add_argument("--input", help="input shape CxHxW (default: the model's own, or the run's)")
+    p.add_argument("--classes", type=int, help="number of classes (default: 10, or the run's)")
+
     p = add_command(sub, "compare", "compare runs: one table and one figure of their validation curves", """
         cnnlab train mlp --dataset mnist && cnnlab train mnist-cnn --dataset mnist
         cnnlab compare runs/mlp-mnist runs/mnist-cnn-mnist --out mlp-vs-cnn.png""", _compare)
@@ -181,6 +189,40 @@ def _models(args) -> int:
             params = count_parameters(create_model(name))
         shape = "x".join(map(str, spec.default_input))
         print(f"{name:<16} {params:>12,}  {shape:<10} {spec.description}")
+    return 0
+
+
+def _summary(args) -> int:
+    import torch
+
+    from cnnlab.models import create_model, get_spec
+    from cnnlab.models.summary import summary_table
+    from cnnlab.train.runs import read_info
+
+    if Path(args.model).is_dir():
+        info = read_info(args.model)
+        name, model_args = info["model"]["name"], dict(info["model"]["args"])
+    else:
+        name, model_args = args.model, {"in_channels": get_spec(args.model).default_input[0]}
+        model_args["image_size"] = get_spec(args.model).default_input[1]
+    if args.input:
+        match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", args.input)
+        if not match or match[2] != match[3]:
+            raise CnnlabError(f"--input {args.input!r}: give a square shape as CxHxW, e.g. 3x32x32")
+        model_args.update(in_channels=int(match[1]), image_size=int(match[2]))
+    if args.classes:
+        model_args["num_classes"] = args.classes
+    shape = (model_args["in_channels"], model_args["image_size"], model_args["image_size"])
+    try:
+        with torch.device("meta"):
+            table = summary_table(create_model(name, **model_args), shape)
+    except (RuntimeError, NotImplementedError):   # an op the meta device lacks: build it for real
+        try:
+            table = summary_table(create_model(name, **model_args), shape)
+        except RuntimeError as e:
+            raise CnnlabError(f"{name} cannot take a {'x'.join(map(str, shape))} input "
+                              f"({str(e).splitlines()[0]})") from None
+    print(table)
     return 0
 
 
