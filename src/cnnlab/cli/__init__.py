@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnlab.cli import training
+from cnnlab.cli import filters, training
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = [training]
+COMMAND_MODULES = [training, filters]
 
 
 def build_parser() -> argparse.ArgumentParser:
