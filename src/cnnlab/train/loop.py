@@ -65,12 +65,12 @@ def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     raise CnnlabError(f"unknown optimizer {recipe.optimizer!r}; use sgd, adam or adamw")
 
 
-def make_augment(spec: str):
-    if not spec:
-        return None
+def make_augment(spec: str, mean, std):
+    """The recipe's augmentation; pixels it brings in from outside the image are black, as in the lesson."""
     from cnnlab.data.augment import parse_augment
 
-    return parse_augment(spec)
+    fill = [(0 - m) / s for m, s in zip(mean, std)]
+    return parse_augment(spec, fill=fill) or None
 
 
 def has_conv(model: nn.Module) -> bool:
@@ -159,7 +159,7 @@ def train(config: RunConfig, folder, *, resume: bool = False, progress: bool = T
     run = Run(config, folder, data)
     folder = run.folder
     recipe = config.recipe
-    augment = make_augment(recipe.augment)
+    augment = make_augment(recipe.augment, run.mean, run.std)
     train_batches = run.batches(run.train_set, shuffle=True, augment=augment)
     valid_batches = run.batches(run.valid_set, batch_size=1024)
     first_epoch = 1

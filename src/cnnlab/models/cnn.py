@@ -1,0 +1,96 @@
+"""Small convolutional networks: the lesson's CIFAR-10 CNN, and a fast MNIST CNN for the "MLPs vs CNNs" comparison."""
+from torch import nn
+import torch.nn.functional as F
+
+from cnnlab.models.registry import register
+from cnnlab.train.recipe import Recipe
+
+
+class LessonCNN(nn.Module):
+    """The lesson's CIFAR-10 network, layer for layer: three conv 3x3 + ReLU + 2x2 max-pool blocks (16, 32, 64
+    channels), then dropout 0.25, fc 500 + ReLU, dropout, fc to the classes.
+
+    Only fc1's input depends on the image size: each pool halves it, rounding down (28 -> 14 -> 7 -> 3).
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: int = 32, dropout: float = 0.25):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.conv3 = nn.Conv2d(32, 64, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        side = image_size // 2 // 2 // 2
+        self.fc1 = nn.Linear(64 * side * side, 500)
+        self.fc2 = nn.Linear(500, num_classes)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = self.pool(F.relu(self.conv3(x)))
+        x = self.dropout(x.flatten(1))
+        x = self.dropout(F.relu(self.fc1(x)))
+        return self.fc2(x)
+
+
+def block(cin: int, cout: int, kernel: int = 3, stride: int = 1, pool: bool = False) -> nn.Sequential:
+    """conv (no bias: batch norm brings one) -> [2x2 max-pool] -> batch norm -> ReLU.
+
+    Pooling right after the conv leaves the batch norm and ReLU a quarter of the pixels to work on, for the same
+    kind of features: these cheap-looking layers are memory-bound, and on a CPU this trained MnistCNN 1.7x faster.
+    """
+    layers = [nn.Conv2d(cin, cout, kernel, stride, padding=1, bias=False)]
+    layers += [nn.MaxPool2d(2)] if pool else []
+    return nn.Sequential(*layers, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class MnistCNN(nn.Module):
+    """A small CNN for 28x28 digits, built for time to accuracy on a CPU: 94k parameters, 7.3M multiply-adds.
+
+    A 4x4 stride-2 stem goes straight to 14x14, a pooled block to 7x7, and a last block whose strongest response
+    anywhere in the image (global max-pool) feeds the classifier.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32):
+        super().__init__()
+        self.features = nn.Sequential(
+            block(in_channels, width, kernel=4, stride=2),                  # 28 -> 14
+            block(width, 2 * width, pool=True),                             # 14 -> 7
+            block(2 * width, 4 * width),
+            nn.AdaptiveMaxPool2d(1),
+        )
+        self.classifier = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+@register(
+    "lesson-cnn",
+    "the lesson's CIFAR-10 CNN: conv 16-32-64 + max-pool, dropout 0.25, fc 500",
+    default_input=(3, 32, 32),
+    recipes={
+        "default": Recipe(epochs=18, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, nesterov=True,
+                          weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="flip,crop=4"),
+        "lesson": Recipe(epochs=30, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant",
+                         augment="flip,rotate=10"),
+    },
+)
+def lesson_cnn(in_channels: int, num_classes: int, image_size: int, **kw) -> LessonCNN:
+    return LessonCNN(in_channels, num_classes, image_size, **kw)
+
+
+@register(
+    "mnist-cnn",
+    "a small fast CNN for digits: conv 32-64-128 with batch norm, stride-2 stem, global max-pool",
+    default_input=(1, 28, 28),
+    recipes={
+        # measured on MNIST (bf16 autocast, channels_last): 99.33-99.46% test accuracy after 3 epochs (4 runs), 99.0%
+        # after about 1.5; 3 epochs took 27-49 s on one core of a busy 2-core machine
+        "default": Recipe(epochs=3, batch_size=256, lr=4e-3, optimizer="adamw", weight_decay=5e-4, schedule="onecycle"),
+        # the MLP's lesson recipe, so that the two compare like for like
+        "lesson": Recipe(epochs=50, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant"),
+    },
+)
+def mnist_cnn(in_channels: int, num_classes: int, image_size: int, **kw) -> MnistCNN:
+    return MnistCNN(in_channels, num_classes, **kw)
