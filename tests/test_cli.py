@@ -101,3 +101,37 @@ def test_corrupt_gzip_names_the_file_and_leaves_no_run(mnist_root, tmp_path, cap
 def test_the_installed_command_runs_and_teaches():
     result = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "example:" in result.stdout and "--resume" in result.stdout
+
+
+def test_evaluate_with_perturbation_is_seeded_and_hurts(run_dir, capsys):
+    def overall(*extra):
+        code, out, _ = cli(capsys, "evaluate", run_dir, *extra)
+        assert code == 0
+        return float(next(line for line in out.splitlines() if "overall" in line).split()[-2].rstrip("%"))
+
+    clean = overall()
+    shaken = overall("--perturb", "rotate=90,translate=0.25", "--seed", "1")
+    assert shaken == overall("--perturb", "rotate=90,translate=0.25", "--seed", "1")
+    assert shaken < clean - 20        # the class is where a square is: moving it must confuse the MLP
+
+
+def test_augment_preview_and_bad_spec(mnist_root, tmp_path, capsys):
+    code, out, _ = cli(capsys, "augment-preview", "--dataset", "mnist", "--data-root", mnist_root,
+                       "--augment", "rotate=20,crop=2", "--count", 3, "--out", tmp_path / "p.png")
+    assert code == 0 and (tmp_path / "p.png").stat().st_size > 5_000
+    code, _, err = cli(capsys, "augment-preview", "--dataset", "mnist", "--augment", "spin=3")
+    assert code == 2 and "unknown augmentation 'spin=3'" in err
+
+
+def test_train_from_torchvision_style_weights(mnist_root, tmp_path, capsys):
+    import torch
+
+    from cnnlab.models import create_model
+
+    start = create_model("mlp", num_classes=1000)      # like an ImageNet checkpoint: another class count
+    torch.save(start.state_dict(), tmp_path / "start.pth")
+    code, out, _ = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--epochs", 1, "--out", tmp_path / "r",
+                       "--weights", tmp_path / "start.pth", "--no-progress")
+    assert code == 0 and "1000 classes in the file, 10 in the model" in out
+    code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--weights", tmp_path / "none.pth")
+    assert code == 2 and "none.pth" in err

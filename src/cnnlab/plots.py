@@ -97,6 +97,17 @@ def sample_grid(images, true, pred, classes: list[str], path, columns: int = 8, 
     return save(fig, path)
 
 
+def augment_preview(grid: np.ndarray, spec: str, path) -> Path:
+    """The grid from cnnlab.data.augment.preview: originals in the first column, augmented copies beside."""
+    plt = _plt()
+    rows, cols = grid.shape[:2]
+    fig, ax = plt.subplots(figsize=(min(14, 2 + cols / 25), min(14, 1 + rows / 25)))
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, interpolation="nearest")
+    ax.set_title(f"original | augmented copies: {spec}", fontsize=10)
+    ax.axis("off")
+    return save(fig, path)
+
+
 def compare_curves(names: list[str], histories: list[list[dict]], path) -> Path:
     """Validation loss and accuracy of several runs on shared axes: the lesson's MLP-vs-CNN comparison."""
     plt = _plt()

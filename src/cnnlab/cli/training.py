@@ -38,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--augment", help="training augmentation, e.g. flip,rotate=10,crop=4 (none: no augmentation)")
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
+    p.add_argument("--weights", metavar="FILE.pth", help="start from these weights (torchvision's published .pth "
+                                                          "files load; a different class count re-initializes "
+                                                          "only the last layer)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     p.add_argument("--name", help="run folder name (default: MODEL-DATASET, numbered if taken)")
@@ -49,11 +52,16 @@ def register(sub) -> None:
 
     p = add_command(sub, "evaluate", "test a trained run: loss, overall and per-class accuracy", """
         cnnlab evaluate runs/mlp-mnist
-        cnnlab evaluate runs/mlp-mnist --split valid --weights last""", _evaluate)
+        cnnlab evaluate runs/mlp-mnist --split valid --weights last
+        cnnlab evaluate runs/mnist-cnn-mnist --perturb rotate=30,translate=0.1   # robustness""", _evaluate)
     p.add_argument("run", help="run folder made by `cnnlab train`")
     p.add_argument("--split", choices=["test", "valid"], default="test")
     p.add_argument("--weights", choices=["best", "last"], default="best")
     p.add_argument("--data-root", help="where the data set is, if not where it was when training")
+    p.add_argument("--perturb", default="", metavar="SPEC",
+                   help="a seeded random transform of every test image first, e.g. rotate=30,translate=0.1 "
+                        "(same operations as --augment)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --perturb")
 
     p = add_command(sub, "predict", "classify image files with a trained run (top-k classes)", """
         cnnlab predict runs/mlp-mnist digit.png photo.jpg --top-k 3""", _predict, description="""
@@ -65,6 +73,21 @@ def register(sub) -> None:
     p.add_argument("--weights", choices=["best", "last"], default="best")
 
     add_command(sub, "models", "list the models with their parameter counts", "cnnlab models", _models)
+
+    p = add_command(sub, "augment-preview", "a grid of training images beside augmented copies", """
+        cnnlab augment-preview --dataset cifar10 --augment flip,rotate=10,crop=4
+        cnnlab augment-preview --dataset mnist --augment rotate=30,translate=0.1 --count 6""", _augment_preview,
+        description="""
+        See what an --augment spec does before training with it. Operations (applied in the order given):
+        flip, rotate=DEGREES, crop=PIXELS, translate=FRACTION, cutout=PIXELS, resized-crop=MIN_AREA; presets:
+        cifar, mnist, lesson, photos.""")
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--augment", required=True, metavar="SPEC")
+    p.add_argument("--data-root")
+    p.add_argument("--count", type=int, default=8, help="training images shown (rows)")
+    p.add_argument("--copies", type=int, default=5, help="augmented copies of each (columns)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="augment-preview.png")
 
     p = add_command(sub, "summary", "layer by layer: output shape, parameters, MACs, kernel/stride/padding", """
         cnnlab summary lesson-cnn                   # at the model's own input shape
@@ -146,7 +169,7 @@ def _train(args) -> int:
         dataset = args.dataset or _default_dataset(args.model)
         config = RunConfig(args.model, dataset, recipe, data_root=args.data_root, valid_fraction=args.valid_fraction,
                            seed=args.seed, device=_device(args.device), precision=args.precision,
-                           image_size=args.image_size)
+                           image_size=args.image_size, weights=args.weights)
         folder = Path(args.out) / args.name if args.name else _free_name(Path(args.out), f"{args.model}-{dataset}")
     run = train(config, folder, resume=bool(args.resume), progress=not args.no_progress)
     test = run.info["test"]
@@ -160,7 +183,9 @@ def _evaluate(args) -> int:
     from cnnlab.train.metrics import lesson_table
     from cnnlab.train.runs import evaluate_run
 
-    evaluation, trained = evaluate_run(args.run, args.split, args.data_root, args.weights)
+    evaluation, trained = evaluate_run(args.run, args.split, args.data_root, args.weights, args.perturb, args.seed)
+    if args.perturb:
+        print(f"every image perturbed by {args.perturb} (seed {args.seed})\n")
     print(lesson_table(evaluation, trained.classes, title="Test" if args.split == "test" else "Validation"))
     return 0
 
@@ -189,6 +214,18 @@ def _models(args) -> int:
             params = count_parameters(create_model(name))
         shape = "x".join(map(str, spec.default_input))
         print(f"{name:<16} {params:>12,}  {shape:<10} {spec.description}")
+    return 0
+
+
+def _augment_preview(args) -> int:
+    from cnnlab import plots
+    from cnnlab.data import load_dataset
+    from cnnlab.data.augment import parse_augment, preview
+
+    spec = parse_augment(args.augment).spec            # a bad spec fails before the data set is read
+    data = load_dataset(args.dataset, data_root=args.data_root)
+    grid = preview(data.train.images[:max(1, args.count)], spec, args.seed, max(1, args.copies))
+    print(f"figure: {plots.augment_preview(grid, spec, args.out)}")
     return 0
 
 

@@ -43,6 +43,7 @@ class RunConfig:
     precision: str = "auto"          # auto | bf16 | fp32
     image_size: int | None = None    # image folders: the side every image is resized to
     model_args: dict = field(default_factory=dict)
+    weights: str | None = None       # torchvision .pth to start from (fine-tuning)
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "recipe": self.recipe.to_dict()}
@@ -89,7 +90,12 @@ class Run:
         c, h, _ = self.data.shape
         self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
                            **config.model_args}
-        self.model = create_model(config.model, **self.model_args).to(config.device)
+        self.model = create_model(config.model, **self.model_args)
+        if config.weights:
+            from cnnlab.models.weights import load_torchvision_weights
+
+            self.weights_note = load_torchvision_weights(self.model, config.weights)
+        self.model = self.model.to(config.device)
         self.channels_last = has_conv(self.model)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -177,6 +183,8 @@ def train(config: RunConfig, folder, *, resume: bool = False, progress: bool = T
     log(f"{config.model} ({run.info['model']['parameters']:,} parameters) on {d['name']} from {d['source']}: "
         f"{d['train_size']:,} train / {d['valid_size']:,} valid / {d['test_size']:,} test, "
         f"{recipe.optimizer} lr {recipe.lr} batch {recipe.batch_size}, {recipe.epochs} epochs, {run.precision}")
+    if config.weights and not resume:
+        log(run.weights_note)
     run.info["status"] = "running"
     started = time.perf_counter() - run.info.get("train_seconds", 0.0)
     epoch = first_epoch - 1

@@ -104,9 +104,15 @@ def predict_files(trained: TrainedModel, paths, top_k: int = 3) -> list[dict]:
             for p, (_, notes), vs, ix in zip(paths, prepared, values, indices)]
 
 
-def evaluate_run(folder, split_name: str = "test", data_root=None, weights: str = "best"):
-    """Re-evaluate a run on its data set's test (or validation) split: returns (Evaluation, TrainedModel)."""
+def evaluate_run(folder, split_name: str = "test", data_root=None, weights: str = "best", perturb: str = "",
+                 seed: int = 0):
+    """Re-evaluate a run on its data set's test (or validation) split: returns (Evaluation, TrainedModel).
+
+    `perturb`, e.g. "rotate=30,translate=0.1", moves every image by a seeded random transform first: how robust
+    is the model to what it did not see in training?
+    """
     from cnnlab.data import Batches, load_dataset, split
+    from cnnlab.train.loop import make_augment
     from cnnlab.train.metrics import evaluate
 
     trained = load_run(folder, weights)
@@ -114,5 +120,6 @@ def evaluate_run(folder, split_name: str = "test", data_root=None, weights: str 
     data = load_dataset(config["dataset"], data_root=data_root or config.get("data_root"),
                         image_size=config.get("image_size"))
     part = data.test if split_name == "test" else split(data.train, config["valid_fraction"], config["seed"])[1]
-    batches = Batches(part, 1024, trained.info["data"]["mean"], trained.info["data"]["std"])
+    mean, std = trained.info["data"]["mean"], trained.info["data"]["std"]
+    batches = Batches(part, 1024, mean, std, augment=make_augment(perturb, mean, std), seed=seed)
     return evaluate(trained.model, batches, len(trained.classes)), trained
