@@ -36,23 +36,26 @@ def to_display(image) -> tuple[np.ndarray, str | None]:
     return image, ("gray" if image.ndim == 2 else None)
 
 
-def training_curves(history: list[dict], path, best_epoch: int | None = None) -> Path:
+def _epoch_panels(lines, titles: tuple[str, str], path, best_epoch: int | None = None) -> Path:
+    """Loss beside accuracy per epoch; `lines` are (label, history, "train" or "valid") to draw on both."""
     plt = _plt()
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy (%)")):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, ylabel, title in zip(axes, ("loss", "acc"), ("loss", "accuracy (%)"), titles):
         scale = 100 if key == "acc" else 1
-        ax.plot(epochs, [scale * h[f"train_{key}"] for h in history], "o-", ms=3, label="train")
-        ax.plot(epochs, [scale * h[f"valid_{key}"] for h in history], "o-", ms=3, label="validation")
+        for label, history, part in lines:
+            ax.plot([h["epoch"] for h in history], [scale * h[f"{part}_{key}"] for h in history], "o-", ms=3,
+                    label=label)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best (epoch {best_epoch})")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend()
-    ax_loss.set_title("Loss per epoch (train measured with dropout on)")
-    ax_acc.set_title("Accuracy per epoch")
     return save(fig, path)
+
+
+def training_curves(history: list[dict], path, best_epoch: int | None = None) -> Path:
+    return _epoch_panels([("train", history, "train"), ("validation", history, "valid")],
+                         ("Loss per epoch (train measured with dropout on)", "Accuracy per epoch"), path, best_epoch)
 
 
 def confusion_matrix(confusion, classes: list[str], path) -> Path:
@@ -110,17 +113,5 @@ def augment_preview(grid: np.ndarray, spec: str, path) -> Path:
 
 def compare_curves(names: list[str], histories: list[list[dict]], path) -> Path:
     """Validation loss and accuracy of several runs on shared axes: the lesson's MLP-vs-CNN comparison."""
-    plt = _plt()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, history in zip(names, histories):
-        epochs = [h["epoch"] for h in history]
-        ax_loss.plot(epochs, [h["valid_loss"] for h in history], "o-", ms=3, label=name)
-        ax_acc.plot(epochs, [100 * h["valid_acc"] for h in history], "o-", ms=3, label=name)
-    for ax, label in ((ax_loss, "validation loss"), (ax_acc, "validation accuracy (%)")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    ax_loss.set_title("Validation loss per epoch")
-    ax_acc.set_title("Validation accuracy per epoch")
-    return save(fig, path)
+    return _epoch_panels([(name, history, "valid") for name, history in zip(names, histories)],
+                         ("Validation loss per epoch", "Validation accuracy per epoch"), path)
