@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cnnlab.cli import filters, training
+from cnnlab.cli import filters, inspection, training
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = [training, filters]
+COMMAND_MODULES = [training, filters, inspection]
 
 
 def build_parser() -> argparse.ArgumentParser:

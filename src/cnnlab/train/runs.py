@@ -88,7 +88,7 @@ def prepare_image(image, trained: TrainedModel) -> tuple[torch.Tensor, list[str]
         if border.mean() > 127:
             array = 255 - array
             notes.append("inverted (the model was trained on light objects on a dark background)")
-    return torch.from_numpy(np.ascontiguousarray(array)), notes
+    return torch.from_numpy(array.copy()), notes
 
 
 def predict_files(trained: TrainedModel, paths, top_k: int = 3) -> list[dict]:

@@ -1,0 +1,190 @@
+"""Which pixels made the model say "cat"? One heat map per image, from Captum where it has the method.
+
+Every map is [N, H, W] and the larger a value, the more that pixel counts for the target class:
+
+    saliency              |gradient| of the class score, max over colour channels (Simonyan et al. 2014)
+    smoothgrad            the same, averaged over noisy copies of the image (Smilkov et al. 2017)
+    integrated-gradients  (input - black) x mean gradient along the way from black, summed over colours; signed
+    occlusion             how much the score drops when a window of pixels is set to the data set's mean; signed
+    gradcam               feature maps of a conv layer weighted by their mean gradient, ReLU, upsampled
+    guided-gradcam        guided backpropagation x Grad-CAM: fine detail, only where Grad-CAM points
+
+The maps are computed on the normalized input (what the model sees) and are drawn over the raw image. For
+CapsNet the score is a capsule's length (the probability of the class); its gradients are just as meaningful.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect.layers import layer_output, resolve_layer
+from cnnlab.inspect.subject import Subject, as_subject
+
+METHODS = {
+    "saliency": "|gradient| of the score (max over colours)",
+    "smoothgrad": "|gradient| averaged over noisy copies (max over colours)",
+    "integrated-gradients": "integrated gradients from a black image (sum over colours)",
+    "occlusion": "score drop when the pixels are covered by the mean colour",
+    "gradcam": "Grad-CAM: gradient-weighted feature maps, upsampled",
+    "guided-gradcam": "guided backpropagation x Grad-CAM (max over colours)",
+}
+GRADCAM_NEEDS_CONV = ("Grad-CAM needs a convolutional layer (it weights a conv layer's feature maps by their "
+                      "gradients) and this model has none; saliency, smoothgrad, integrated-gradients and occlusion "
+                      "work on any model")
+SIGNED = {"integrated-gradients", "occlusion"}       # these can be negative: evidence against the class
+
+
+def class_index(target, classes: list[str] | None, n_outputs: int) -> int:
+    """A class given by index (3, "3") or name ("cat") -> its index, checked against the model's outputs."""
+    if isinstance(target, str) and classes and target in classes:
+        return classes.index(target)
+    try:
+        index = int(target)
+    except (TypeError, ValueError):
+        known = f"one of {', '.join(classes)}" if classes else "a class index"
+        raise CnnlabError(f"unknown target class {target!r}; give {known}") from None
+    if not 0 <= index < n_outputs:
+        named = f" ({', '.join(f'{i}={c}' for i, c in enumerate(classes))})" if classes else ""
+        raise CnnlabError(f"target class {index} is out of range: the model has {n_outputs} classes, "
+                          f"0 to {n_outputs - 1}{named}")
+    return index
+
+
+def targets_for(subject: Subject, x: torch.Tensor, target=None) -> torch.Tensor:
+    """One class per image: the predicted one (target None), or the given one(s), as a long tensor [N]."""
+    with torch.no_grad():
+        scores = subject.model(x)
+    if target is None:
+        return scores.argmax(1)
+    wanted = target if isinstance(target, (list, tuple, np.ndarray, torch.Tensor)) else [target] * len(x)
+    if len(wanted) != len(x):
+        raise CnnlabError(f"{len(wanted)} targets for {len(x)} images: give one per image, or one for all")
+    return torch.tensor([class_index(t, subject.classes, scores.shape[1]) for t in wanted])
+
+
+def attribute(model_or_run, images, method: str, target=None, layer: str | None = None, **options) -> np.ndarray:
+    """Heat maps [N, H, W] of the pixels that count for `target` (default: each image's predicted class).
+
+    `images` are uint8 pixels or float model inputs (see `cnnlab.inspect.subject`); `layer` is for the Grad-CAM
+    methods (default: the last conv layer); `options` tune a method: smoothgrad `samples`, `noise`;
+    integrated-gradients `steps`; occlusion `window`, `stride`.
+    """
+    if method not in METHODS:
+        raise CnnlabError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    subject = as_subject(model_or_run)
+    x = subject.inputs(images)
+    targets = targets_for(subject, x, target)
+    compute = {"saliency": saliency, "smoothgrad": smoothgrad, "integrated-gradients": integrated_gradients,
+               "occlusion": occlusion, "gradcam": gradcam, "guided-gradcam": guided_gradcam}[method]
+    if method in ("gradcam", "guided-gradcam"):
+        options["layer"] = layer
+    return compute(subject, x, targets, **options).detach().float().numpy()
+
+
+def saliency(subject: Subject, x, targets) -> torch.Tensor:
+    from captum.attr import Saliency
+
+    return Saliency(subject.model).attribute(x.requires_grad_(), target=targets, abs=True).amax(1)
+
+
+def smoothgrad(subject: Subject, x, targets, samples: int = 25, noise: float = 0.15, seed: int = 0) -> torch.Tensor:
+    """Noise of `noise` x the input's value range, as the paper advises (10-20%); seeded, so maps repeat."""
+    from captum.attr import NoiseTunnel, Saliency
+
+    spread = float(x.max() - x.min())
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        maps = NoiseTunnel(Saliency(subject.model)).attribute(
+            x.requires_grad_(), nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=samples,
+            stdevs=noise * spread, target=targets)
+    return maps.amax(1)
+
+
+def integrated_gradients(subject: Subject, x, targets, steps: int = 32) -> torch.Tensor:
+    from captum.attr import IntegratedGradients
+
+    black = subject.inputs(torch.zeros(x.shape, dtype=torch.uint8))
+    maps = IntegratedGradients(subject.model).attribute(x, baselines=black, target=targets, n_steps=steps,
+                                                        internal_batch_size=256)
+    return maps.sum(1)
+
+
+def occlusion(subject: Subject, x, targets, window: int | None = None, stride: int | None = None) -> torch.Tensor:
+    """A window of about an eighth of the image, sliding by half a window. The baseline 0 of the normalized input
+    is the data set's mean colour: covering a pixel with it removes what it says while looking ordinary."""
+    from captum.attr import Occlusion
+
+    c, h, w = x.shape[1:]
+    window = window or max(3, round(min(h, w) / 8))
+    stride = stride or max(1, window // 2)
+    maps = Occlusion(subject.model).attribute(x, sliding_window_shapes=(c, window, window),
+                                              strides=(c, stride, stride), baselines=0.0, target=targets,
+                                              perturbations_per_eval=64)
+    return maps.mean(1)
+
+
+def gradcam(subject: Subject, x, targets, layer: str | None = None) -> torch.Tensor:
+    """Captum's LayerGradCam on the layer, upsampled (bilinear) to the image size."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    name, module = resolve_layer(subject.model, layer, GRADCAM_NEEDS_CONV)
+    uses = []
+    handle = module.register_forward_pre_hook(lambda *_: uses.append(1))
+    try:
+        maps = LayerGradCam(subject.model, module).attribute(x, target=targets, relu_attributions=True)
+    finally:
+        handle.remove()
+    if len(uses) > 1:       # Captum would take its last use, everything else here the first: refuse
+        raise CnnlabError(f"the forward pass uses {name} {len(uses)} times; Grad-CAM needs a layer used once")
+    if maps.ndim != 4:
+        with torch.no_grad():
+            shape = list(layer_output(subject.model, x[:1], module).shape[1:])
+        raise CnnlabError(f"Grad-CAM needs a layer with feature maps [C, H, W], like a conv layer; {name} outputs "
+                          f"{shape} per image")
+    return LayerAttribution.interpolate(maps, tuple(x.shape[2:]), "bilinear")[:, 0]
+
+
+def guided_gradcam(subject: Subject, x, targets, layer: str | None = None) -> torch.Tensor:
+    """Grad-CAM times guided backpropagation, max over colours.
+
+    Not Captum's GuidedGradCam: its guided backpropagation hooks nn.ReLU modules only, and a model that calls
+    F.relu in its forward (the lesson CNN does) silently gets the plain gradient. `guided_gradients` catches
+    every ReLU, module or function.
+    """
+    return gradcam(subject, x, targets, layer) * guided_gradients(subject, x, targets).abs().amax(1)
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradients, and only where the input was positive."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = x.clamp(min=0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad.clamp(min=0) * (out > 0)
+
+
+class _GuidedMode(torch.overrides.TorchFunctionMode):
+    """While active, every relu call in the forward pass (F.relu, torch.relu, nn.ReLU, in place or not) is guided."""
+
+    RELUS = (F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.RELUS:
+            return _GuidedReLU.apply(args[0])
+        return func(*args, **(kwargs or {}))
+
+
+def guided_gradients(subject: Subject, x, targets) -> torch.Tensor:
+    """Guided backpropagation (Springenberg et al. 2015): the gradient with negative signals stopped at every ReLU."""
+    x = x.detach().requires_grad_()
+    with _GuidedMode():
+        scores = subject.model(x)
+    return torch.autograd.grad(scores.gather(1, targets.view(-1, 1)).sum(), x)[0]

@@ -1,0 +1,164 @@
+"""The inspection pictures: heat maps over images, feature maps, filters, top patches, optimized images.
+
+Every panel is titled; heat maps sit over the image with a colour bar. Pixels are drawn as squares (nearest
+neighbour): these images are small, and smoothing would invent detail that the model never saw.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cnnlab.plots import save, to_display
+
+PANEL = 2.3          # inches per image panel
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _show(ax, pixels, title: str = "", fontsize: int = 9) -> None:
+    shown, cmap = to_display(pixels)
+    ax.imshow(shown, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _stretch(array: np.ndarray) -> np.ndarray:
+    """Any array -> uint8 spanning 0..255, for weights and optimized images whose scale means nothing."""
+    low, high = float(array.min()), float(array.max())
+    return ((array - low) / (high - low + 1e-12) * 255).round().astype(np.uint8)
+
+
+def _grey(pixels: np.ndarray) -> np.ndarray:
+    """[C, H, W] uint8 -> [H, W] luminance: under a heat map, the image's own colours would muddle the map's."""
+    return pixels.mean(0) if len(pixels) != 3 else np.tensordot([0.299, 0.587, 0.114], pixels, 1)
+
+
+def attribution_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], labels: list[str], heading: str,
+                       signed: bool, path):
+    """One row per image: the image titled `titles[i]`, then its map titled `labels[i]` drawn over the image in
+    grey (alpha 0.6), with a colour bar. Signed maps are red for the class, blue against it, white at zero."""
+    n = len(pixels)
+    fig = _figure(2 * PANEL + 0.9, n * PANEL + 0.5)
+    axes = fig.subplots(n, 2, squeeze=False)
+    for (ax_image, ax_map), image, heat, title, label in zip(axes, pixels, maps, titles, labels):
+        _show(ax_image, image, title)
+        ax_map.imshow(_grey(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        limit = float(np.abs(heat).max()) or 1.0
+        artist = ax_map.imshow(heat, cmap="RdBu_r" if signed else "inferno", alpha=0.6, interpolation="nearest",
+                               vmin=-limit if signed else 0, vmax=limit)
+        ax_map.set_title(label, fontsize=9)
+        ax_map.set_xticks([])
+        ax_map.set_yticks([])
+        fig.colorbar(artist, ax=ax_map, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+    fig.suptitle(heading, fontsize=10)
+    return save(fig, path)
+
+
+def feature_maps_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], heading: str, path):
+    """For each image: the image, then its feature maps ([K, h, w]) at most 9 to a row, one colour scale per image
+    (so a weak channel looks weak); a linear layer's [F] outputs are drawn as bars."""
+    n = len(pixels)
+    spatial = maps.ndim == 4
+    k = maps.shape[1] if spatial else 1
+    rows_each = math.ceil((k + 1) / 9)
+    cols = math.ceil((k + 1) / rows_each) if spatial else 4
+    fig = _figure(cols * 1.5 + 0.8, n * rows_each * 1.6 + 0.5)
+    grid = fig.add_gridspec(n * rows_each, cols)
+    for i in range(n):
+        _show(fig.add_subplot(grid[i * rows_each, 0]), pixels[i], titles[i], fontsize=8)
+        if not spatial:
+            ax = fig.add_subplot(grid[i * rows_each, 1:])
+            ax.bar(np.arange(maps.shape[1]), maps[i], width=1.0, color="tab:blue")
+            ax.set_xlabel("unit", fontsize=8)
+            ax.set_ylabel("output", fontsize=8)
+            ax.tick_params(labelsize=7)
+            continue
+        high = float(maps[i].max()) or 1.0
+        low = min(float(maps[i].min()), 0.0)
+        for c in range(k):
+            r, q = divmod(c + 1, cols)
+            ax = fig.add_subplot(grid[i * rows_each + r, q])
+            artist = ax.imshow(maps[i, c], cmap="viridis", vmin=low, vmax=high, interpolation="nearest")
+            ax.set_title(f"channel {c}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(artist, ax=fig.axes[-k:], fraction=0.02, pad=0.01).ax.tick_params(labelsize=7)
+    fig.suptitle(heading, fontsize=10)
+    return save(fig, path)
+
+
+def filters_figure(weights: np.ndarray, heading: str, path, columns: int = 8):
+    """Filters [O, C, kh, kw]: colour filters as RGB images (each stretched to its own range); one-channel filters
+    on one shared signed scale, so that positive (red) and negative (blue) weights read the same everywhere."""
+    o, c = weights.shape[:2]
+    rows, cols = math.ceil(o / columns), min(columns, o)
+    fig = _figure(cols * 1.2 + 0.9, rows * 1.3 + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    limit = float(np.abs(weights).max()) or 1.0
+    artist = None
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= o:
+            ax.axis("off")
+            continue
+        if c == 3:
+            ax.imshow(_stretch(weights[i]).transpose(1, 2, 0), interpolation="nearest")
+        else:
+            artist = ax.imshow(weights[i].mean(0), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"filter {i}", fontsize=8)
+    if artist is not None:
+        fig.colorbar(artist, ax=axes, fraction=0.02, pad=0.01, label="weight").ax.tick_params(labelsize=7)
+    fig.suptitle(heading, fontsize=10)
+    return save(fig, path)
+
+
+def patches_figure(top, heading: str, path):
+    """Zeiler & Fergus's grid: a row per channel, its strongest patches from left to right, titled with the
+    activation and the image they came from."""
+    k, p = top.index.shape
+    fig = _figure(p * 1.05 + 0.9, k * 1.2 + 0.6)
+    axes = fig.subplots(k, p, squeeze=False)
+    for row, channel in enumerate(top.channels):
+        for col in range(p):
+            ax = axes[row, col]
+            _show(ax, top.patches[row][col], f"{top.value[row, col]:.2f} (#{top.index[row, col]})", fontsize=7)
+        axes[row, 0].set_ylabel(f"channel {channel}", fontsize=9)
+    fig.suptitle(heading, fontsize=10)
+    return save(fig, path)
+
+
+def maximize_figure(result, heading: str, path):
+    """The starting noise, the picture found, and the objective step by step."""
+    fig = _figure(3 * PANEL + 1.0, PANEL + 0.7)
+    ax_start, ax_image, ax_curve = fig.subplots(1, 3)
+    _show(ax_start, result.start, f"start: faint noise\n{result.start_value:.3g}")
+    _show(ax_image, result.image, f"after {len(result.history)} steps\n{result.final_value:.3g}")
+    ax_curve.plot(result.history, lw=1)
+    ax_curve.set_xlabel("step", fontsize=8)
+    ax_curve.set_ylabel("objective (with jitter)", fontsize=8)
+    ax_curve.tick_params(labelsize=7)
+    ax_curve.grid(alpha=0.3)
+    ax_curve.set_title("gradient ascent", fontsize=9)
+    fig.suptitle(heading, fontsize=10)
+    return save(fig, path)
+
+
+def deepdream_figure(originals: np.ndarray, dreamed: np.ndarray, titles: list[str], heading: str, path):
+    n = len(originals)
+    fig = _figure(2 * PANEL + 0.3, n * PANEL + 0.5)
+    axes = fig.subplots(n, 2, squeeze=False)
+    for (ax_in, ax_out), image, dream, title in zip(axes, originals, dreamed, titles):
+        _show(ax_in, image, title)
+        _show(ax_out, dream, "dreamed")
+    fig.suptitle(heading, fontsize=10)
+    return save(fig, path)

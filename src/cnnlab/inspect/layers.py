@@ -1,0 +1,131 @@
+"""A model's inspectable layers and how to reach into one: the names `--layer` takes.
+
+A layer is any named module (containers included: ResNet's `layer4` is a common place for Grad-CAM) whose output
+is a tensor. Shapes are found by running one dummy input through the model with forward hooks. A module that the
+forward pass uses several times (the lesson CNN applies one `pool` after each conv) means its first use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect.subject import as_subject
+
+
+@dataclass
+class Layer:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]       # of one image, at its first use
+    calls: int                          # how many times one forward pass uses it
+
+
+def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Layer]:
+    """Every module the forward pass uses, in the order it is first entered, with its output shape."""
+    order, shapes, calls, hooks = [], {}, {}, []
+
+    def enter(module, _inputs):
+        if module not in calls:
+            order.append(module)
+        calls[module] = calls.get(module, 0) + 1
+
+    def leave(module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            shapes.setdefault(module, tuple(output.shape[1:]))
+
+    for name, module in model.named_modules():
+        if name:
+            hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    names = {module: name for name, module in model.named_modules()}
+    return [Layer(names[m], type(m).__name__, shapes[m], calls[m]) for m in order if m in shapes]
+
+
+def default_layer(model: nn.Module) -> str | None:
+    """The last convolutional layer: the most abstract features that still have a place in the image."""
+    convs = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+    return convs[-1] if convs else None
+
+
+def get_layer(model: nn.Module, name: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if not name or name not in modules:
+        names = [n for n in modules if n]
+        shown = ", ".join(names[:40]) + (f", ... ({len(names) - 40} more)" if len(names) > 40 else "")
+        raise CnnlabError(f"unknown layer {name!r}; the model's layers are: {shown} (`cnnlab layers RUN` shows "
+                          "their output shapes)")
+    return modules[name]
+
+
+NO_DEFAULT = ("the model has no convolutional layer to default to; name a layer with --layer (`cnnlab layers RUN` "
+              "lists them)")
+
+
+def resolve_layer(model: nn.Module, name: str | None, no_default: str = NO_DEFAULT) -> tuple[str, nn.Module]:
+    """(name, module) of the named layer, or of the default one; `no_default` is the error when there is none."""
+    name = name or default_layer(model)
+    if name is None:
+        raise CnnlabError(no_default)
+    return name, get_layer(model, name)
+
+
+class _Reached(Exception):
+    """Raised by a hook to stop the forward pass once the wanted layer has run."""
+
+
+def layer_output(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """The layer's output (first use) for input x, keeping the graph for gradients. The rest of the model is not
+    run: it is faster, and convolutional layers then take images of any size."""
+    found = []
+
+    def hook(_module, _inputs, output):
+        found.append(output)
+        raise _Reached
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        model(x)
+    except _Reached:
+        pass
+    finally:
+        handle.remove()
+    if not found:
+        raise CnnlabError(f"the layer {type(layer).__name__} is not used by the model's forward pass; choose "
+                          "another (`cnnlab layers RUN`)")
+    if not isinstance(found[0], torch.Tensor):
+        raise CnnlabError(f"the layer {type(layer).__name__} outputs a {type(found[0]).__name__}, not a tensor")
+    return found[0]
+
+
+def activations(model_or_run, images, layer: str | None = None) -> np.ndarray:
+    """What a layer outputs for the images: [N, C, h, w] feature maps for a conv layer, [N, F] for a linear one."""
+    subject = as_subject(model_or_run)
+    _, module = resolve_layer(subject.model, layer)
+    with torch.no_grad():
+        return layer_output(subject.model, subject.inputs(images), module).float().numpy()
+
+
+def first_layer_filters(model: nn.Module, input_shape: tuple[int, int, int] | None = None
+                        ) -> tuple[str, np.ndarray]:
+    """(layer name, weights [filters, C, kh, kw]) of the first conv layer: what the network looks for in pixels.
+
+    A model without convolutions (the MLP) gets its first linear layer's rows reshaped to the image: each is the
+    template one hidden unit matches against the whole image.
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module.weight.detach().float().numpy()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and input_shape and module.in_features == int(np.prod(input_shape)):
+            return name, module.weight.detach().float().numpy().reshape(-1, *input_shape)
+    raise CnnlabError("the model has neither a conv layer nor a first linear layer that takes the whole image: "
+                      "it has no filters to show")
