@@ -100,6 +100,22 @@ def sample_grid(images, true, pred, classes: list[str], path, columns: int = 8, 
     return save(fig, path)
 
 
+def reconstructions(originals, reconstructed, path) -> Path:
+    """Inputs (top row of each pair) above what the capsule network's decoder rebuilds from their capsules."""
+    plt = _plt()
+    n = len(originals)
+    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.6), squeeze=False)
+    for i in range(n):
+        for row, image in enumerate((originals[i], reconstructed[i])):
+            shown, cmap = to_display(image)
+            axes[row, i].imshow(shown, cmap=cmap, vmin=0, vmax=255)
+            axes[row, i].axis("off")
+    axes[0, 0].set_title("input", fontsize=8, loc="left")
+    axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
+    fig.suptitle("Test digits and their reconstructions from the predicted class's capsule", fontsize=10)
+    return save(fig, path)
+
+
 def augment_preview(grid: np.ndarray, spec: str, path) -> Path:
     """The grid from cnnlab.data.augment.preview: originals in the first column, augmented copies beside."""
     plt = _plt()

@@ -10,7 +10,7 @@ from cnnlab.errors import CnnlabError
 
 # the same names as cnnlab.inspect.attributions.METHODS (a test checks), repeated so --help needs no torch
 ATTRIBUTIONS = ("saliency", "smoothgrad", "integrated-gradients", "occlusion", "gradcam", "guided-gradcam")
-METHODS = ("filters", "activations", *ATTRIBUTIONS, "top-patches", "maximize", "deepdream")
+METHODS = ("filters", "activations", *ATTRIBUTIONS, "top-patches", "maximize", "deepdream", "capsule-dims")
 WITHOUT_IMAGES = ("filters", "top-patches", "maximize")
 
 
@@ -43,6 +43,7 @@ def register(sub) -> None:
           top-patches           per channel, the 9 data set patches that excite it most (Zeiler & Fergus)
           maximize              the picture that drives a channel (--channel) or a class (--target) up
           deepdream             the image with what a layer sees in it amplified, at several scales
+          capsule-dims          CapsNet: each dimension of the image's capsule nudged by -0.25..0.25, decoded
         Heat maps are for --target (default: each image's predicted class) and are computed on the normalized
         input the model sees, then drawn over the image. Images are converted to the model's channels and size,
         and each change is reported.""")
@@ -144,7 +145,8 @@ def _explain(args) -> int:
     array_path = _output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     trained = load_run(args.run, args.weights)
     handler = {"filters": _filters, "activations": _activations, "top-patches": _top_patches,
-               "maximize": _maximize, "deepdream": _deepdream}.get(args.method, _attribution)
+               "maximize": _maximize, "deepdream": _deepdream,
+               "capsule-dims": _capsule_dims}.get(args.method, _attribution)
     array = handler(args, trained, out)
     print(f"wrote {out}")
     if array_path:
@@ -273,3 +275,17 @@ def _deepdream(args, trained, out):
     deepdream_figure(images.numpy(), dreamed, [Path(p).name for p in args.images],
                      f"{_run_name(args)}: deep dream on {name}, {args.octaves} octaves", out)
     return dreamed
+
+
+def _capsule_dims(args, trained, out):
+    from cnnlab.inspect import capsule_dimensions
+    from cnnlab.inspect.capsules import STEPS
+    from cnnlab.inspect.figures import capsule_dims_figure
+
+    images = _read_images(args.images[:1], trained)
+    grid = capsule_dimensions(trained, images[0])
+    predicted = trained.classes[int(trained.probabilities(images).argmax())]
+    print(f"{args.images[0]}: capsule of {predicted}, {grid.shape[0]} dimensions x {grid.shape[1]} nudges")
+    capsule_dims_figure(grid, STEPS.tolist(), f"{_run_name(args)}: what each dimension of the {predicted} capsule "
+                                              f"encodes ({Path(args.images[0]).name})", out)
+    return grid

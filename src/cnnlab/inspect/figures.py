@@ -162,3 +162,16 @@ def deepdream_figure(originals: np.ndarray, dreamed: np.ndarray, titles: list[st
         _show(ax_out, dream, "dreamed")
     fig.suptitle(heading, fontsize=10)
     return save(fig, path)
+
+
+def capsule_dims_figure(grid: np.ndarray, steps, heading: str, path):
+    """Rows: the capsule's dimensions; columns: the nudge added to that one dimension (the paper's Figure 4)."""
+    dims, n_steps = grid.shape[:2]
+    fig = _figure(0.75 * n_steps + 0.8, 0.75 * dims + 0.8)
+    axes = fig.subplots(dims, n_steps, squeeze=False)
+    for d in range(dims):
+        for s in range(n_steps):
+            _show(axes[d, s], grid[d, s], f"{steps[s]:+.2f}" if d == 0 else "", fontsize=7)
+        axes[d, 0].set_ylabel(f"dim {d}", fontsize=7)
+    fig.suptitle(heading, fontsize=10)
+    return save(fig, path)

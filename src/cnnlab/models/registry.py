@@ -3,7 +3,9 @@
 Builders take the data's shape (`in_channels`, `num_classes`, `image_size`) so one architecture serves MNIST,
 CIFAR-10 and image folders alike. A model's forward returns class scores: logits, unless the spec says
 `outputs="probabilities"` (CapsNet's capsule lengths). A model that needs its own loss defines
-`loss(x, y) -> (loss, scores)`; otherwise training uses cross-entropy on the logits.
+`loss(x, y) -> (loss, scores)`; otherwise training uses cross-entropy on the logits. A model that must undo the
+input normalization itself (CapsNet reconstructs [0, 1] pixels) registers `takes_normalization=True` and is built
+with the run's measured `mean` and `std`.
 """
 from __future__ import annotations
 
@@ -22,18 +24,20 @@ class ModelSpec:
     default_input: tuple[int, int, int]                 # (C, H, W) for `cnnlab models` / `summary`
     recipes: dict[str, Recipe] = field(default_factory=dict)
     outputs: str = "logits"                             # logits | probabilities
+    takes_normalization: bool = False                   # built with mean=..., std=... of the training data
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, description: str, default_input: tuple[int, int, int], recipes: dict[str, Recipe] | None = None,
-             outputs: str = "logits"):
+             outputs: str = "logits", takes_normalization: bool = False):
     """Decorator: `@register("mlp", ...)` on a function `build(in_channels, num_classes, image_size, **kw)`."""
     def wrap(build):
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = ModelSpec(name, build, description, default_input, dict(recipes or {}), outputs)
+        MODELS[name] = ModelSpec(name, build, description, default_input, dict(recipes or {}), outputs,
+                                 takes_normalization)
         return build
     return wrap
 

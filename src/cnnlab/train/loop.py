@@ -90,6 +90,8 @@ class Run:
         c, h, _ = self.data.shape
         self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
                            **config.model_args}
+        if get_spec(config.model).takes_normalization:
+            self.model_args.update(mean=self.mean, std=self.std)
         self.model = create_model(config.model, **self.model_args)
         if config.weights:
             from cnnlab.models.weights import load_torchvision_weights
@@ -245,3 +247,7 @@ def write_training_figures(run: Run, test=None) -> None:
         shown = torch.cat([torch.arange(min(len(labels), 32 - len(wrong))), wrong])
         plots.sample_grid(run.data.test.images[shown], labels[shown], test.predictions[shown], run.data.classes,
                           run.folder / "samples.png", n_wrong=len(wrong))
+        if hasattr(run.model, "reconstruct"):     # capsule networks: what the decoder makes of the capsules
+            x = next(iter(run.batches(run.data.test.subset(torch.arange(min(16, len(labels)))), batch_size=16)))[0]
+            recon = (run.model.eval().reconstruct(x).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+            plots.reconstructions(run.data.test.images[:len(recon)], recon, run.folder / "reconstructions.png")
