@@ -68,7 +68,7 @@ class CapsNet(nn.Module):
     The training loop feeds normalized images (x - mean) / std, but the decoder must reproduce the [0, 1] image
     (its sigmoid output cannot reach normalized values, and the paper's 0.0005 weight assumes [0, 1] pixels). So the
     model keeps the normalization as buffers - they are saved in checkpoints with the weights - and undoes it for the
-    reconstruction target.
+    reconstruction target. The training loop passes its data's mean and std; the defaults are MNIST's.
     """
 
     RECONSTRUCTION_WEIGHT = 0.0005      # scaled down so the reconstruction does not dominate the margin loss
