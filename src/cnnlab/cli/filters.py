@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.cli.base import add_command
+from cnnlab.cli.base import add_command, output_path, save_array
 from cnnlab.errors import CnnlabError
 
 BORDER_NAMES = ("reflect-101", "reflect", "replicate", "constant", "wrap")
@@ -19,22 +19,6 @@ CORRELATION_NOTE = ("filter2D computes a correlation: the kernel is laid on the 
                     "as in the textbook convolution (nn.Conv2d does the same).")
 
 
-def _output_path(given: str | None, default: str, suffix: str, option: str) -> Path:
-    path = Path(given or default)
-    if path.suffix.lower() != suffix:
-        raise CnnlabError(f"{option} {path} must end in {suffix}")
-    return path
-
-
-def _save_array(path: Path, array) -> None:
-    import numpy as np
-
-    from cnnlab.files import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:   # a file object: np.save would append .npy
-        np.save(file, array)
-
-
 def _filter(args) -> None:
     import numpy as np
 
@@ -42,8 +26,8 @@ def _filter(args) -> None:
     from cnnlab.filters.display import display_mode, scale_for_display, to_uint8
     from cnnlab.filters.images import image_stem, write_image
 
-    out = _output_path(args.out, f"{image_stem(args.image)}-filter.png", ".png", "--out")
-    array_path = _output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
+    out = output_path(args.out, f"{image_stem(args.image)}-filter.png", ".png", "--out")
+    array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     kernels = [(kernel_label(text, kernel), kernel) for text in args.kernel for kernel in [parse_kernel(text)]]
     image = read_image(args.image, color=args.color)
     source = blur(image, args.border) if args.blur_first else image
@@ -53,7 +37,7 @@ def _filter(args) -> None:
     if array_path:
         results = [result for _, _, result in outputs]
         stacked = results[0] if len(results) == 1 else np.stack(results)
-        _save_array(array_path, stacked)
+        save_array(array_path, stacked)
         print(f"wrote {array_path} (float32, shape {stacked.shape})")
     if len(outputs) == 1 and not args.figure:     # just the picture: no matplotlib, so it starts in a blink
         (label, kernel, result), = outputs
@@ -94,7 +78,7 @@ def _spectrum(args) -> None:
     from cnnlab.filters.figures import spectrum_figure
     from cnnlab.filters.images import image_stem
 
-    out = _output_path(args.out, f"{image_stem(args.image)}-spectrum.png", ".png", "--out")
+    out = output_path(args.out, f"{image_stem(args.image)}-spectrum.png", ".png", "--out")
     image = read_image(args.image)
     u, v = strongest_frequency(image)
     print(f"strongest frequency besides the mean: +/-({u}, {v}) cycles per image (across, down) "
@@ -114,7 +98,7 @@ def _kernel_responses(args) -> None:
     from cnnlab.filters import kernel_label, kernel_response, parse_kernel
     from cnnlab.filters.figures import response_figure
 
-    out = _output_path(args.out, "kernel-response.png", ".png", "--out")
+    out = output_path(args.out, "kernel-response.png", ".png", "--out")
     responses = []
     for text in args.kernel:
         kernel = parse_kernel(text)
@@ -133,7 +117,7 @@ def _conv_demo(args) -> None:
     from cnnlab.filters.figures import conv_demo_figure
     from cnnlab.filters.images import image_stem
 
-    out = _output_path(args.out, f"{image_stem(args.image)}-conv-demo.png", ".png", "--out")
+    out = output_path(args.out, f"{image_stem(args.image)}-conv-demo.png", ".png", "--out")
     filters = LESSON_FILTERS
     if args.filters:
         try:

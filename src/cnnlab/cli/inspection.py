@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.cli.base import add_command
+from cnnlab.cli.base import add_command, output_path, save_array
 from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.errors import CnnlabError
 
@@ -74,23 +74,6 @@ def register(sub) -> None:
                        help="deepdream: scales, each 1.4x the last (default: 3)")
 
 
-def _output_path(given: str | None, default: str, suffix: str, option: str) -> Path:
-    path = Path(given or default)
-    if path.suffix.lower() != suffix:
-        raise CnnlabError(f"{option} {path}: the file name must end in {suffix}")
-    return path
-
-
-def _save_array(path: Path, array) -> None:
-    import numpy as np
-
-    from cnnlab.files import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:     # a file object: np.save would append .npy
-        np.save(file, array)
-    print(f"wrote {path} ({array.dtype}, shape {list(array.shape)})")
-
-
 def _layers(args) -> int:
     from cnnlab.inspect import default_layer, layer_table
     from cnnlab.train.runs import load_run
@@ -141,8 +124,8 @@ def _explain(args) -> int:
     if args.method not in WITHOUT_IMAGES and not args.images:
         raise CnnlabError(f"--method {args.method} needs at least one IMAGE file")
     stem = Path(args.images[0]).stem if args.images else _run_name(args)
-    out = _output_path(args.out, f"{stem}-{args.method}.png", ".png", "--out")
-    array_path = _output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
+    out = output_path(args.out, f"{stem}-{args.method}.png", ".png", "--out")
+    array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     trained = load_run(args.run, args.weights)
     handler = {"filters": _filters, "activations": _activations, "top-patches": _top_patches,
                "maximize": _maximize, "deepdream": _deepdream,
@@ -150,7 +133,8 @@ def _explain(args) -> int:
     array = handler(args, trained, out)
     print(f"wrote {out}")
     if array_path:
-        _save_array(array_path, array)
+        save_array(array_path, array)
+        print(f"wrote {array_path} ({array.dtype}, shape {list(array.shape)})")
     return 0
 
 
