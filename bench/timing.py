@@ -36,7 +36,8 @@ def lesson_epoch_seconds(model: str, dataset: torch.utils.data.Dataset, **model_
     return time.perf_counter() - start
 
 
-def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: str = "default", **changes):
+def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: str = "default", seed: int = 0,
+                   **changes):
     """Train `model` with its recipe on the loaded `data`, checking test accuracy after every epoch (the check is
     not counted). Returns (seconds to `target` or None, that epoch, final test accuracy, seconds in all)."""
     recipe = get_spec(model).recipes[recipe_name].replace(**changes)
@@ -53,7 +54,7 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
             checks["reached"], checks["epoch"] = t0 - start - checks["seconds"], epoch
         checks["seconds"] += time.perf_counter() - t0
 
-    run = train(RunConfig(model, data.name, recipe), folder, data=data, progress=False, on_epoch_end=check,
+    run = train(RunConfig(model, data.name, recipe, seed=seed), folder, data=data, progress=False, on_epoch_end=check,
                 log=lambda line: None)
     total = time.perf_counter() - start - checks["seconds"]
     return checks["reached"], checks["epoch"], run.info["test"]["accuracy"], total

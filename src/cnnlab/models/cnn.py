@@ -25,9 +25,11 @@ class LessonCNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = self.pool(F.relu(self.conv3(x)))
+        # relu(pool(x)) == pool(relu(x)) exactly (both are monotone), and pooling first leaves ReLU a quarter
+        # of the pixels: the lesson's network, computed faster
+        x = F.relu(self.pool(self.conv1(x)))
+        x = F.relu(self.pool(self.conv2(x)))
+        x = F.relu(self.pool(self.conv3(x)))
         x = self.dropout(x.flatten(1))
         x = self.dropout(F.relu(self.fc1(x)))
         return self.fc2(x)
@@ -70,8 +72,10 @@ class MnistCNN(nn.Module):
     "the lesson's CIFAR-10 CNN: conv 16-32-64 + max-pool, dropout 0.25, fc 500",
     default_input=(3, 32, 32),
     recipes={
-        "default": Recipe(epochs=18, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, nesterov=True,
-                          weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="flip,crop=4"),
+        # a short run wants little augmentation: on CIFAR-10 flip alone gave 77.0-77.4% after 10 epochs (76% after 8),
+        # against 74.6% for flip,crop=4 (which needs ~18 epochs to pay off, reaching 77.7%)
+        "default": Recipe(epochs=10, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, nesterov=True,
+                          weight_decay=5e-4, schedule="onecycle", label_smoothing=0.05, augment="flip"),
         "lesson": Recipe(epochs=30, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant",
                          augment="flip,rotate=10"),
     },
@@ -85,9 +89,10 @@ def lesson_cnn(in_channels: int, num_classes: int, image_size: int, **kw) -> Les
     "a small fast CNN for digits: conv 32-64-128 with batch norm, stride-2 stem, global max-pool",
     default_input=(1, 28, 28),
     recipes={
-        # measured on MNIST (bf16 autocast, channels_last): 99.33-99.46% test accuracy after 3 epochs (4 runs), 99.0%
-        # after about 1.5; 3 epochs took 27-49 s on one core of a busy 2-core machine
-        "default": Recipe(epochs=3, batch_size=256, lr=4e-3, optimizer="adamw", weight_decay=5e-4, schedule="onecycle"),
+        # measured through `cnnlab train` on MNIST (48k train images, 2 cores): 99.39-99.44% test accuracy over 4 seeds,
+        # 99.0% after 2 epochs (8-9 s). Without the 1-pixel shifts and label smoothing: 99.24-99.30% after 3 epochs.
+        "default": Recipe(epochs=4, batch_size=256, lr=4e-3, optimizer="adamw", weight_decay=5e-4, schedule="onecycle",
+                          label_smoothing=0.1, augment="crop=1"),
         # the MLP's lesson recipe, so that the two compare like for like
         "lesson": Recipe(epochs=50, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant"),
     },
