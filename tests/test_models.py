@@ -50,6 +50,25 @@ def test_lesson_cnn_is_the_lesson_network_and_adapts_to_the_input():
     assert LessonCNN(3, 5, 64).fc1.in_features == 64 * 8 * 8
 
 
+def test_lesson_cnn_computes_what_the_lesson_wrote():
+    """It pools before the ReLU (cheaper); the lesson wrote pool(relu(conv(x))): outputs and gradients agree."""
+    import torch.nn.functional as F
+
+    model = create_model("lesson-cnn").eval()
+    x = torch.randn(4, 3, 32, 32, requires_grad=True)
+
+    def lesson(x):
+        for conv in (model.conv1, model.conv2, model.conv3):
+            x = F.max_pool2d(F.relu(conv(x)), 2)
+        return model.fc2(F.relu(model.fc1(x.flatten(1))))
+
+    ours = model(x)
+    (grad_ours,) = torch.autograd.grad(ours.sum(), x)
+    theirs = lesson(x)
+    (grad_theirs,) = torch.autograd.grad(theirs.sum(), x)
+    assert torch.equal(ours, theirs) and torch.allclose(grad_ours, grad_theirs, atol=1e-6)
+
+
 def test_num_classes_changes_only_the_last_layer():
     ten, thousand = (create_model("resnet18", num_classes=n).state_dict() for n in (10, 1000))
     differ = {k for k in ten if ten[k].shape != thousand[k].shape}
