@@ -6,6 +6,7 @@ SGD lr 0.01) reaches 76% after 30 epochs: we time one epoch and multiply by 30. 
 default recipe, checking test accuracy after every epoch (not counted).
 
     .venv/bin/python bench/cifar_time_to_accuracy.py --cifar-root DIR [--mnist-root ../shared/data]
+    .venv/bin/python bench/cifar_time_to_accuracy.py --cifar-root DIR --skip-lesson --resnet-device cuda   # on a GPU
 """
 from __future__ import annotations
 
@@ -44,18 +45,22 @@ def main():
     parser.add_argument("--cifar-root", help="folder with cifar-10-batches-py/ (or an image folder with --imagefolder)")
     parser.add_argument("--mnist-root", help="data root holding MNIST/raw; omit to skip the mnist-cnn part")
     parser.add_argument("--target", type=float, default=0.76)
-    parser.add_argument("--skip-lesson", action="store_true", help="skip timing the lesson's epoch")
+    parser.add_argument("--skip-lesson", action="store_true", help="skip the lesson-cnn part")
+    parser.add_argument("--resnet-device", help="also time resnet18-cifar to 94%% on this device (cuda: a GPU)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     cifar = load_dataset("cifar10", data_root=args.cifar_root, download=False)
-    lesson = None
     if not args.skip_lesson:
         epoch = lesson_epoch_seconds("lesson-cnn", NotebookCifar(cifar.train.images, cifar.train.labels))
         lesson = 30 * epoch
         print(f"lesson recipe: {epoch:.1f} s for one epoch -> {lesson:.0f} s for its 30 epochs", flush=True)
-    report("cnnlab lesson-cnn, default recipe", args.target, lesson,
-           cnnlab_time_to("lesson-cnn", cifar, args.target, "/tmp/cnnlab-bench-lesson-cnn"))
+        report("cnnlab lesson-cnn, default recipe", args.target, lesson,
+               cnnlab_time_to("lesson-cnn", cifar, args.target, "/tmp/cnnlab-bench-lesson-cnn"))
+    if args.resnet_device:
+        report(f"cnnlab resnet18-cifar on {args.resnet_device}, default recipe", 0.94, None,
+               cnnlab_time_to("resnet18-cifar", cifar, 0.94, "/tmp/cnnlab-bench-resnet18-cifar",
+                              device=args.resnet_device))
 
     if args.mnist_root:
         mnist = load_dataset("mnist", data_root=args.mnist_root, download=False)

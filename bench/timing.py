@@ -37,7 +37,7 @@ def lesson_epoch_seconds(model: str, dataset: torch.utils.data.Dataset, **model_
 
 
 def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: str = "default", seed: int = 0,
-                   **changes):
+                   device: str = "cpu", **changes):
     """Train `model` with its recipe on the loaded `data`, checking test accuracy after every epoch (the check is
     not counted). Returns (seconds to `target` or None, that epoch, final test accuracy, seconds in all)."""
     recipe = get_spec(model).recipes[recipe_name].replace(**changes)
@@ -46,7 +46,7 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
 
     def check(epoch, run):
         t0 = time.perf_counter()
-        test = Batches(data.test, 1024, run.mean, run.std, channels_last=run.channels_last)
+        test = Batches(data.test, 1024, run.mean, run.std, device, channels_last=run.channels_last)
         accuracy = evaluate(run.model, test, len(data.classes), run.precision).accuracy
         print(f"    epoch {epoch}: test accuracy {100 * accuracy:.2f}% at {t0 - start - checks['seconds']:.1f} s",
               flush=True)
@@ -54,7 +54,7 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
             checks["reached"], checks["epoch"] = t0 - start - checks["seconds"], epoch
         checks["seconds"] += time.perf_counter() - t0
 
-    run = train(RunConfig(model, data.name, recipe, seed=seed), folder, data=data, progress=False, on_epoch_end=check,
+    run = train(RunConfig(model, data.name, recipe, seed=seed, device=device), folder, data=data, progress=False, on_epoch_end=check,
                 log=lambda line: None)
     total = time.perf_counter() - start - checks["seconds"]
     return checks["reached"], checks["epoch"], run.info["test"]["accuracy"], total
