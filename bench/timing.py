@@ -36,11 +36,11 @@ def lesson_epoch_seconds(model: str, dataset: torch.utils.data.Dataset, **model_
     return time.perf_counter() - start
 
 
-def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: str = "default", seed: int = 0,
+def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: str | None = None, seed: int = 0,
                    device: str = "cpu", **changes):
     """Train `model` with its recipe on the loaded `data`, checking test accuracy after every epoch (the check is
     not counted). Returns (seconds to `target` or None, that epoch, final test accuracy, seconds in all)."""
-    recipe = get_spec(model).recipes[recipe_name].replace(**changes)
+    recipe = get_spec(model).recipe(recipe_name, data.name).replace(**changes)
     checks = {"seconds": 0.0, "reached": None, "epoch": None}
     start = time.perf_counter()
 

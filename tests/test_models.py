@@ -194,3 +194,12 @@ def test_every_model_here_has_a_default_recipe():
     for name in OURS:
         assert "default" in MODELS[name].recipes
     assert MODELS["lesson-cnn"].recipes["lesson"].batch_size == 20
+
+
+def test_a_data_set_with_its_own_recipe_gets_it_unless_another_is_named():
+    spec = MODELS["lesson-cnn"]
+    assert spec.recipe(None, "fashion-mnist") is spec.recipes["fashion-mnist"] != spec.recipes["default"]
+    assert spec.recipe(None, "cifar10") is spec.recipes["default"]
+    assert spec.recipe("lesson", "fashion-mnist") is spec.recipes["lesson"]
+    with pytest.raises(CnnlabError, match="lesson-cnn has no recipe 'turbo'; it has: default, fashion-mnist"):
+        spec.recipe("turbo")

@@ -93,3 +93,28 @@ def test_lesson_recipe_is_the_notebooks():
 
     lesson = get_spec("mlp").recipes["lesson"]
     assert (lesson.optimizer, lesson.lr, lesson.batch_size, lesson.epochs, lesson.momentum) == ("sgd", 0.01, 20, 50, 0)
+
+
+def test_validation_and_test_images_are_never_augmented(mnist_root, tmp_path, monkeypatch):
+    """The lesson's notebook augmented its validation set too; here only training batches are transformed."""
+    import cnnlab.train.loop as loop
+
+    trained_on, evaluated_on, real_train_epoch, real_evaluate = [], [], loop.train_epoch, loop.evaluate
+
+    def spy_train_epoch(run, batches, *args):
+        trained_on.append(batches)
+        return real_train_epoch(run, batches, *args)
+
+    def spy_evaluate(model, batches, *args):
+        evaluated_on.append(torch.cat([x for x, _ in batches]))
+        return real_evaluate(model, batches, *args)
+
+    monkeypatch.setattr(loop, "train_epoch", spy_train_epoch)
+    monkeypatch.setattr(loop, "evaluate", spy_evaluate)
+    run = train(config(mnist_root, epochs=1, augment="flip,rotate=30,crop=4,cutout=8"), tmp_path / "run",
+                progress=False, log=lambda s: None)
+    assert trained_on[0].augment is not None
+    valid, test = evaluated_on                            # epoch 1's validation, then the final test
+    for seen, part in ((valid, run.valid_set), (test, run.data.test)):
+        plain = (part.images.float() / 255 - run.mean[0]) / run.std[0]
+        assert seen.shape == plain.shape and torch.allclose(seen, plain, atol=1e-5)

@@ -27,7 +27,8 @@ def register(sub) -> None:
                    help="data set (default: mnist for 28x28 grey models, cifar10 for the others)")
     p.add_argument("--data-root", help="folder holding the data set (default: $CNNLAB_DATA, ~/.cache/cnnlab, "
                                        "/usr/share/datasets); for imagefolder, the image folder itself")
-    p.add_argument("--recipe", default="default", help="named recipe of the model: default or lesson (default: %(default)s)")
+    p.add_argument("--recipe", help="named recipe of the model: default, lesson, or one tuned for a data set "
+                                    "(default: the data set's own recipe if the model has one, else default)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate")
@@ -157,16 +158,13 @@ def _train(args) -> int:
     else:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
-        spec = get_spec(args.model)
-        if args.recipe not in spec.recipes:
-            raise CnnlabError(f"{args.model} has no recipe {args.recipe!r}; it has: {', '.join(spec.recipes)}")
-        recipe = spec.recipes[args.recipe].replace(
+        dataset = args.dataset or _default_dataset(args.model)
+        recipe = get_spec(args.model).recipe(args.recipe, dataset).replace(
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
             weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
             augment=None if args.augment is None else ("" if args.augment == "none" else args.augment))
         if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
             raise CnnlabError("--epochs and --batch-size must be at least 1 and --lr positive")
-        dataset = args.dataset or _default_dataset(args.model)
         config = RunConfig(args.model, dataset, recipe, data_root=args.data_root, valid_fraction=args.valid_fraction,
                            seed=args.seed, device=_device(args.device), precision=args.precision,
                            image_size=args.image_size, weights=args.weights)

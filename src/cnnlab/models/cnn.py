@@ -76,6 +76,10 @@ class MnistCNN(nn.Module):
         # against 74.6% for flip,crop=4 (which needs ~18 epochs to pay off, reaching 77.7%)
         "default": Recipe(epochs=10, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, nesterov=True,
                           weight_decay=5e-4, schedule="onecycle", label_smoothing=0.05, augment="flip"),
+        # Fashion-MNIST's 28x28 clothes want longer: 10 epochs of the default gave 91.0%; 15 epochs without label
+        # smoothing 91.61% and 91.92% (seeds 0, 1); 15 with smoothing 91.49-91.71%; crop=2 hurt (90.5% in 12)
+        "fashion-mnist": Recipe(epochs=15, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, nesterov=True,
+                                weight_decay=5e-4, schedule="onecycle", augment="flip"),
         "lesson": Recipe(epochs=30, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant",
                          augment="flip,rotate=10"),
     },

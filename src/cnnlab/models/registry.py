@@ -6,6 +6,10 @@ CIFAR-10 and image folders alike. A model's forward returns class scores: logits
 `loss(x, y) -> (loss, scores)`; otherwise training uses cross-entropy on the logits. A model that must undo the
 input normalization itself (CapsNet reconstructs [0, 1] pixels) registers `takes_normalization=True` and is built
 with the run's measured `mean` and `std`.
+
+Recipes are named: `default` (our fastest route to the target accuracy), `lesson` (the course notebook's), and,
+where one network needs different settings on another data set, a recipe named after that data set, which
+training picks when no recipe is named.
 """
 from __future__ import annotations
 
@@ -25,6 +29,14 @@ class ModelSpec:
     recipes: dict[str, Recipe] = field(default_factory=dict)
     outputs: str = "logits"                             # logits | probabilities
     takes_normalization: bool = False                   # built with mean=..., std=... of the training data
+
+    def recipe(self, name: str | None = None, dataset: str | None = None) -> Recipe:
+        """The recipe called `name`; unnamed, the one tuned for `dataset` if there is one, else `default`."""
+        if name is None:
+            name = dataset if dataset in self.recipes else "default"
+        if name not in self.recipes:
+            raise CnnlabError(f"{self.name} has no recipe {name!r}; it has: {', '.join(self.recipes)}")
+        return self.recipes[name]
 
 
 MODELS: dict[str, ModelSpec] = {}

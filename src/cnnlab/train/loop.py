@@ -157,7 +157,7 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
         correct += (scores.argmax(1) == y).sum()
         seen += len(y)
         if progress and i % 25 == 0:
-            bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
     return float(loss_sum) / seen, int(correct) / seen, lr
 
 
