@@ -42,7 +42,7 @@ class NotebookCifar(torch.utils.data.Dataset):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cifar-root", help="folder with cifar-10-batches-py/ (or an image folder with --imagefolder)")
+    parser.add_argument("--cifar-root", help="folder holding cifar-10-batches-py/ (make_cifar10_batches.py builds it)")
     parser.add_argument("--mnist-root", help="data root holding MNIST/raw; omit to skip the mnist-cnn part")
     parser.add_argument("--target", type=float, default=0.76)
     parser.add_argument("--skip-lesson", action="store_true", help="skip the lesson-cnn part")

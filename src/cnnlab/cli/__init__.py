@@ -10,12 +10,21 @@ from cnnlab.errors import CnnlabError
 
 COMMAND_MODULES = [training, filters, inspection]
 
+FIRST_SESSION = """a first session:
+  cnnlab conv-demo sample:city                      # what a conv layer, ReLU and max-pooling do to a picture
+  cnnlab train mnist-cnn --dataset mnist            # a small CNN: ~99.4% on MNIST in under a minute on a CPU
+  cnnlab evaluate runs/mnist-cnn-mnist              # overall and per-class test accuracy
+  cnnlab explain runs/mnist-cnn-mnist --method filters      # what its first layer learned
+
+Run `cnnlab COMMAND --help` for a command's options and an example."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnlab",
         description="Learn, train, inspect and visualize convolutional neural networks.",
-        epilog="Run `cnnlab COMMAND --help` for a command's options and an example.",
+        epilog=FIRST_SESSION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
