@@ -109,8 +109,12 @@ def test_cifar_resnet_keeps_the_resolution_in_the_stem():
 
 
 def test_too_small_images_are_a_clear_error():
-    with pytest.raises(CnnlabError, match="alexnet needs images of at least 63x63"):
+    with pytest.raises(CnnlabError, match="alexnet needs images of at least 63x63") as error:
         create_model("alexnet", image_size=32)
+    suggested = str(error.value).rsplit(": ", 1)[1].split(", ")
+    assert len(suggested) == 3
+    for name in suggested:                                  # each suggestion takes MNIST's 28x28 digits
+        assert create_model(name, in_channels=1, image_size=28)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
 def _randomize(model):

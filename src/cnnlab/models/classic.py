@@ -36,11 +36,14 @@ def init_convs(model: nn.Module) -> None:
 
 
 def check_size(name: str, image_size: int, minimum: int) -> None:
-    """Too small an image shrinks to nothing before the classifier: say so instead of a shape error deep inside."""
+    """Too small an image shrinks to nothing before the classifier: say so instead of a shape error deep inside.
+
+    The models suggested take MNIST's 28x28 too (vgg11_bn-cifar does not: its five poolings need 32).
+    """
     if image_size < minimum:
         raise CnnlabError(f"{name} needs images of at least {minimum}x{minimum} pixels, got {image_size}x{image_size}; "
                           "resize them (image folders: --image-size) or pick a model for small images: "
-                          "resnet18-cifar, vgg11_bn-cifar, lesson-cnn, mnist-cnn")
+                          "resnet18-cifar, lesson-cnn, mnist-cnn")
 
 
 # ------------------------------------------------------------------------------------------------------- AlexNet
