@@ -45,6 +45,7 @@ def main():
     parser.add_argument("--cifar-root", help="folder holding cifar-10-batches-py/ (make_cifar10_batches.py builds it)")
     parser.add_argument("--mnist-root", help="data root holding MNIST/raw; omit to skip the mnist-cnn part")
     parser.add_argument("--target", type=float, default=0.76)
+    parser.add_argument("--seed", type=int, default=0, help="cnnlab's training seed (split, init, batches)")
     parser.add_argument("--skip-lesson", action="store_true", help="skip the lesson-cnn part")
     parser.add_argument("--resnet-device", help="also time resnet18-cifar to 94%% on this device (cuda: a GPU)")
     args = parser.parse_args()
@@ -56,16 +57,16 @@ def main():
         lesson = 30 * epoch
         print(f"lesson recipe: {epoch:.1f} s for one epoch -> {lesson:.0f} s for its 30 epochs", flush=True)
         report("cnnlab lesson-cnn, default recipe", args.target, lesson,
-               cnnlab_time_to("lesson-cnn", cifar, args.target, "/tmp/cnnlab-bench-lesson-cnn"))
+               cnnlab_time_to("lesson-cnn", cifar, args.target, "/tmp/cnnlab-bench-lesson-cnn", seed=args.seed))
     if args.resnet_device:
         report(f"cnnlab resnet18-cifar on {args.resnet_device}, default recipe", 0.94, None,
                cnnlab_time_to("resnet18-cifar", cifar, 0.94, "/tmp/cnnlab-bench-resnet18-cifar",
-                              device=args.resnet_device))
+                              seed=args.seed, device=args.resnet_device))
 
     if args.mnist_root:
         mnist = load_dataset("mnist", data_root=args.mnist_root, download=False)
         report("cnnlab mnist-cnn, default recipe", 0.99, None,
-               cnnlab_time_to("mnist-cnn", mnist, 0.99, "/tmp/cnnlab-bench-mnist-cnn"))
+               cnnlab_time_to("mnist-cnn", mnist, 0.99, "/tmp/cnnlab-bench-mnist-cnn", seed=args.seed))
 
 
 if __name__ == "__main__":
