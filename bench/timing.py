@@ -54,8 +54,8 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
             checks["reached"], checks["epoch"] = t0 - start - checks["seconds"], epoch
         checks["seconds"] += time.perf_counter() - t0
 
-    run = train(RunConfig(model, data.name, recipe, seed=seed, device=device), folder, data=data, progress=False, on_epoch_end=check,
-                log=lambda line: None)
+    run = train(RunConfig(model, data.name, recipe, seed=seed, device=device), folder, data=data, progress=False,
+                on_epoch_end=check, log=lambda line: None)
     total = time.perf_counter() - start - checks["seconds"]
     return checks["reached"], checks["epoch"], run.info["test"]["accuracy"], total
 

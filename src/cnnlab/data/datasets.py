@@ -98,7 +98,8 @@ def load_idx_dataset(name: str, data_root=None, download_ok: bool = True, **_) -
             folder, error = None, str(e)
     if folder is None:
         raise not_found(name, roots, f"put the four {name} IDX files (train-images-idx3-ubyte.gz, ...) in "
-                        f"<root>/{spec['torchvision_dir']}/raw/ and pass --data-root <root> (or set CNNLAB_DATA=<root>)", error)
+                        f"<root>/{spec['torchvision_dir']}/raw/ and pass --data-root <root> "
+                        "(or set CNNLAB_DATA=<root>)", error)
     splits = {split: _image_set(*formats.read_idx_pair(_idx_path(folder, a), _idx_path(folder, b)))
               for split, (a, b) in IDX_FILES.items()}
     return Dataset(name, spec["classes"], splits["train"], splits["test"], str(folder))

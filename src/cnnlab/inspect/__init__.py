@@ -20,5 +20,5 @@ from cnnlab.inspect.patches import TopPatches, top_patches
 from cnnlab.inspect.receptive import ReceptiveField, gradient_box, receptive_field
 
 __all__ = ["METHODS", "Layer", "Maximized", "ReceptiveField", "TopPatches", "activations", "attribute",
-           "capsule_dimensions", "class_index", "deepdream", "default_layer", "first_layer_filters", "gradient_box", "layer_table",
-           "maximize", "receptive_field", "top_patches"]
+           "capsule_dimensions", "class_index", "deepdream", "default_layer", "first_layer_filters", "gradient_box",
+           "layer_table", "maximize", "receptive_field", "top_patches"]
