@@ -83,8 +83,8 @@ def test_recipe_schedules():
     lrs = [onecycle.lr_at(s, 100, 10) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.01
     assert lrs.index(max(lrs)) == 20
-    exp = Recipe(epochs=3, batch_size=1, lr=1.0, schedule="exponential", decay=0.5)
-    assert [exp.lr_at(s, 30, 10) for s in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    exp = Recipe(epochs=3, batch_size=1, lr=1.0, schedule="exponential", decay=0.25)
+    assert [exp.lr_at(s, 30, 10) for s in (0, 5, 10, 25)] == [1.0, 0.5, 0.25, 0.25 ** 2.5]
     assert Recipe(epochs=1, batch_size=1, lr=0.3, schedule="constant").lr_at(5, 10, 10) == 0.3
 
 

@@ -34,7 +34,10 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["constant", "onecycle", "exponential"])
+    p.add_argument("--schedule", choices=["constant", "onecycle", "exponential"],
+                   help="learning rate over time: constant; onecycle (warm up, then cosine down to ~0); exponential "
+                        "(multiplied by --decay every epoch, a little each step)")
+    p.add_argument("--decay", type=float, help="exponential schedule: learning-rate multiplier per epoch")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--augment", help="training augmentation, e.g. flip,rotate=10,crop=4 (none: no augmentation)")
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
@@ -161,10 +164,13 @@ def _train(args) -> int:
         dataset = args.dataset or _default_dataset(args.model)
         recipe = get_spec(args.model).recipe(args.recipe, dataset).replace(
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-            weight_decay=args.weight_decay, schedule=args.schedule, label_smoothing=args.label_smoothing,
+            weight_decay=args.weight_decay, schedule=args.schedule, decay=args.decay,
+            label_smoothing=args.label_smoothing,
             augment=None if args.augment is None else ("" if args.augment == "none" else args.augment))
         if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
             raise CnnlabError("--epochs and --batch-size must be at least 1 and --lr positive")
+        if not 0 < recipe.decay <= 1:
+            raise CnnlabError(f"--decay {recipe.decay}: the learning rate's multiplier per epoch must be in (0, 1]")
         config = RunConfig(args.model, dataset, recipe, data_root=args.data_root, valid_fraction=args.valid_fraction,
                            seed=args.seed, device=_device(args.device), precision=args.precision,
                            image_size=args.image_size, weights=args.weights)

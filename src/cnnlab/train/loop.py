@@ -182,9 +182,11 @@ def train(config: RunConfig, folder, *, resume: bool = False, progress: bool = T
         folder.mkdir(parents=True, exist_ok=True)
         run.info = {**run.describe(), "history": [], "best": {}}
     d = run.info["data"]
+    schedule = recipe.schedule + (f" x{recipe.decay:g}/epoch" if recipe.schedule == "exponential" else "")
     log(f"{config.model} ({run.info['model']['parameters']:,} parameters) on {d['name']} from {d['source']}: "
         f"{d['train_size']:,} train / {d['valid_size']:,} valid / {d['test_size']:,} test, "
-        f"{recipe.optimizer} lr {recipe.lr} batch {recipe.batch_size}, {recipe.epochs} epochs, {run.precision}")
+        f"{recipe.optimizer} lr {recipe.lr} {schedule}, batch {recipe.batch_size}, {recipe.epochs} epochs, "
+        f"{run.precision}")
     if config.weights and not resume:
         log(run.weights_note)
     run.info["status"] = "running"

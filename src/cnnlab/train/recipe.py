@@ -20,7 +20,7 @@ class Recipe:
     weight_decay: float = 0.0
     schedule: str = "onecycle"    # constant | onecycle (linear warm-up, then cosine to ~0) | exponential
     warmup: float = 0.2           # onecycle: fraction of the steps spent warming up
-    decay: float = 0.96           # exponential: lr multiplier per epoch
+    decay: float = 0.96           # exponential: lr multiplier per epoch (applied a little every step)
     label_smoothing: float = 0.0
     augment: str = ""             # e.g. "flip,crop=4" (see cnnlab.data.augment)
 
@@ -35,8 +35,8 @@ class Recipe:
         """Learning rate for optimizer step `step` (0-based): a pure function, so resuming needs no scheduler state."""
         if self.schedule == "constant":
             return self.lr
-        if self.schedule == "exponential":
-            return self.lr * self.decay ** (step // steps_per_epoch)
+        if self.schedule == "exponential":       # smooth, as the paper's TensorFlow code decays it
+            return self.lr * self.decay ** (step / steps_per_epoch)
         if self.schedule == "onecycle":
             import math
 
