@@ -1,7 +1,8 @@
 """A recipe is everything about *how* a model is trained, kept apart from the model itself.
 
 Each model registers its recipes (`default`: our fastest route to the target accuracy; `lesson`: the course
-notebook's settings), and every field can be overridden from the command line.
+notebook's settings; a data set's name: settings tuned for that data set), and every field can be overridden from
+the command line.
 """
 from __future__ import annotations
 
