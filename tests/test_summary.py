@@ -25,3 +25,12 @@ def test_summary_command(capsys):
     assert "669,706 parameters" in out
     assert main(["summary", "mlp", "--input", "3x32"]) == 2
     assert "CxHxW" in capsys.readouterr().err
+
+
+def test_parameters_no_layer_row_holds_are_named(capsys):
+    assert main(["summary", "capsnet"]) == 0
+    out = capsys.readouterr().out
+    # DigitCaps' W is 1152 x 10 x 16 x 8; the decoder 160-512-1024-784 runs only in the loss
+    assert "weight 1,474,560, decoder 1,411,344" in out and "8,215,568 parameters" in out
+    assert main(["summary", "lesson-cnn"]) == 0
+    assert "in no row above" not in capsys.readouterr().out

@@ -65,6 +65,17 @@ def layer_rows(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Laye
     return rows
 
 
+def parameters_outside(model: nn.Module, rows: list[LayerRow]) -> dict[str, int]:
+    """Parameter counts, by top-level name, of what no row holds: weights a model keeps itself (CapsNet's routing
+    matrices) and layers its forward does not run (CapsNet's decoder, used only by its loss)."""
+    ran, outside = {r.name for r in rows}, {}
+    for name, p in model.named_parameters():
+        if name.rpartition(".")[0] not in ran:
+            top = name.split(".")[0]
+            outside[top] = outside.get(top, 0) + p.numel()
+    return outside
+
+
 def summary_table(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
     rows = layer_rows(model, input_shape)
     width = max(24, *(len(r.name) for r in rows))
@@ -72,6 +83,10 @@ def summary_table(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
     for r in rows:
         shape = "x".join(map(str, r.output_shape))
         lines.append(f"{r.name:<{width}} {r.kind:<18} {shape:<16} {r.geometry:<12} {r.parameters:>12,} {r.macs:>15,}")
+    outside = parameters_outside(model, rows)
+    if outside:
+        lines.append("\nparameters in no row above (the model's own weights, or layers forward does not run): "
+                     + ", ".join(f"{name} {count:,}" for name, count in outside.items()))
     total_params = sum(p.numel() for p in model.parameters())
     lines.append(f"\ninput {'x'.join(map(str, input_shape))}: {total_params:,} parameters, "
                  f"{sum(r.macs for r in rows):,} multiply-accumulates (convolutions and linear layers) per image")
