@@ -30,8 +30,8 @@ TARGET_S = 1.0
 def make_photo(path: Path) -> None:
     """A 1024x1024 JPEG with photo-like detail: the city sample enlarged, plus a little sensor noise."""
     city = cv2.resize(sample_image("city"), (1024, 1024), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    noisy = city + np.random.default_rng(0).normal(0, 6, city.shape)
-    cv2.imwrite(str(path), np.clip(noisy, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    noisy = np.clip(city + np.random.default_rng(0).normal(0, 6, city.shape), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(noisy, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])  # samples are RGB
 
 
 def seconds(command: list[str], cwd: Path) -> tuple[float, float]:

@@ -11,7 +11,6 @@ accuracy too.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch

@@ -6,10 +6,9 @@ import time
 import torch
 from torch.utils.data import DataLoader, SubsetRandomSampler
 
-from cnnlab.data import Batches
 from cnnlab.models import create_model, get_spec
-from cnnlab.train.loop import RunConfig, train
-from cnnlab.train.metrics import evaluate
+from cnnlab.training.config import RunConfig
+from cnnlab.training.loop import train
 
 
 def lesson_epoch_seconds(model: str, dataset: torch.utils.data.Dataset, **model_args) -> float:
@@ -46,8 +45,7 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
 
     def check(epoch, run):
         t0 = time.perf_counter()
-        test = Batches(data.test, 1024, run.mean, run.std, device, channels_last=run.channels_last)
-        accuracy = evaluate(run.model, test, len(data.classes), run.precision).accuracy
+        accuracy = run.evaluate(data.test).accuracy
         print(f"    epoch {epoch}: test accuracy {100 * accuracy:.2f}% at {t0 - start - checks['seconds']:.1f} s",
               flush=True)
         if checks["reached"] is None and accuracy >= target:
@@ -57,7 +55,7 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
     run = train(RunConfig(model, data.name, recipe, seed=seed, device=device), folder, data=data, progress=False,
                 on_epoch_end=check, log=lambda line: None)
     total = time.perf_counter() - start - checks["seconds"]
-    return checks["reached"], checks["epoch"], run.info["test"]["accuracy"], total
+    return checks["reached"], checks["epoch"], run.record.test.accuracy, total
 
 
 def report(name: str, target: float, lesson_seconds: float | None, result) -> None:

@@ -17,7 +17,7 @@ def test_parameter_counts_match_the_paper():
     assert count_parameters(model) == 8_215_568
     assert count_parameters(model) - count_parameters(model.decoder) == 6_804_224
     assert model.weight.shape == (1152, 10, 16, 8)
-    assert get_spec("capsnet").outputs == "probabilities"
+    assert get_spec("capsnet").outputs == "capsules"
 
 
 def test_squash_is_safe_at_zero():

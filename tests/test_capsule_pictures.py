@@ -3,8 +3,9 @@ import numpy as np
 from PIL import Image
 
 from cnnlab.cli import main
-from cnnlab.train.loop import RunConfig, train
-from cnnlab.train.recipe import Recipe
+from cnnlab.training.config import RunConfig
+from cnnlab.training.loop import train
+from cnnlab.models import Recipe
 
 SMALL = {"conv_channels": 16, "primary_maps": 4}      # the paper's layout, narrower: trains in seconds
 

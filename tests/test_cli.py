@@ -76,7 +76,8 @@ def test_models_and_datasets(mnist_root, capsys):
     (["train", "mlp", "--dataset", "fashion-mnist", "--data-root", "{tmp}/nowhere"], "not found; looked in"),
     (["train", "mlp", "--dataset", "imagefolder", "--data-root", "{tmp}"], "no images found"),
     (["train", "mlp", "--recipe", "turbo"], "has no recipe 'turbo'"),
-    (["train", "mlp", "--schedule", "exponential", "--decay", "1.5"], "--decay 1.5: the learning rate's multiplier"),
+    (["train", "mlp", "--schedule", "exponential", "--decay", "1.5"],
+     "decay 1.5: must be in (0, 1], the learning rate's multiplier"),
     (["train", "--resume", "{tmp}"], "not a cnnlab run folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):

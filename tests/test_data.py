@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.data import Batches, channel_stats, load_dataset, split
+from cnnlab.data import Batches, Preprocess, channel_stats, load_dataset, split
 from cnnlab.data.formats import read_cifar_batch, read_idx, read_image_folder
 from cnnlab.data.sources import download, md5sum, safe_extract
 from cnnlab.errors import CnnlabError
@@ -182,7 +182,7 @@ def test_channel_stats_match_numpy():
 
 def test_batches_normalize_shuffle_per_epoch_and_cover_everything(mnist_root):
     data = load_dataset("mnist", data_root=mnist_root).train
-    batches = Batches(data, 64, mean=[0.5], std=[0.25], shuffle=True, seed=1)
+    batches = Batches(data, 64, Preprocess(None, (0.5,), (0.25,)), shuffle=True, seed=1)
     x, _ = next(iter(batches))
     assert x.dtype == torch.float32 and x.min() >= (0 - 0.5) / 0.25 - 1e-6 and x.max() <= (1 - 0.5) / 0.25 + 1e-6
     labels_epoch1 = torch.cat([y for _, y in batches])
@@ -190,5 +190,5 @@ def test_batches_normalize_shuffle_per_epoch_and_cover_everything(mnist_root):
     assert torch.equal(labels_epoch1, torch.cat([y for _, y in batches]))     # same epoch: same order
     batches.set_epoch(2)
     assert not torch.equal(labels_epoch1, torch.cat([y for _, y in batches]))
-    plain = Batches(data, 600, mean=[0.0], std=[1.0])
+    plain = Batches(data, 600, Preprocess.identity())
     assert torch.allclose(next(iter(plain))[0], data.images.float() / 255)

@@ -14,10 +14,11 @@ from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.filters import (BORDERS, DISPLAYS, KERNELS, LESSON_FILTERS, SAMPLES, apply_kernel, conv_demo,
                             explain_sizes, format_matrix, frequency_filter, frequency_mask, kernel_label,
-                            kernel_response, output_size, parse_kernel, read_image, spectrum, strongest_frequency,
-                            to_uint8)
+                            kernel_response, load_picture, output_size, parse_kernel, spectrum,
+                            strongest_frequency, to_uint8)
 from cnnlab.filters.samples import stripes
 from cnnlab.filters.spectrum import KEEP
+from cnnlab.images import read_array, write_png
 
 # A 5x5 image whose 3x3 neighbourhoods are easy to sum by hand.
 HAND = np.array([[0, 0, 0, 0, 0],
@@ -74,7 +75,7 @@ def test_border_modes_make_up_the_missing_pixel(border, left, right):
 
 
 def test_colour_images_are_filtered_channel_by_channel():
-    image = read_image("sample:city", color=True)
+    image = load_picture("sample:city", color=True)
     result = apply_kernel(image, KERNELS["sobel-y"].matrix)
     assert result.shape == image.shape
     np.testing.assert_array_equal(result[..., 2], apply_kernel(image[..., 2], KERNELS["sobel-y"].matrix))
@@ -116,7 +117,7 @@ def test_even_kernels_are_refused_for_filtering():
 # --- frequency ---------------------------------------------------------------------------------------------------
 
 def test_spectrum_of_vertical_stripes_peaks_at_width_over_period():
-    image = cv2.cvtColor(stripes(height=128, width=256, period=16), cv2.COLOR_BGR2GRAY)
+    image = cv2.cvtColor(stripes(height=128, width=256, period=16), cv2.COLOR_RGB2GRAY)
     magnitude = spectrum(image)
     magnitude[64, 128] = 0                                   # the mean, at the centre
     peaks = np.argsort(magnitude, axis=None)[-2:]
@@ -125,7 +126,7 @@ def test_spectrum_of_vertical_stripes_peaks_at_width_over_period():
 
 
 def test_low_pass_blurs_and_high_pass_keeps_the_rest():
-    image = read_image("sample:city").astype(np.float64)
+    image = load_picture("sample:city").astype(np.float64)
     low, high = frequency_filter(image, "low", 20), frequency_filter(image, "high", 20)
     outside = frequency_mask(image.shape, "high", 20)
 
@@ -165,7 +166,7 @@ def test_conv_demo_output_size_follows_the_formula(stride, padding, height, widt
 
 
 def test_conv_demo_relu_and_pooling_do_what_the_lesson_says():
-    result = conv_demo(read_image("sample:shapes"))
+    result = conv_demo(load_picture("sample:shapes"))
     conv, relu, pooled = result["conv"], result["relu"], result["pooled"]
     np.testing.assert_array_equal(conv[1], -conv[0])          # filter 2 = -filter 1
     np.testing.assert_array_equal(relu, np.maximum(conv, 0))
@@ -185,9 +186,41 @@ def test_conv_demo_refuses_bad_filters_and_strides(filters, stride, message):
 
 def test_samples_are_drawn_the_same_every_time():
     for name in SAMPLES:
-        image = read_image(f"sample:{name}", color=True)
+        image = load_picture(f"sample:{name}", color=True)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.std() > 20, name
-        np.testing.assert_array_equal(image, read_image(f"sample:{name}", color=True))
+        np.testing.assert_array_equal(image, load_picture(f"sample:{name}", color=True))
+
+
+def _red_pixels(rgb: np.ndarray) -> int:
+    red, green, blue = np.moveaxis(rgb.astype(int), -1, 0)
+    return int(((red > 150) & (green < 80) & (blue < 80)).sum())
+
+
+def test_images_are_rgb_and_png_files_keep_their_colours(tmp_path):
+    city = load_picture("sample:city", color=True)
+    assert tuple(city[200, 100]) == (200, 40, 40)                    # the car is red: RGB order
+    write_png(tmp_path / "city.png", city)
+    from PIL import Image
+
+    with Image.open(tmp_path / "city.png") as written:
+        np.testing.assert_array_equal(np.asarray(written), city)     # another reader sees the same colours
+    np.testing.assert_array_equal(read_array(tmp_path / "city.png", color=True), city)
+    grey_file, grey_sample = load_picture(str(tmp_path / "city.png")), load_picture("sample:city")
+    np.testing.assert_allclose(grey_file, grey_sample, atol=1)       # libpng rounds its own grey a little
+
+
+def test_figures_are_returned_and_show_colours_as_they_are(tmp_path):
+    from matplotlib.figure import Figure
+
+    from cnnlab.plots import filter_figure, save
+
+    city = load_picture("sample:city", color=True)
+    figure = filter_figure(city, [("box", KERNELS["box"].matrix, apply_kernel(city, KERNELS["box"].matrix))], "auto")
+    assert isinstance(figure, Figure)
+    path = save(figure, tmp_path / "figure.png", tight=False)
+    drawn = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    assert drawn.shape[:2] == (round(figure.get_figheight() * 100), round(figure.get_figwidth() * 100))
+    assert _red_pixels(drawn) > 1.5 * _red_pixels(city)              # the red car in both panels
 
 
 # --- the command line --------------------------------------------------------------------------------------------
@@ -209,7 +242,7 @@ def test_filter_writes_a_figure_and_the_raw_arrays(tmp_path, capsys):
     assert "wrote shapes-filter.png" in out and "custom 3x3" in out
     assert _is_png(Path("shapes-filter.png"))
     raw = np.load(tmp_path / "raw.npy")
-    image = read_image("sample:shapes")
+    image = load_picture("sample:shapes")
     assert raw.shape == (2, 256, 256) and raw.dtype == np.float32
     np.testing.assert_array_equal(raw[0], apply_kernel(image, KERNELS["sobel-x"].matrix))
     np.testing.assert_array_equal(raw[1], image)                     # the identity kernel
@@ -220,7 +253,7 @@ def test_one_kernel_writes_the_filtered_picture_several_or_figure_a_figure(capsy
     assert main(["filter", "sample:city", "-k", "sobel-x"]) == 0
     assert "|response|, 0 is black, 828 white" in capsys.readouterr().out
     picture = cv2.imread("city-filter.png", cv2.IMREAD_UNCHANGED)
-    expected = to_uint8(apply_kernel(read_image("sample:city"), KERNELS["sobel-x"].matrix), "abs")
+    expected = to_uint8(apply_kernel(load_picture("sample:city"), KERNELS["sobel-x"].matrix), "abs")
     np.testing.assert_array_equal(picture, expected)
     assert expected.max() == 255 and expected.min() == 0
     assert main(["filter", "sample:city", "-k", "box", "--figure", "--out", "figure.png"]) == 0
@@ -239,7 +272,7 @@ def test_filter_colour_blur_first_and_border_options(tmp_path):
     assert main(["filter", "sample:city", "--color", "--blur-first", "--border", "wrap", "-k", "emboss",
                  "--display", "signed", "--out", str(tmp_path / "c.png"), "--save-array", str(tmp_path / "c.npy")]) == 0
     assert _is_png(tmp_path / "c.png")
-    image = read_image("sample:city", color=True)
+    image = load_picture("sample:city", color=True)
     expected = apply_kernel(apply_kernel(image, KERNELS["gaussian"].matrix, "wrap"), KERNELS["emboss"].matrix, "wrap")
     np.testing.assert_allclose(np.load(tmp_path / "c.npy"), expected, atol=1e-3)
 
@@ -254,7 +287,8 @@ def test_spectrum_conv_demo_and_listings(tmp_path, capsys):
     listing = capsys.readouterr().out
     assert "correlation" in listing and all(name in listing for name in KERNELS) and "sample:city" in listing
     assert main(["samples", "--save", "pics"]) == 0
-    assert np.array_equal(cv2.imread("pics/city.png"), read_image("sample:city", color=True))
+    assert np.array_equal(cv2.cvtColor(cv2.imread("pics/city.png"), cv2.COLOR_BGR2RGB),
+                          load_picture("sample:city", color=True))
     for png in ("stripes-spectrum.png", "hi.png", "kernel-response.png"):
         assert _is_png(Path(png)), png
     assert main(["conv-demo", "sample:shapes", "--stride", "2", "--padding", "1"]) == 0

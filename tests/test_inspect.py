@@ -12,15 +12,13 @@ from torch import nn
 from cnnlab.cli import main
 from cnnlab.data import Dataset, ImageSet
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect import (activations, attribute, deepdream, default_layer, first_layer_filters, gradient_box,
-                            layer_table, maximize, receptive_field, top_patches)
+from cnnlab.inspect import attribute, deepdream, gradient_box, maximize, receptive_field, top_patches
 from cnnlab.inspect.attributions import guided_gradients, targets_for
-from cnnlab.inspect.layers import get_layer
-from cnnlab.inspect.subject import as_subject
-from cnnlab.models import create_model, get_spec
-from cnnlab.train.loop import RunConfig, train
-from cnnlab.train.recipe import Recipe
-from cnnlab.train.runs import load_run
+from cnnlab.models import Recipe, create_model, get_spec
+from cnnlab.models.layers import default_layer, first_layer_filters, get_layer, layer_table
+from cnnlab.predict import Predictor, as_predictor
+from cnnlab.training.config import RunConfig
+from cnnlab.training.loop import train
 
 from conftest import make_mnist
 
@@ -65,8 +63,8 @@ def shapes_run(tmp_path_factory):
     data = Dataset("shapes", SHAPES, ImageSet(x, y), ImageSet(tx, ty), "memory")
     recipe = Recipe(epochs=3, batch_size=64, lr=3e-3, optimizer="adamw", schedule="onecycle")
     run = train(RunConfig("lesson-cnn", "shapes", recipe), folder, data=data, progress=False, log=lambda s: None)
-    assert run.info["test"]["accuracy"] >= 0.95
-    return load_run(folder), tx, ty, centres
+    assert run.record.test.accuracy >= 0.95
+    return Predictor.from_run(folder), tx, ty, centres
 
 
 @pytest.fixture(scope="module")
@@ -115,16 +113,15 @@ def test_layer_table_lists_what_forward_uses_with_shapes():
     assert name == "fc1" and weights.shape == (512, 1, 28, 28)
 
 
-def test_the_cli_lists_the_api_methods():
-    from cnnlab.cli import inspection
-    from cnnlab.inspect import METHODS
+def test_every_attribution_method_can_be_asked_for_by_name():
+    from cnnlab.inspect import EXPLANATIONS, METHODS
 
-    assert inspection.ATTRIBUTIONS == tuple(METHODS)
+    assert set(METHODS) <= set(EXPLANATIONS)
 
 
 def test_unknown_layer_names_the_valid_ones():
     with pytest.raises(CnnlabError, match=r"unknown layer 'conv9'.*conv1, conv2, conv3, pool, fc1"):
-        activations(create_model("lesson-cnn"), torch.zeros(1, 3, 32, 32), "conv9")
+        as_predictor(create_model("lesson-cnn")).activations(torch.zeros(1, 3, 32, 32), "conv9")
 
 
 def test_receptive_field_arithmetic_agrees_with_the_gradient():
@@ -135,7 +132,7 @@ def test_receptive_field_arithmetic_agrees_with_the_gradient():
         layer = get_layer(model, name)
         field = receptive_field(model, layer, (3, 32, 32))
         assert (field.size, field.jump, field.start) == ((size,) * 2, (jump,) * 2, (start,) * 2)
-        h, w = activations(model, torch.zeros(1, 3, 32, 32), name).shape[2:]
+        h, w = as_predictor(model).activations(torch.zeros(1, 3, 32, 32), name).shape[2:]
         for row, col in ((0, 0), (h // 2, w // 2), (1, 2), (h - 1, w - 1)):
             assert field.box(row, col, (32, 32)) == gradient_box(model, layer, (3, 32, 32), 0, row, col)
     resnet = create_model("resnet18-cifar").eval()           # a shortcut branch runs first: not a plain chain
@@ -151,14 +148,14 @@ def test_guided_backprop_catches_functional_relus():
     x = torch.randn(2, 3, 16, 16)
     modules = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(inplace=True), nn.Conv2d(8, 8, 3), nn.ReLU(),
                             nn.Flatten(), nn.Linear(8 * 12 * 12, 4)).eval()
-    subject, targets = as_subject(modules), torch.tensor([1, 2])
-    ours = guided_gradients(subject, x, targets)
+    predictor, targets = as_predictor(modules), torch.tensor([1, 2])
+    ours = guided_gradients(predictor, x, targets)
     assert torch.allclose(ours, GuidedBackprop(modules).attribute(x.clone().requires_grad_(), target=targets),
                           atol=1e-6)
     functional = create_model("lesson-cnn").eval()                  # F.relu in its forward
     x = torch.randn(1, 3, 32, 32).requires_grad_()
     plain = torch.autograd.grad(functional(x)[0, 1], x)[0]
-    assert not torch.allclose(guided_gradients(as_subject(functional), x, torch.tensor([1])), plain)
+    assert not torch.allclose(guided_gradients(as_predictor(functional), x, torch.tensor([1])), plain)
 
 
 # --- the checks that the maps are right ---------------------------------------------------------------------------
@@ -186,8 +183,8 @@ def test_sanity_check_maps_change_when_the_weights_are_randomized(shapes_run):
         correlations = []
         for seed in range(3):
             torch.manual_seed(seed)
-            random = create_model("lesson-cnn", **trained.info["model"]["args"])
-            random_maps = attribute(random, trained.normalize(images), method, target=labels)
+            random = create_model("lesson-cnn", **trained.record.model.args)
+            random_maps = attribute(random, trained.preprocess.normalize(images), method, target=labels)
             correlations.append(np.mean([spearman(a, b) for a, b in zip(maps, random_maps)]))
         assert np.mean(correlations) < 0.5, f"{method}: rank correlation {np.mean(correlations):.2f}"
 
@@ -197,7 +194,7 @@ def test_every_attribution_method_gives_one_map_per_image(shapes_run):
     for method in ("saliency", "integrated-gradients", "guided-gradcam"):
         maps = attribute(trained, images[:3], method)
         assert maps.shape == (3, 32, 32) and np.isfinite(maps).all() and maps.std() > 0
-    predicted = targets_for(as_subject(trained), trained.normalize(images[:3]))
+    predicted = targets_for(trained, trained.preprocess.normalize(images[:3]))
     assert torch.equal(predicted, trained.probabilities(images[:3]).argmax(1))
     with pytest.raises(CnnlabError, match=r"out of range: the model has 3 classes, 0 to 2 \(0=plus, 1=cross, 2="):
         attribute(trained, images[:1], "saliency", target=3)
@@ -209,7 +206,7 @@ def test_top_patches_are_the_strongest_units_cropped_to_their_field(shapes_run):
     trained, images, _, _ = shapes_run
     top = top_patches(trained, images, "conv2", channels=4)
     assert top.index.shape == (4, 9) and (np.diff(top.value, axis=1) <= 0).all()
-    maps = activations(trained, images[top.index[1]], "conv2")[:, 1]        # channel 1's nine images
+    maps = trained.activations(images[top.index[1]], "conv2")[:, 1]        # channel 1's nine images
     assert np.allclose(maps.reshape(9, -1).max(1), top.value[1], atol=1e-5)
     (r, c), (t, l, b, rr) = top.position[1, 0], top.box[1, 0]
     assert (t, l) == (max(0, 2 * r - 3), max(0, 2 * c - 3)) and (b, rr) == (min(32, 2 * r + 5), min(32, 2 * c + 5))
@@ -219,12 +216,12 @@ def test_top_patches_are_the_strongest_units_cropped_to_their_field(shapes_run):
 def test_maximize_drives_the_channel_up_tenfold(digit_runs):
     """The channel of the last conv layer most active on real digits, from faint noise."""
     root, runs = digit_runs
-    trained = load_run(runs["mnist-cnn"])
+    trained = Predictor.from_run(runs["mnist-cnn"])
     from cnnlab.data import load_dataset
 
     digits = load_dataset("mnist", data_root=root).test.images[:100]
     layer = default_layer(trained.model)
-    channel = int(activations(trained, digits, layer).mean((0, 2, 3)).argmax())
+    channel = int(trained.activations(digits, layer).mean((0, 2, 3)).argmax())
     result = maximize(trained, layer, channel)
     assert result.start_value > 0 and result.final_value >= 10 * result.start_value, result
     assert result.image.dtype == np.uint8 and result.image.shape == (1, 28, 28)
@@ -234,7 +231,7 @@ def test_deepdream_amplifies_the_layer(shapes_run):
     trained, images, _, _ = shapes_run
     dreamed = deepdream(trained, images[:2], "conv2")
     assert dreamed.shape == (2, 3, 32, 32) and dreamed.dtype == np.uint8
-    energy = [(activations(trained, x, "conv2") ** 2).mean() for x in (images[:2], dreamed)]
+    energy = [(trained.activations(x, "conv2") ** 2).mean() for x in (images[:2], dreamed)]
     assert energy[1] > 2 * energy[0]
 
 
@@ -313,7 +310,7 @@ def test_cli_bad_input_is_one_line(shapes_run, tmp_path, capsys):
     code, _, err = cli(capsys, "explain", trained.folder, image, "--method", "saliency", "--target", "dog")
     assert code == 2 and "unknown target class 'dog'" in err
     code, _, err = cli(capsys, "explain", trained.folder, "--method", "gradcam")
-    assert code == 2 and "needs at least one IMAGE" in err
+    assert code == 2 and "needs at least one image" in err
     empty = tmp_path / "no-weights"
     empty.mkdir()
     (empty / "run.json").write_text((trained.folder / "run.json").read_text())

@@ -6,10 +6,11 @@ import torch
 
 from cnnlab.data import load_dataset
 from cnnlab.models import create_model
-from cnnlab.train.checkpoint import load_training_state, load_weights, save_training_state, save_weights
-from cnnlab.train.loop import RunConfig, make_optimizer, train
-from cnnlab.train.recipe import Recipe
-from cnnlab.train.runs import load_run
+from cnnlab.models import Recipe
+from cnnlab.predict import Predictor
+from cnnlab.training.checkpoint import load_training_state, load_weights, save_training_state, save_weights
+from cnnlab.training.config import RunConfig
+from cnnlab.training.loop import make_optimizer, train
 
 RECIPE = Recipe(epochs=4, batch_size=32, lr=3e-3, optimizer="adamw", schedule="onecycle")
 
@@ -28,12 +29,12 @@ def test_mlp_learns_and_writes_its_run_folder(mnist_root, tmp_path):
         assert (tmp_path / "run" / name).stat().st_size > 0
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 5
     assert not list((tmp_path / "run").glob(".*tmp"))   # no temporary files left
-    trained = load_run(tmp_path / "run")
+    trained = Predictor.from_run(tmp_path / "run")
     assert not trained.model.training
     best_epoch_model = create_model("mlp")
     load_weights(tmp_path / "run" / "best.safetensors", best_epoch_model)
     assert torch.equal(best_epoch_model.fc3.weight, trained.model.fc3.weight)
-    assert run.info["test"]["per_class"][0][1] == int((run.data.test.labels == 0).sum())
+    assert run.record.test.per_class[0][1] == int((run.data.test.labels == 0).sum())
 
 
 def test_checkpoint_round_trip_with_optimizer_state(tmp_path):
@@ -67,7 +68,7 @@ def test_resume_after_interrupt_gives_the_same_weights(mnist_root, tmp_path):
     resumed = train(config(mnist_root), tmp_path / "cut", resume=True, progress=False, log=lambda s: None)
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
-    assert [h["valid_loss"] for h in whole.info["history"]] == [h["valid_loss"] for h in resumed.info["history"]]
+    assert [h.valid_loss for h in whole.record.history] == [h.valid_loss for h in resumed.record.history]
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
@@ -97,7 +98,7 @@ def test_lesson_recipe_is_the_notebooks():
 
 def test_validation_and_test_images_are_never_augmented(mnist_root, tmp_path, monkeypatch):
     """The lesson's notebook augmented its validation set too; here only training batches are transformed."""
-    import cnnlab.train.loop as loop
+    import cnnlab.training.loop as loop
 
     trained_on, evaluated_on, real_train_epoch, real_evaluate = [], [], loop.train_epoch, loop.evaluate
 
@@ -116,5 +117,5 @@ def test_validation_and_test_images_are_never_augmented(mnist_root, tmp_path, mo
     assert trained_on[0].augment is not None
     valid, test = evaluated_on                            # epoch 1's validation, then the final test
     for seen, part in ((valid, run.valid_set), (test, run.data.test)):
-        plain = (part.images.float() / 255 - run.mean[0]) / run.std[0]
+        plain = (part.images.float() / 255 - run.preprocess.mean[0]) / run.preprocess.std[0]
         assert seen.shape == plain.shape and torch.allclose(seen, plain, atol=1e-5)

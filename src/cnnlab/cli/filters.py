@@ -22,14 +22,14 @@ CORRELATION_NOTE = ("filter2D computes a correlation: the kernel is laid on the 
 def _filter(args) -> None:
     import numpy as np
 
-    from cnnlab.filters import apply_kernel, blur, kernel_label, parse_kernel, read_image
+    from cnnlab.filters import apply_kernel, blur, image_stem, kernel_label, load_picture, parse_kernel
     from cnnlab.filters.display import display_mode, scale_for_display, to_uint8
-    from cnnlab.filters.images import image_stem, write_image
+    from cnnlab.images import write_png
 
     out = output_path(args.out, f"{image_stem(args.image)}-filter.png", ".png", "--out")
     array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     kernels = [(kernel_label(text, kernel), kernel) for text in args.kernel for kernel in [parse_kernel(text)]]
-    image = read_image(args.image, color=args.color)
+    image = load_picture(args.image, color=args.color)
     source = blur(image, args.border) if args.blur_first else image
     outputs = [(label, kernel, apply_kernel(source, kernel, args.border)) for label, kernel in kernels]
     for label, kernel, result in outputs:
@@ -43,12 +43,12 @@ def _filter(args) -> None:
         (label, kernel, result), = outputs
         mode = display_mode(kernel, args.display)
         _, low, high, caption = scale_for_display(result, mode)
-        write_image(out, to_uint8(result, mode))
+        write_png(out, to_uint8(result, mode))
         print(f"wrote {out}: {label} {caption}, {low:.4g} is black, {high:.4g} white")
         return
-    from cnnlab.filters.figures import filter_figure
+    from cnnlab.plots import filter_figure, save
 
-    filter_figure(image, outputs, args.display, out, blurred=source if args.blur_first else None)
+    save(filter_figure(image, outputs, args.display, blurred=source if args.blur_first else None), out, tight=False)
     print(f"wrote {out}")
 
 
@@ -74,29 +74,30 @@ def _spectrum(args) -> None:
         return
     if args.radius is not None and args.keep is None:
         raise CnnlabError("--radius needs --keep low or --keep high")
-    from cnnlab.filters import frequency_filter, frequency_mask, read_image, spectrum, strongest_frequency
-    from cnnlab.filters.figures import spectrum_figure
-    from cnnlab.filters.images import image_stem
+    from cnnlab.filters import (frequency_filter, frequency_mask, image_stem, load_picture, spectrum,
+                                strongest_frequency)
+    from cnnlab.plots import save, spectrum_figure
 
     out = output_path(args.out, f"{image_stem(args.image)}-spectrum.png", ".png", "--out")
-    image = read_image(args.image)
+    image = load_picture(args.image)
     u, v = strongest_frequency(image)
     print(f"strongest frequency besides the mean: +/-({u}, {v}) cycles per image (across, down) "
           f"in the {image.shape[1]}x{image.shape[0]} image")
     if args.keep is None:
-        spectrum_figure(image, spectrum(image), (u, v), out)
+        figure = spectrum_figure(image, spectrum(image), (u, v))
     else:
         radius = 20.0 if args.radius is None else args.radius
         filtered = frequency_filter(image, args.keep, radius)
         print(f"kept {args.keep} frequencies, radius {radius:g} cycles per image")
-        spectrum_figure(image, spectrum(image), (u, v), out, frequency_mask(image.shape, args.keep, radius),
-                        filtered, args.keep, radius)
+        figure = spectrum_figure(image, spectrum(image), (u, v), frequency_mask(image.shape, args.keep, radius),
+                                 filtered, args.keep, radius)
+    save(figure, out, tight=False)
     print(f"wrote {out}")
 
 
 def _kernel_responses(args) -> None:
     from cnnlab.filters import kernel_label, kernel_response, parse_kernel
-    from cnnlab.filters.figures import response_figure
+    from cnnlab.plots import response_figure, save
 
     out = output_path(args.out, "kernel-response.png", ".png", "--out")
     responses = []
@@ -106,16 +107,15 @@ def _kernel_responses(args) -> None:
         centre = response[args.size // 2, args.size // 2]
         print(f"{kernel_label(text, kernel)}: gain {centre:.3g} on flat areas, at most {response.max():.3g}")
         responses.append((kernel_label(text, kernel), kernel, response))
-    response_figure(responses, out)
+    save(response_figure(responses), out, tight=False)
     print(f"wrote {out}")
 
 
 def _conv_demo(args) -> None:
     import json
 
-    from cnnlab.filters import LESSON_FILTERS, check_filters, conv_demo, explain_sizes, read_image
-    from cnnlab.filters.figures import conv_demo_figure
-    from cnnlab.filters.images import image_stem
+    from cnnlab.filters import LESSON_FILTERS, check_filters, conv_demo, explain_sizes, image_stem, load_picture
+    from cnnlab.plots import conv_demo_figure, save
 
     out = output_path(args.out, f"{image_stem(args.image)}-conv-demo.png", ".png", "--out")
     filters = LESSON_FILTERS
@@ -127,27 +127,27 @@ def _conv_demo(args) -> None:
         except ValueError as error:                   # bad JSON, or bytes that are not text
             raise CnnlabError(f"filters file {args.filters} is not valid JSON ({error}); write a list of 2-D "
                               "kernels like [[[-1,1],[-1,1]], [[1,1],[-1,-1]]]") from None
-    image = read_image(args.image)
+    image = load_picture(args.image)
     result = conv_demo(image, filters, args.stride, args.padding)
     explanation = explain_sizes(image.shape, result["filters"].shape[1:], args.stride, args.padding)
     count, rows, cols = result["filters"].shape
     print(f"{count} filter(s) of {rows}x{cols} on a {image.shape[1]}x{image.shape[0]} image\n{explanation}")
     print(f"after 2x2 max-pooling: {result['pooled'].shape[2]}x{result['pooled'].shape[1]}")
-    conv_demo_figure(result, explanation, out)
+    save(conv_demo_figure(result, explanation), out, tight=False)
     print(f"wrote {out}")
 
 
 def _samples(args) -> None:
     from cnnlab.filters import SAMPLES, sample_image
-    from cnnlab.filters.images import write_image
     from cnnlab.filters.samples import describe
+    from cnnlab.images import write_png
 
     for name in SAMPLES:
         image = sample_image(name)
         line = f"sample:{name:<13} {image.shape[1]}x{image.shape[0]}  {describe(name)}"
         if args.save:
             path = Path(args.save) / f"{name}.png"
-            write_image(path, image)
+            write_png(path, image)
             line += f"  -> {path}"
         print(line)
 

@@ -117,135 +117,88 @@ def register(sub) -> None:
     p.add_argument("--download", action="store_true", help="download the named data sets when not found")
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CnnlabError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
-    return name
-
-
-def _default_dataset(model: str) -> str:
-    from cnnlab.models import get_spec
-
-    c, h, _ = get_spec(model).default_input
-    if (c, h) == (1, 28):
-        return "mnist"
-    if (c, h) == (3, 32):
-        return "cifar10"
-    raise CnnlabError(f"{model} is an ImageNet-shaped model: say which data with --dataset (e.g. imagefolder "
-                      "--data-root FOLDER), or use its CIFAR-shaped variant")
-
-
-def _free_name(out: Path, base: str) -> Path:
-    candidate, n = out / base, 2
-    while candidate.exists():
-        candidate, n = out / f"{base}-{n}", n + 1
-    return candidate
+RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "decay", "label_smoothing",
+                  "augment")
+RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights")
 
 
 def _train(args) -> int:
-    from cnnlab.models import get_spec
-    from cnnlab.train.loop import RunConfig, train
-    from cnnlab.train.runs import read_info
+    from cnnlab import api
 
+    progress = not args.no_progress
     if args.resume:
-        config = RunConfig.from_dict(read_info(args.resume)["config"])
-        if args.model and args.model != config.model:
-            raise CnnlabError(f"{args.resume} trains {config.model}, not {args.model}")
-        folder = Path(args.resume)
-        if not (folder / "last.safetensors").is_file():
-            raise CnnlabError(f"{folder}: no last.safetensors to resume from (no epoch finished); train it again")
+        run = api.resume(args.resume, model=args.model, progress=progress)
     else:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
-        dataset = args.dataset or _default_dataset(args.model)
-        recipe = get_spec(args.model).recipe(args.recipe, dataset).replace(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-            weight_decay=args.weight_decay, schedule=args.schedule, decay=args.decay,
-            label_smoothing=args.label_smoothing,
-            augment=None if args.augment is None else ("" if args.augment == "none" else args.augment))
-        if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.lr <= 0:
-            raise CnnlabError("--epochs and --batch-size must be at least 1 and --lr positive")
-        if not 0 < recipe.decay <= 1:
-            raise CnnlabError(f"--decay {recipe.decay}: the learning rate's multiplier per epoch must be in (0, 1]")
-        config = RunConfig(args.model, dataset, recipe, data_root=args.data_root, valid_fraction=args.valid_fraction,
-                           seed=args.seed, device=_device(args.device), precision=args.precision,
-                           image_size=args.image_size, weights=args.weights)
-        folder = Path(args.out) / args.name if args.name else _free_name(Path(args.out), f"{args.model}-{dataset}")
-    run = train(config, folder, resume=bool(args.resume), progress=not args.no_progress)
-    test = run.info["test"]
-    print(f"\n{config.model} on {run.data.name}: test accuracy {100 * test['accuracy']:.2f}% "
-          f"(best epoch {run.info['best']['epoch']}, {run.info['train_seconds']:.0f} s of training)")
-    print(f"run folder: {folder}  (curves.png, confusion.png, samples.png, best.safetensors, run.json)")
+        options = {k: getattr(args, k) for k in RECIPE_OPTIONS + RUN_OPTIONS if getattr(args, k) is not None}
+        if options.get("augment") == "none":
+            options["augment"] = ""
+        run = api.train(args.model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
+                           folder=Path(args.out) / args.name if args.name else None, **options)
+    record = run.record
+    print(f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
+          f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")
+    print(f"run folder: {run.folder}  (curves.png, confusion.png, samples.png, best.safetensors, run.json)")
     return 0
 
 
 def _evaluate(args) -> int:
-    from cnnlab.train.metrics import lesson_table
-    from cnnlab.train.runs import evaluate_run
+    from cnnlab.predict import Predictor
+    from cnnlab.training.metrics import lesson_table
 
-    evaluation, trained = evaluate_run(args.run, args.split, args.data_root, args.weights, args.perturb, args.seed)
+    predictor = Predictor.from_run(args.run, args.weights)
+    evaluation = predictor.evaluate(args.split, args.data_root, args.perturb, args.seed)
     if args.perturb:
         print(f"every image perturbed by {args.perturb} (seed {args.seed})\n")
-    print(lesson_table(evaluation, trained.classes, title="Test" if args.split == "test" else "Validation"))
+    print(lesson_table(evaluation, predictor.classes, title="Test" if args.split == "test" else "Validation"))
     return 0
 
 
 def _predict(args) -> int:
-    from cnnlab.train.runs import load_run, predict_files
+    from cnnlab.predict import Predictor
 
-    trained = load_run(args.run, args.weights)
-    label = "probability" if trained.outputs == "logits" else "capsule length"
-    for result in predict_files(trained, args.images, args.top_k):
-        print(result["path"] + "".join(f"  [{note}]" for note in result["notes"]))
-        for name, value in result["top"]:
-            print(f"  {name:>20s}  {value:7.2%}  {label}" if label == "probability" else
-                  f"  {name:>20s}  {value:.3f}  {label}")
+    predictor = Predictor.from_run(args.run, args.weights)
+    _, notes = predictor.prepare(args.images)
+    for path, changes, top in zip(args.images, notes, predictor.top_k(args.images, args.top_k)):
+        print(path + "".join(f"  [{note}]" for note in changes))
+        for name, value in top:
+            shown = f"{value:7.2%}" if not predictor.capsules else f"{value:.3f}"
+            print(f"  {name:>20s}  {shown}  {predictor.score_name}")
     return 0
 
 
 def _models(args) -> int:
-    import torch
+    from cnnlab.models import model_table
 
-    from cnnlab.models import MODELS, count_parameters, create_model
-
-    print(f"{'model':<16} {'parameters':>12}  {'input':<10} description")
-    for name, spec in MODELS.items():
-        with torch.device("meta"):   # counts without allocating: VGG19 alone would take half a gigabyte
-            params = count_parameters(create_model(name))
-        shape = "x".join(map(str, spec.default_input))
-        print(f"{name:<16} {params:>12,}  {shape:<10} {spec.description}")
+    print(model_table())
     return 0
 
 
 def _augment_preview(args) -> int:
-    from cnnlab import plots
     from cnnlab.data import load_dataset
     from cnnlab.data.augment import parse_augment, preview
+    from cnnlab.plots import augment_preview, save
 
     spec = parse_augment(args.augment).spec            # a bad spec fails before the data set is read
     data = load_dataset(args.dataset, data_root=args.data_root)
     grid = preview(data.train.images[:max(1, args.count)], spec, args.seed, max(1, args.copies))
-    print(f"figure: {plots.augment_preview(grid, spec, args.out)}")
+    print(f"figure: {save(augment_preview(grid, spec), args.out)}")
     return 0
 
 
 def _summary(args) -> int:
-    import torch
-
-    from cnnlab.models import create_model, get_spec
-    from cnnlab.models.summary import summary_table
-    from cnnlab.train.runs import read_info
+    from cnnlab.models import get_spec
+    from cnnlab.models.summary import summarize
 
     if Path(args.model).is_dir():
-        info = read_info(args.model)
-        name, model_args = info["model"]["name"], dict(info["model"]["args"])
+        from cnnlab.training.record import RunRecord
+
+        record = RunRecord.load(args.model)
+        name, model_args = record.model.name, dict(record.model.args)
     else:
-        name, model_args = args.model, {"in_channels": get_spec(args.model).default_input[0]}
-        model_args["image_size"] = get_spec(args.model).default_input[1]
+        c, h, _ = get_spec(args.model).default_input
+        name, model_args = args.model, {"in_channels": c, "image_size": h}
     if args.input:
         match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", args.input)
         if not match or match[2] != match[3]:
@@ -253,39 +206,21 @@ def _summary(args) -> int:
         model_args.update(in_channels=int(match[1]), image_size=int(match[2]))
     if args.classes:
         model_args["num_classes"] = args.classes
-    shape = (model_args["in_channels"], model_args["image_size"], model_args["image_size"])
-    try:
-        with torch.device("meta"):
-            table = summary_table(create_model(name, **model_args), shape)
-    except (RuntimeError, NotImplementedError):   # an op the meta device lacks: build it for real
-        try:
-            table = summary_table(create_model(name, **model_args), shape)
-        except RuntimeError as e:
-            raise CnnlabError(f"{name} cannot take a {'x'.join(map(str, shape))} input "
-                              f"({str(e).splitlines()[0]})") from None
-    print(table)
+    size = model_args["image_size"]
+    print(summarize(name, model_args, (model_args["in_channels"], size, size)))
     return 0
 
 
 def _compare(args) -> int:
-    from cnnlab import plots
-    from cnnlab.train.runs import read_info
+    from cnnlab.plots import compare_curves, save
+    from cnnlab.training.record import RunRecord, compare_table
 
-    infos = [read_info(folder) for folder in args.runs]
+    records = [RunRecord.load(folder) for folder in args.runs]
     names = [Path(folder).name for folder in args.runs]
-    width = max(12, *map(len, names))
-    print(f"{'run':<{width}} {'model':<14} {'parameters':>11} {'epochs':>6} {'time':>8} {'best valid loss':>15} "
-          f"{'test accuracy':>13}")
-    for name, info in zip(names, infos):
-        test = info.get("test", {}).get("accuracy")
-        print(f"{name:<{width}} {info['model']['name']:<14} {info['model']['parameters']:>11,} "
-              f"{len(info['history']):>6} {info.get('train_seconds', 0):>7.0f}s "
-              f"{info['best'].get('valid_loss', float('nan')):>15.4f} "
-              f"{'unfinished' if test is None else f'{100 * test:.2f}%':>13}")
-    print(f"figure: {plots.compare_curves(names, [info['history'] for info in infos], args.out)}")
+    print(compare_table(names, records))
+    histories = [[e.__dict__ for e in r.history] for r in records]
+    print(f"figure: {save(compare_curves(names, histories), args.out)}")
     return 0
-
-
 def _datasets(args) -> int:
     from cnnlab.data import load_dataset
 

@@ -272,3 +272,9 @@ def preview(images, spec: str, seed: int = 0, copies: int = 4, gap: int = 2) -> 
     grid = tiles.permute(2, 0, 3, 1, 4).reshape(c, rows, cols)[:, :rows - gap, :cols - gap]
     grid = (grid.clamp(0, 1) * 255).round().to(torch.uint8)
     return grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
+
+
+def augment_for(spec: str | None, preprocess) -> Augment | None:
+    """The augmentation `spec` for batches normalized by `preprocess` (a `Preprocess`); pixels it brings in from
+    outside the image are black, as in the lesson. None when the spec augments nothing."""
+    return parse_augment(spec, fill=preprocess.black()) or None

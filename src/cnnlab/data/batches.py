@@ -11,18 +11,17 @@ from typing import Callable
 import torch
 
 from cnnlab.data.datasets import ImageSet
+from cnnlab.data.preprocess import Preprocess
 
 
 class Batches:
-    def __init__(self, data: ImageSet, batch_size: int, mean, std, device="cpu", shuffle: bool = False,
+    def __init__(self, data: ImageSet, batch_size: int, preprocess: Preprocess, device="cpu", shuffle: bool = False,
                  augment: Callable | None = None, seed: int = 0, channels_last: bool = False):
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size, self.shuffle, self.augment, self.seed = batch_size, shuffle, augment, seed
         self.device, self.channels_last = torch.device(device), channels_last
-        std = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        mean = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.scale, self.shift = 1 / (255 * std), -mean / std   # x/255 normalized == x*scale + shift
+        self.normalize = preprocess.normalizer(device)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -38,7 +37,7 @@ class Batches:
         order = torch.randperm(n, generator=generator, device=self.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size] if order is not None else slice(start, start + self.batch_size)
-            x = torch.addcmul(self.shift, self.images[index].float(), self.scale)
+            x = self.normalize(self.images[index])
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.augment is not None:

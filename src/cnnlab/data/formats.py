@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.images import resize_center_crop, to_mode
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -110,33 +111,6 @@ def list_image_folder(root: str | Path) -> tuple[list[str], list[tuple[Path, str
     return classes, files
 
 
-def to_mode(image, channels: int):
-    """Any PIL image (palette, alpha, CMYK, 16-bit, ...) as RGB or L; transparency is composited on white."""
-    from PIL import Image
-
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    if image.mode == "I;16" or image.mode == "I":
-        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 256).clip(0, 255).astype(np.uint8))
-    return image.convert("RGB" if channels == 3 else "L")
-
-
-def resize_center_crop(image, size: int):
-    """Shorter side to `size`, then the central size×size square: the usual evaluation view of a photo."""
-    from PIL import Image
-
-    w, h = image.size
-    if (w, h) == (size, size):
-        return image
-    scale = size / min(w, h)
-    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return image.crop((left, top, left + size, top + size))
-
-
 def read_image_folder(root: str | Path, channels: int | None = None, image_size: int | None = None,
                       classes: list[str] | None = None):
     """Decode a class-per-folder tree once into one uint8 array.
@@ -176,19 +150,3 @@ def read_image_folder(root: str | Path, channels: int | None = None, image_size:
     arrays = [np.asarray(resize_center_crop(to_mode(im, channels), image_size)) for im in decoded]
     images = np.stack(arrays).reshape(len(arrays), image_size, image_size, channels).transpose(0, 3, 1, 2)
     return np.ascontiguousarray(images), np.asarray(labels, dtype=np.int64), classes
-
-
-def read_image(path: str | Path):
-    """Open one image for prediction; a text file or a broken image becomes a one-line error."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise CnnlabError(f"{path}: no such file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise CnnlabError(f"{path}: not an image that can be read ({e.__class__.__name__}); "
-                          "give a PNG, JPEG, BMP, GIF, TIFF or WebP file") from None

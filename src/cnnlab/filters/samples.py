@@ -1,43 +1,48 @@
-"""Sample pictures drawn by code, so every command has an example that needs no download.
+"""Sample pictures drawn by code, so every command has an example that needs no download, and `load_picture`,
+which reads what a command is given: `sample:NAME` or an image file.
 
-Each returns what `cv2.imread` would: a BGR uint8 array of shape (H, W, 3). Use them as `sample:NAME`.
+Each sample is an RGB uint8 array of shape (H, W, 3), like every image in cnnlab (see `cnnlab.images`).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.images import read_array
 
 AA = cv2.LINE_AA   # anti-aliased curves, so circles look round rather than jagged
+SAMPLE_PREFIX = "sample:"
 
 
 def city() -> np.ndarray:
     """A street: buildings with window grids, a car, a tree, a zebra crossing, the sun."""
     height, width = 256, 384
-    sky = np.linspace(235, 170, 170)[:, None] * np.array([1.0, 0.85, 0.6])    # BGR: pale blue down to blue
+    sky = np.linspace(235, 170, 170)[:, None] * np.array([0.6, 0.85, 1.0])    # pale blue down to blue
     image = np.zeros((height, width, 3), np.uint8)
     image[:170] = sky[:, None, :].astype(np.uint8)
     image[170:] = (70, 70, 70)                                                # asphalt
-    cv2.circle(image, (330, 45), 24, (80, 215, 255), -1, AA)                  # sun
-    buildings = [(10, 60, 90, (150, 160, 170)), (75, 90, 125, (90, 110, 160)), (170, 40, 70, (170, 150, 140)),
+    cv2.circle(image, (330, 45), 24, (255, 215, 80), -1, AA)                  # sun
+    buildings = [(10, 60, 90, (170, 160, 150)), (75, 90, 125, (160, 110, 90)), (170, 40, 70, (140, 150, 170)),
                  (215, 110, 110, (120, 120, 120))]                           # x, top, width, colour
     for x, top, w, colour in buildings:
         cv2.rectangle(image, (x, top), (x + w - 1, 169), colour, -1)
         for wy in range(top + 8, 160, 16):                                    # windows: a regular grid
             for wx in range(x + 6, x + w - 12, 14):
-                cv2.rectangle(image, (wx, wy), (wx + 7, wy + 9), (60, 200, 230), -1)
-    cv2.rectangle(image, (340, 120), (349, 169), (30, 60, 90), -1)             # tree trunk
+                cv2.rectangle(image, (wx, wy), (wx + 7, wy + 9), (230, 200, 60), -1)
+    cv2.rectangle(image, (340, 120), (349, 169), (90, 60, 30), -1)             # tree trunk
     cv2.circle(image, (345, 110), 26, (40, 130, 40), -1, AA)                   # tree crown
     image[170:174] = (200, 200, 200)                                           # kerb
     for x in range(8, width, 48):                                              # dashed centre line
         image[226:230, x:x + 26] = (235, 235, 235)
     for x in range(240, 360, 16):                                              # zebra crossing: vertical stripes
         image[178:222, x:x + 8] = (245, 245, 245)
-    cv2.rectangle(image, (40, 188), (180, 222), (40, 40, 200), -1)             # car body (red)
-    cv2.fillPoly(image, [np.array([[70, 188], [90, 164], [150, 164], [168, 188]])], (40, 40, 200), AA)
-    cv2.fillPoly(image, [np.array([[80, 186], [95, 168], [145, 168], [158, 186]])], (230, 200, 150), AA)
-    cv2.line(image, (120, 168), (120, 186), (40, 40, 200), 4)                  # door pillar between windows
+    cv2.rectangle(image, (40, 188), (180, 222), (200, 40, 40), -1)             # car body (red)
+    cv2.fillPoly(image, [np.array([[70, 188], [90, 164], [150, 164], [168, 188]])], (200, 40, 40), AA)
+    cv2.fillPoly(image, [np.array([[80, 186], [95, 168], [145, 168], [158, 186]])], (150, 200, 230), AA)
+    cv2.line(image, (120, 168), (120, 186), (200, 40, 40), 4)                  # door pillar between windows
     for x in (75, 150):                                                        # wheels with hubs
         cv2.circle(image, (x, 224), 15, (25, 25, 25), -1, AA)
         cv2.circle(image, (x, 224), 6, (170, 170, 170), -1, AA)
@@ -47,14 +52,14 @@ def city() -> np.ndarray:
 def stripes(height: int = 256, width: int = 256, period: int = 16) -> np.ndarray:
     """Vertical black and white stripes, a period of 16 pixels by default: one frequency, width / period cycles."""
     row = np.where(np.arange(width) % period < period // 2, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(np.tile(row, (height, 1)), cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(np.tile(row, (height, 1)), cv2.COLOR_GRAY2RGB)
 
 
 def checkerboard(size: int = 256, square: int = 32) -> np.ndarray:
     """Black and white squares: vertical and horizontal edges of equal strength."""
     index = np.arange(size) // square
     board = ((index[:, None] + index[None, :]) % 2 * 255).astype(np.uint8)
-    return cv2.cvtColor(board, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(board, cv2.COLOR_GRAY2RGB)
 
 
 def shapes() -> np.ndarray:
@@ -70,7 +75,7 @@ def zoneplate(size: int = 256) -> np.ndarray:
     """Rings that get finer outwards: the local frequency grows with the distance from the centre."""
     y, x = np.mgrid[:size, :size] - size / 2
     rings = 127.5 + 127.5 * np.cos(np.pi * (x ** 2 + y ** 2) / (2 * size))   # r / (2 size) cycles per pixel
-    return cv2.cvtColor(rings.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(rings.astype(np.uint8), cv2.COLOR_GRAY2RGB)
 
 
 SAMPLES = {
@@ -91,3 +96,16 @@ def sample_image(name: str) -> np.ndarray:
 def describe(name: str) -> str:
     """The first line of the sample's docstring."""
     return SAMPLES[name].__doc__.splitlines()[0]
+
+
+def load_picture(source: str, color: bool = False) -> np.ndarray:
+    """`sample:NAME` or an image file -> uint8 grey (H, W), or RGB (H, W, 3) when `color`."""
+    if not source.startswith(SAMPLE_PREFIX):
+        return read_array(source, color)
+    image = sample_image(source[len(SAMPLE_PREFIX):])
+    return image if color else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def image_stem(source: str) -> str:
+    """`photo` for `dir/photo.jpg`, `city` for `sample:city`: the start of default output file names."""
+    return source[len(SAMPLE_PREFIX):] if source.startswith(SAMPLE_PREFIX) else Path(source).stem

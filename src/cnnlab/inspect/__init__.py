@@ -1,24 +1,30 @@
-"""Seeing inside a trained CNN: its layers, filters, feature maps, attributions, top patches and dreams.
+"""Seeing inside a trained CNN: attributions, top patches, activation maximization, deep dream, capsules.
 
-Every function takes a trained run (`load_run(folder)`) or any nn.Module, and images as arrays: uint8 pixels
-(normalized as the run was trained) or float model inputs, [N, C, H, W] or one [C, H, W]. Results are arrays.
+Every function takes a `Predictor` (`Predictor.from_run(folder)`), a run (`cnnlab.load(folder)`) or any nn.Module,
+and images in any form the predictor takes (files, uint8 pixels, float model inputs). Results are arrays;
+`explain` adds the picture.
 
-    trained = load_run("runs/lesson-cnn-cifar10")
-    layer_table(trained.model, trained.input_shape)        # names, types, output shapes
-    attribute(trained, images, "gradcam")                  # [N, H, W] heat maps for the predicted classes
-    activations(trained, images, "conv2")                  # [N, C, h, w] feature maps
-    top_patches(trained, dataset_images, "conv2")          # Zeiler & Fergus: what excites each channel
-    maximize(trained, "conv3", channel=5)                  # the picture that drives a channel up
-    deepdream(trained, images, "conv2")                    # amplify what a layer sees
-    capsule_dimensions(trained, image)                     # CapsNet: what each capsule dimension encodes
+    predictor = Predictor.from_run("runs/lesson-cnn-cifar10")
+    attribute(predictor, images, "gradcam")                  # [N, H, W] heat maps for the predicted classes
+    top_patches(predictor, dataset_images, "conv2")          # Zeiler & Fergus: what excites each channel
+    maximize(predictor, "conv3", channel=5)                  # the picture that drives a channel up
+    deepdream(predictor, images, "conv2")                    # amplify what a layer sees
+    capsule_dimensions(predictor, image)                     # CapsNet: what each capsule dimension encodes
+    explain(predictor, "gradcam", ["cat.png"])               # arrays, printed findings and the figure
 """
-from cnnlab.inspect.attributions import METHODS, attribute, class_index
-from cnnlab.inspect.layers import Layer, activations, default_layer, first_layer_filters, layer_table
-from cnnlab.inspect.ascent import Maximized, deepdream, maximize
-from cnnlab.inspect.capsules import capsule_dimensions
-from cnnlab.inspect.patches import TopPatches, top_patches
-from cnnlab.inspect.receptive import ReceptiveField, gradient_box, receptive_field
+__all__ = ["EXPLANATIONS", "METHODS", "Explanation", "Maximized", "ReceptiveField", "TopPatches", "attribute",
+           "capsule_dimensions", "class_index", "deepdream", "explain", "gradient_box", "maximize",
+           "receptive_field", "top_patches"]
+_HOMES = {"ascent": ("Maximized", "deepdream", "maximize"), "attributions": ("METHODS", "attribute", "class_index"),
+          "capsules": ("capsule_dimensions",), "explanation": ("Explanation", "explain"), "methods": ("EXPLANATIONS",),
+          "patches": ("TopPatches", "top_patches"), "receptive": ("ReceptiveField", "gradient_box", "receptive_field")}
 
-__all__ = ["METHODS", "Layer", "Maximized", "ReceptiveField", "TopPatches", "activations", "attribute",
-           "capsule_dimensions", "class_index", "deepdream", "default_layer", "first_layer_filters", "gradient_box",
-           "layer_table", "maximize", "receptive_field", "top_patches"]
+
+def __getattr__(name: str):
+    # imported on first use: the command line reads the method names from here without loading torch
+    for module, names in _HOMES.items():
+        if name in names:
+            import importlib
+
+            return getattr(importlib.import_module(f"cnnlab.inspect.{module}"), name)
+    raise AttributeError(f"module 'cnnlab.inspect' has no attribute {name!r}")

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.attributions import class_index
-from cnnlab.inspect.layers import layer_output, resolve_layer
-from cnnlab.inspect.subject import Subject, as_subject
+from cnnlab.models.layers import layer_output, resolve_layer
+from cnnlab.predict import Predictor, as_predictor
 
 
 @dataclass
@@ -42,16 +42,16 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), g.transpose(2, 3), groups=x.shape[1])
 
 
-def _objective(subject: Subject, shape: tuple[int, int, int], layer: str | None, channel: int | None, target):
+def _objective(predictor: Predictor, shape: tuple[int, int, int], layer: str | None, channel: int | None, target):
     """(function of the input -> value to maximize, description)."""
-    model = subject.model
+    model = predictor.model
     if target is not None:
         if channel is not None:
             raise CnnlabError("maximize either a class (--target) or a channel (--channel), not both")
         with torch.no_grad():
             n_outputs = model(torch.zeros(1, *shape)).shape[1]
-        index = class_index(target, subject.classes, n_outputs)
-        name = subject.classes[index] if subject.classes else str(index)
+        index = class_index(target, predictor.classes, n_outputs)
+        name = predictor.classes[index] if predictor.classes else str(index)
         return (lambda x: model(x)[:, index].mean()), f"score of class {name}"
     if channel is None:
         raise CnnlabError("say what to maximize: a class (--target CLASS) or a channel (--layer L --channel K)")
@@ -73,15 +73,16 @@ def maximize(model_or_run, layer: str | None = None, channel: int | None = None,
     divided by its mean absolute value, so the step size does not depend on the layer's scale; the image is kept
     within the range of real pixels.
     """
-    subject = as_subject(model_or_run)
-    shape = input_shape or subject.input_shape
+    predictor = as_predictor(model_or_run)
+    shape = input_shape or predictor.input_shape
     if shape is None:
         raise CnnlabError("maximize on a bare model needs input_shape=(C, H, W)")
-    value_of, description = _objective(subject, shape, layer, channel, target)
-    low, high = subject.pixel_range()
+    value_of, description = _objective(predictor, shape, layer, channel, target)
+    low, high = predictor.preprocess.pixel_range()
     generator = torch.Generator().manual_seed(seed)
-    noise = 255 * subject.mean + 8 * torch.randn(1, *shape, generator=generator)    # faint, around the mean colour
-    start = subject.inputs(noise.clamp(0, 255).round().to(torch.uint8))
+    mean = torch.tensor(predictor.preprocess.mean).view(1, -1, 1, 1)
+    noise = 255 * mean + 8 * torch.randn(1, *shape, generator=generator)    # faint, around the mean colour
+    start = predictor.inputs(noise.clamp(0, 255).round().to(torch.uint8))
     jitter = max(1, min(shape[1:]) // 32) if jitter is None else jitter
     x = start.clone().requires_grad_()
     history = []
@@ -97,7 +98,7 @@ def maximize(model_or_run, layer: str | None = None, channel: int | None = None,
         history.append(value.item())
     with torch.no_grad():
         start_value, final_value = float(value_of(start)), float(value_of(x))
-    return Maximized(subject.pixels(x)[0], subject.pixels(start)[0], description, start_value, final_value, history)
+    return Maximized(predictor.pixels(x)[0], predictor.pixels(start)[0], description, start_value, final_value, history)
 
 
 def deepdream(model_or_run, images, layer: str | None = None, octaves: int = 3, scale: float = 1.4,
@@ -108,10 +109,10 @@ def deepdream(model_or_run, images, layer: str | None = None, octaves: int = 3, 
     each step the size of `lr` times the mean absolute gradient; the detail added at one scale is carried up
     to the next, where the original image supplies the sharper pixels.
     """
-    subject = as_subject(model_or_run)
-    name, module = resolve_layer(subject.model, layer)
-    original = subject.inputs(images)
-    low, high = subject.pixel_range()
+    predictor = as_predictor(model_or_run)
+    name, module = resolve_layer(predictor.model, layer)
+    original = predictor.inputs(images)
+    low, high = predictor.preprocess.pixel_range()
     h, w = original.shape[2:]
     sizes = [(round(h / scale ** i), round(w / scale ** i)) for i in reversed(range(octaves))]
     generator = torch.Generator().manual_seed(seed)
@@ -122,7 +123,7 @@ def deepdream(model_or_run, images, layer: str | None = None, octaves: int = 3, 
         for _ in range(steps):
             dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist()
             try:
-                out = layer_output(subject.model, torch.roll(x, (dy, dx), (2, 3)), module)
+                out = layer_output(predictor.model, torch.roll(x, (dy, dx), (2, 3)), module)
             except RuntimeError as e:
                 raise CnnlabError(f"deepdream: the model cannot run up to {name} on a {size[0]}x{size[1]} image "
                                   f"({str(e).splitlines()[0]}); use fewer octaves (--octaves)") from None
@@ -131,5 +132,5 @@ def deepdream(model_or_run, images, layer: str | None = None, octaves: int = 3, 
                 x += lr * grad / (grad.abs().mean((1, 2, 3), keepdim=True) + 1e-8)
                 x.copy_(torch.maximum(torch.minimum(x, high), low))
         detail = (x - base).detach()
-    return subject.pixels(x)
+    return predictor.pixels(x)
 

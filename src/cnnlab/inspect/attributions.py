@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.layers import layer_output, resolve_layer
-from cnnlab.inspect.subject import Subject, as_subject
+from cnnlab.models.layers import layer_output, resolve_layer
+from cnnlab.predict import Predictor, as_predictor
 
 METHODS = {
     "saliency": "|gradient| of the score (max over colours)",
@@ -52,66 +52,66 @@ def class_index(target, classes: list[str] | None, n_outputs: int) -> int:
     return index
 
 
-def targets_for(subject: Subject, x: torch.Tensor, target=None) -> torch.Tensor:
+def targets_for(predictor: Predictor, x: torch.Tensor, target=None) -> torch.Tensor:
     """One class per image: the predicted one (target None), or the given one(s), as a long tensor [N]."""
     with torch.no_grad():
-        scores = subject.model(x)
+        scores = predictor.model(x)
     if target is None:
         return scores.argmax(1)
     wanted = target if isinstance(target, (list, tuple, np.ndarray, torch.Tensor)) else [target] * len(x)
     if len(wanted) != len(x):
         raise CnnlabError(f"{len(wanted)} targets for {len(x)} images: give one per image, or one for all")
-    return torch.tensor([class_index(t, subject.classes, scores.shape[1]) for t in wanted])
+    return torch.tensor([class_index(t, predictor.classes, scores.shape[1]) for t in wanted])
 
 
 def attribute(model_or_run, images, method: str, target=None, layer: str | None = None, **options) -> np.ndarray:
     """Heat maps [N, H, W] of the pixels that count for `target` (default: each image's predicted class).
 
-    `images` are uint8 pixels or float model inputs (see `cnnlab.inspect.subject`); `layer` is for the Grad-CAM
+    `images` are uint8 pixels or float model inputs (see `cnnlab.inspect.predictor`); `layer` is for the Grad-CAM
     methods (default: the last conv layer); `options` tune a method: smoothgrad `samples`, `noise`;
     integrated-gradients `steps`; occlusion `window`, `stride`.
     """
     if method not in METHODS:
         raise CnnlabError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
-    subject = as_subject(model_or_run)
-    x = subject.inputs(images)
-    targets = targets_for(subject, x, target)
+    predictor = as_predictor(model_or_run)
+    x = predictor.inputs(images)
+    targets = targets_for(predictor, x, target)
     compute = {"saliency": saliency, "smoothgrad": smoothgrad, "integrated-gradients": integrated_gradients,
                "occlusion": occlusion, "gradcam": gradcam, "guided-gradcam": guided_gradcam}[method]
     if method in ("gradcam", "guided-gradcam"):
         options["layer"] = layer
-    return compute(subject, x, targets, **options).detach().float().numpy()
+    return compute(predictor, x, targets, **options).detach().float().numpy()
 
 
-def saliency(subject: Subject, x, targets) -> torch.Tensor:
+def saliency(predictor: Predictor, x, targets) -> torch.Tensor:
     from captum.attr import Saliency
 
-    return Saliency(subject.model).attribute(x.requires_grad_(), target=targets, abs=True).amax(1)
+    return Saliency(predictor.model).attribute(x.requires_grad_(), target=targets, abs=True).amax(1)
 
 
-def smoothgrad(subject: Subject, x, targets, samples: int = 25, noise: float = 0.15, seed: int = 0) -> torch.Tensor:
+def smoothgrad(predictor: Predictor, x, targets, samples: int = 25, noise: float = 0.15, seed: int = 0) -> torch.Tensor:
     """Noise of `noise` x the input's value range, as the paper advises (10-20%); seeded, so maps repeat."""
     from captum.attr import NoiseTunnel, Saliency
 
     spread = float(x.max() - x.min())
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        maps = NoiseTunnel(Saliency(subject.model)).attribute(
+        maps = NoiseTunnel(Saliency(predictor.model)).attribute(
             x.requires_grad_(), nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=samples,
             stdevs=noise * spread, target=targets)
     return maps.amax(1)
 
 
-def integrated_gradients(subject: Subject, x, targets, steps: int = 32) -> torch.Tensor:
+def integrated_gradients(predictor: Predictor, x, targets, steps: int = 32) -> torch.Tensor:
     from captum.attr import IntegratedGradients
 
-    black = subject.inputs(torch.zeros(x.shape, dtype=torch.uint8))
-    maps = IntegratedGradients(subject.model).attribute(x, baselines=black, target=targets, n_steps=steps,
+    black = predictor.inputs(torch.zeros(x.shape, dtype=torch.uint8))
+    maps = IntegratedGradients(predictor.model).attribute(x, baselines=black, target=targets, n_steps=steps,
                                                         internal_batch_size=256)
     return maps.sum(1)
 
 
-def occlusion(subject: Subject, x, targets, window: int | None = None, stride: int | None = None) -> torch.Tensor:
+def occlusion(predictor: Predictor, x, targets, window: int | None = None, stride: int | None = None) -> torch.Tensor:
     """A window of about an eighth of the image, sliding by half a window. The baseline 0 of the normalized input
     is the data set's mean colour: covering a pixel with it removes what it says while looking ordinary."""
     from captum.attr import Occlusion
@@ -119,41 +119,41 @@ def occlusion(subject: Subject, x, targets, window: int | None = None, stride: i
     c, h, w = x.shape[1:]
     window = window or max(3, round(min(h, w) / 8))
     stride = stride or max(1, window // 2)
-    maps = Occlusion(subject.model).attribute(x, sliding_window_shapes=(c, window, window),
+    maps = Occlusion(predictor.model).attribute(x, sliding_window_shapes=(c, window, window),
                                               strides=(c, stride, stride), baselines=0.0, target=targets,
                                               perturbations_per_eval=64)
     return maps.mean(1)
 
 
-def gradcam(subject: Subject, x, targets, layer: str | None = None) -> torch.Tensor:
+def gradcam(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:
     """Captum's LayerGradCam on the layer, upsampled (bilinear) to the image size."""
     from captum.attr import LayerAttribution, LayerGradCam
 
-    name, module = resolve_layer(subject.model, layer, GRADCAM_NEEDS_CONV)
+    name, module = resolve_layer(predictor.model, layer, GRADCAM_NEEDS_CONV)
     uses = []
     handle = module.register_forward_pre_hook(lambda *_: uses.append(1))
     try:
-        maps = LayerGradCam(subject.model, module).attribute(x, target=targets, relu_attributions=True)
+        maps = LayerGradCam(predictor.model, module).attribute(x, target=targets, relu_attributions=True)
     finally:
         handle.remove()
     if len(uses) > 1:       # Captum would take its last use, everything else here the first: refuse
         raise CnnlabError(f"the forward pass uses {name} {len(uses)} times; Grad-CAM needs a layer used once")
     if maps.ndim != 4:
         with torch.no_grad():
-            shape = list(layer_output(subject.model, x[:1], module).shape[1:])
+            shape = list(layer_output(predictor.model, x[:1], module).shape[1:])
         raise CnnlabError(f"Grad-CAM needs a layer with feature maps [C, H, W], like a conv layer; {name} outputs "
                           f"{shape} per image")
     return LayerAttribution.interpolate(maps, tuple(x.shape[2:]), "bilinear")[:, 0]
 
 
-def guided_gradcam(subject: Subject, x, targets, layer: str | None = None) -> torch.Tensor:
+def guided_gradcam(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:
     """Grad-CAM times guided backpropagation, max over colours.
 
     Not Captum's GuidedGradCam: its guided backpropagation hooks nn.ReLU modules only, and a model that calls
     F.relu in its forward (the lesson CNN does) silently gets the plain gradient. `guided_gradients` catches
     every ReLU, module or function.
     """
-    return gradcam(subject, x, targets, layer) * guided_gradients(subject, x, targets).abs().amax(1)
+    return gradcam(predictor, x, targets, layer) * guided_gradients(predictor, x, targets).abs().amax(1)
 
 
 class _GuidedReLU(torch.autograd.Function):
@@ -182,9 +182,9 @@ class _GuidedMode(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def guided_gradients(subject: Subject, x, targets) -> torch.Tensor:
+def guided_gradients(predictor: Predictor, x, targets) -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015): the gradient with negative signals stopped at every ReLU."""
     x = x.detach().requires_grad_()
     with _GuidedMode():
-        scores = subject.model(x)
+        scores = predictor.model(x)
     return torch.autograd.grad(scores.gather(1, targets.view(-1, 1)).sum(), x)[0]

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.subject import as_subject
+from cnnlab.predict import as_predictor
 
 STEPS = torch.arange(-0.25, 0.2501, 0.05)
 
@@ -15,9 +15,9 @@ def capsule_dimensions(model_or_run, image, steps: torch.Tensor = STEPS) -> np.n
 
     Returns uint8 [dimensions, steps, C, H, W]: row d shows what dimension d encodes (stroke width, skew, ...).
     """
-    subject = as_subject(model_or_run)
-    if not hasattr(subject.model, "perturb_dimensions"):
+    predictor = as_predictor(model_or_run)
+    if not predictor.capsules:
         raise CnnlabError("capsule dimensions need a capsule network (a run of `cnnlab train capsnet`)")
-    x = subject.inputs(image)[:1]
-    grid = subject.model.perturb_dimensions(x[0], steps)
+    x = predictor.inputs(image)[:1]
+    grid = predictor.model.perturb_dimensions(x[0], steps)
     return (grid.clamp(0, 1) * 255).round().to(torch.uint8).numpy()

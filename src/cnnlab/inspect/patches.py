@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.layers import layer_output, resolve_layer
+from cnnlab.models.layers import layer_output, resolve_layer
 from cnnlab.inspect.receptive import gradient_box, receptive_field
-from cnnlab.inspect.subject import as_subject
+from cnnlab.predict import as_predictor
 
 
 @dataclass
@@ -34,15 +34,15 @@ def top_patches(model_or_run, images, layer: str | None = None, channels: int = 
                 batch_size: int = 256) -> TopPatches:
     """For the first `channels` channels of `layer`, the `per_channel` images (uint8 [N, C, H, W]) that excite each
     most, with the patch around the strongest unit."""
-    subject = as_subject(model_or_run)
+    predictor = as_predictor(model_or_run)
     images = torch.as_tensor(np.asarray(images))
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise CnnlabError("top patches are cropped from pixels: give uint8 images [N, C, H, W]")
-    name, module = resolve_layer(subject.model, layer)
+    name, module = resolve_layer(predictor.model, layer)
     scores, where = [], []
     with torch.no_grad():
         for batch in images.split(batch_size):
-            maps = layer_output(subject.model, subject.inputs(batch), module)
+            maps = layer_output(predictor.model, predictor.inputs(batch), module)
             if maps.ndim != 4:
                 raise CnnlabError(f"top patches need a layer with feature maps [C, H, W]; {name} outputs "
                                   f"{list(maps.shape[1:])} values per image")
@@ -57,13 +57,13 @@ def top_patches(model_or_run, images, layer: str | None = None, channels: int = 
     position = where[index, torch.arange(k).view(-1, 1)]         # [K, P, 2]
 
     c, h, w = images.shape[1:]
-    field = receptive_field(subject.model, module, (c, h, w))
+    field = receptive_field(predictor.model, module, (c, h, w))
     if field is not None:
         boxes = [[field.box(r, q, (h, w)) for r, q in rows.tolist()] for rows in position]
         how = (f"receptive field {field.size[0]}x{field.size[1]} pixels, {field.jump[0]} apart "
                "(from the kernels, strides and paddings)")
     else:
-        boxes = [[gradient_box(subject.model, module, (c, h, w), ch, r, q) for r, q in rows.tolist()]
+        boxes = [[gradient_box(predictor.model, module, (c, h, w), ch, r, q) for r, q in rows.tolist()]
                  for ch, rows in enumerate(position)]
         how = "receptive field from the gradient of each unit (the layers are not a plain chain)"
     patches = [[images[i, :, t:b, l:r].numpy() for i, (t, l, b, r) in zip(ids.tolist(), row)]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnlab.inspect.layers import layer_output
+from cnnlab.models.layers import layer_output, trace
 
 WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
@@ -43,18 +43,9 @@ class ReceptiveField:
 def receptive_field(model: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int]) -> ReceptiveField | None:
     """The field of `layer`'s units worked out from kernels, strides and paddings; None if the layers up to it
     are not a plain chain."""
-    events = []
-
-    def record(module, inputs, output):
-        events.append((module, _spatial(inputs[0]) if inputs else None, _spatial(output)))
-
-    hooks = [m.register_forward_hook(record) for m in model.modules() if not any(True for _ in m.children())]
-    try:
-        with torch.no_grad():
-            out = layer_output(model, torch.zeros(1, *input_shape), layer)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    calls = trace(model, input_shape, stop_at=layer)
+    events = [(c.module, _spatial(c.input_shape), _spatial(c.output_shape)) for c in calls if c.leaf]
+    out = next(c.output_shape for c in calls if c.module is layer)
     size, jump, start, hw = [1, 1], [1, 1], [0, 0], tuple(input_shape[1:])
     for module, in_hw, out_hw in events:
         if in_hw != hw or out_hw is None:
@@ -76,8 +67,8 @@ def receptive_field(model: nn.Module, layer: nn.Module, input_shape: tuple[int, 
     return ReceptiveField(tuple(size), tuple(jump), tuple(start))
 
 
-def _spatial(tensor) -> tuple[int, int] | None:
-    return tuple(tensor.shape[2:]) if isinstance(tensor, torch.Tensor) and tensor.ndim == 4 else None
+def _spatial(shape: tuple | None) -> tuple[int, int] | None:
+    return tuple(shape[2:]) if shape is not None and len(shape) == 4 else None
 
 
 def gradient_box(model: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int], channel: int, row: int,

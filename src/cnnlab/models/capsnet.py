@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.data.preprocess import denormalize
 from cnnlab.models.registry import register
-from cnnlab.train.recipe import Recipe
+from cnnlab.models.recipe import Recipe
 
 
 def squash(s: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
@@ -130,7 +131,7 @@ class CapsNet(nn.Module):
         v = self.capsules(x)
         lengths = v.norm(dim=-1)
         recon = self.decode(v, y if self.training else lengths.argmax(1)).float()
-        target = x.float() * self.std + self.mean
+        target = denormalize(x.float(), self.mean, self.std)
         sse = (recon - target).pow(2).flatten(1).sum(1).mean()
         return margin_loss(lengths, y) + self.RECONSTRUCTION_WEIGHT * sse, lengths
 
@@ -161,7 +162,7 @@ class CapsNet(nn.Module):
     "capsnet",
     "Sabour et al. 2017: conv 256 9x9, 32x6x6 8-D primary capsules, 10 16-D digit capsules, routing, decoder",
     default_input=(1, 28, 28),
-    outputs="probabilities",
+    outputs="capsules",
     takes_normalization=True,
     recipes={
         # MNIST test accuracy after 3 epochs of `cnnlab train` (48k train / 12k valid, bf16, crop=2, one seed),

@@ -14,7 +14,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.registry import register
-from cnnlab.train.recipe import Recipe
+from cnnlab.models.recipe import Recipe
 
 IMAGENET = (3, 224, 224)
 CIFAR = (3, 32, 32)

@@ -3,7 +3,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from cnnlab.models.registry import register
-from cnnlab.train.recipe import Recipe
+from cnnlab.models.recipe import Recipe
 
 
 class LessonCNN(nn.Module):

@@ -2,7 +2,7 @@
 from torch import nn
 
 from cnnlab.models.registry import register
-from cnnlab.train.recipe import Recipe
+from cnnlab.models.recipe import Recipe
 
 
 class MLP(nn.Module):

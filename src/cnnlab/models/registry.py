@@ -1,8 +1,9 @@
 """One registry of models, as in timm: a name maps to a builder, a description, and the recipes that train it.
 
 Builders take the data's shape (`in_channels`, `num_classes`, `image_size`) so one architecture serves MNIST,
-CIFAR-10 and image folders alike. A model's forward returns class scores: logits, unless the spec says
-`outputs="probabilities"` (CapsNet's capsule lengths). A model that needs its own loss defines
+CIFAR-10 and image folders alike. What a family's forward returns is declared here, once: class logits, or
+`outputs="capsules"` (CapsNet: capsule lengths, which are already probabilities, and a decoder that rebuilds the
+image); everything downstream asks the spec instead of probing the model. A model that needs its own loss defines
 `loss(x, y) -> (loss, scores)`; otherwise training uses cross-entropy on the logits. A model that must undo the
 input normalization itself (CapsNet reconstructs [0, 1] pixels) registers `takes_normalization=True` and is built
 with the run's measured `mean` and `std`.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.recipe import Recipe
+from cnnlab.models.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,13 @@ class ModelSpec:
     description: str
     default_input: tuple[int, int, int]                 # (C, H, W) for `cnnlab models` / `summary`
     recipes: dict[str, Recipe] = field(default_factory=dict)
-    outputs: str = "logits"                             # logits | probabilities
+    outputs: str = "logits"                             # logits | capsules
     takes_normalization: bool = False                   # built with mean=..., std=... of the training data
+
+    @property
+    def capsules(self) -> bool:
+        """Capsule lengths out (probabilities already), and a decoder: reconstructions and capsule dimensions."""
+        return self.outputs == "capsules"
 
     def recipe(self, name: str | None = None, dataset: str | None = None) -> Recipe:
         """The recipe called `name`; unnamed, the one tuned for `dataset` if there is one, else `default`."""
@@ -45,6 +51,9 @@ MODELS: dict[str, ModelSpec] = {}
 def register(name: str, description: str, default_input: tuple[int, int, int], recipes: dict[str, Recipe] | None = None,
              outputs: str = "logits", takes_normalization: bool = False):
     """Decorator: `@register("mlp", ...)` on a function `build(in_channels, num_classes, image_size, **kw)`."""
+    if outputs not in ("logits", "capsules"):
+        raise ValueError(f"model {name!r}: outputs must be 'logits' or 'capsules'")
+
     def wrap(build):
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")

@@ -1,14 +1,17 @@
 """A model's layers, one row each: output shape, parameters, multiply-accumulates, kernel, stride, padding.
 
-Found by running one input through the model with forward hooks on every leaf module. The model is built on
+Read from one walk through the forward pass (`cnnlab.models.layers.trace`), a row per call of a leaf module. The model is built on
 PyTorch's "meta" device when it can be, so even VGG-19 at 224×224 is summarized instantly with no memory.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from cnnlab.models.layers import trace
 
 
 @dataclass
@@ -32,8 +35,8 @@ def _geometry(module: nn.Module) -> str:
     return " ".join(parts)
 
 
-def _macs(module: nn.Module, output: torch.Tensor) -> int:
-    per_sample = output[0].numel()
+def _macs(module: nn.Module, output_shape: tuple) -> int:
+    per_sample = math.prod(output_shape[1:])
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         return per_sample * (module.in_channels // module.groups) * kh * kw
@@ -43,26 +46,11 @@ def _macs(module: nn.Module, output: torch.Tensor) -> int:
 
 
 def layer_rows(model: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerRow]:
-    """One row per leaf module, in the order they run, for a batch of one (C, H, W) input."""
-    rows, hooks = [], []
-    for name, module in model.named_modules():
-        if name and not any(True for _ in module.children()):
-            def hook(mod, _inputs, output, name=name):
-                out = output[0] if isinstance(output, (tuple, list)) else output
-                rows.append(LayerRow(name, type(mod).__name__, tuple(out.shape[1:]),
-                                     sum(p.numel() for p in mod.parameters(recurse=False)), _macs(mod, out),
-                                     _geometry(mod)))
-            hooks.append(module.register_forward_hook(hook))
-    device = next(model.parameters(), torch.empty(0)).device
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
-    return rows
+    """One row per call of a leaf module, in the order they run, for a batch of one (C, H, W) input."""
+    return [LayerRow(c.name, type(c.module).__name__, c.output_shape[1:],
+                     sum(p.numel() for p in c.module.parameters(recurse=False)), _macs(c.module, c.output_shape),
+                     _geometry(c.module))
+            for c in trace(model, input_shape) if c.leaf and c.output_shape is not None]
 
 
 def parameters_outside(model: nn.Module, rows: list[LayerRow]) -> dict[str, int]:
@@ -91,4 +79,37 @@ def summary_table(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
     lines.append(f"\ninput {'x'.join(map(str, input_shape))}: {total_params:,} parameters, "
                  f"{sum(r.macs for r in rows):,} multiply-accumulates (convolutions and linear layers) per image")
     lines.append("geometry: k kernel, s stride, p padding; output side = (W - k + 2p) / s + 1, rounded down")
+    return "\n".join(lines)
+
+
+def summarize(name: str, model_args: dict, input_shape: tuple[int, int, int]) -> str:
+    """The table for registered model `name` built with `model_args`, on one (C, H, W) input. It is built on the
+    meta device (instant, no memory) when every op it uses can run there, else for real."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.models.registry import create_model
+
+    try:
+        with torch.device("meta"):
+            return summary_table(create_model(name, **model_args), input_shape)
+    except (RuntimeError, NotImplementedError):
+        pass
+    try:
+        return summary_table(create_model(name, **model_args), input_shape)
+    except RuntimeError as e:
+        raise CnnlabError(f"{name} cannot take a {'x'.join(map(str, input_shape))} input "
+                          f"({str(e).splitlines()[0]})") from None
+
+
+def model_table() -> str:
+    """Every registered model with its parameter count at its own input shape: ImageNet-shaped models with
+    ImageNet's 1000 classes (the counts published for them), the others with 10."""
+    from cnnlab.models.registry import MODELS, count_parameters, create_model
+
+    lines = [f"{'model':<16} {'parameters':>12}  {'input':<10} {'classes':>7}  description"]
+    for name, spec in MODELS.items():
+        classes = 1000 if spec.default_input == (3, 224, 224) else 10
+        with torch.device("meta"):   # counts without allocating: VGG19 alone would take half a gigabyte
+            params = count_parameters(create_model(name, num_classes=classes))
+        shape = "x".join(map(str, spec.default_input))
+        lines.append(f"{name:<16} {params:>12,}  {shape:<10} {classes:>7}  {spec.description}")
     return "\n".join(lines)

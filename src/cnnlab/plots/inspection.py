@@ -1,7 +1,8 @@
 """The inspection pictures: heat maps over images, feature maps, filters, top patches, optimized images.
 
 Every panel is titled; heat maps sit over the image with a colour bar. Pixels are drawn as squares (nearest
-neighbour): these images are small, and smoothing would invent detail that the model never saw.
+neighbour): these images are small, and smoothing would invent detail that the model never saw. Each function
+returns a Figure; `save(fig, path)` writes it.
 """
 from __future__ import annotations
 
@@ -9,26 +10,20 @@ import math
 
 import numpy as np
 
-from cnnlab.plots import save, to_display
+from cnnlab.plots.base import image_axes, new_figure, to_display
 
 PANEL = 2.3          # inches per image panel
 
 
 def _figure(width: float, height: float):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
+    """Constrained layout: panels, titles and colour bars placed without overlapping."""
+    return new_figure(width, height, layout="constrained")
 
 
 def _show(ax, pixels, title: str = "", fontsize: int = 9) -> None:
     shown, cmap = to_display(pixels)
     ax.imshow(shown, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
-    ax.set_title(title, fontsize=fontsize)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    image_axes(ax, title, fontsize)
 
 
 def _stretch(array: np.ndarray) -> np.ndarray:
@@ -43,7 +38,7 @@ def _grey(pixels: np.ndarray) -> np.ndarray:
 
 
 def attribution_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], labels: list[str], heading: str,
-                       signed: bool, path):
+                       signed: bool):
     """One row per image: the image titled `titles[i]`, then its map titled `labels[i]` drawn over the image in
     grey (alpha 0.6), with a colour bar. Signed maps are red for the class, blue against it, white at zero."""
     n = len(pixels)
@@ -55,15 +50,13 @@ def attribution_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], 
         limit = float(np.abs(heat).max()) or 1.0
         artist = ax_map.imshow(heat, cmap="RdBu_r" if signed else "inferno", alpha=0.6, interpolation="nearest",
                                vmin=-limit if signed else 0, vmax=limit)
-        ax_map.set_title(label, fontsize=9)
-        ax_map.set_xticks([])
-        ax_map.set_yticks([])
+        image_axes(ax_map, label)
         fig.colorbar(artist, ax=ax_map, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
     fig.suptitle(heading, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def feature_maps_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], heading: str, path):
+def feature_maps_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], heading: str):
     """For each image: the image, then its feature maps ([K, h, w]) at most 9 to a row, one colour scale per image
     (so a weak channel looks weak); a linear layer's [F] outputs are drawn as bars."""
     n = len(pixels)
@@ -88,15 +81,13 @@ def feature_maps_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str],
             r, q = divmod(c + 1, cols)
             ax = fig.add_subplot(grid[i * rows_each + r, q])
             artist = ax.imshow(maps[i, c], cmap="viridis", vmin=low, vmax=high, interpolation="nearest")
-            ax.set_title(f"channel {c}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            image_axes(ax, f"channel {c}", fontsize=8)
         fig.colorbar(artist, ax=fig.axes[-k:], fraction=0.02, pad=0.01).ax.tick_params(labelsize=7)
     fig.suptitle(heading, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def filters_figure(weights: np.ndarray, heading: str, path, columns: int = 8):
+def filters_figure(weights: np.ndarray, heading: str, columns: int = 8):
     """Filters [O, C, kh, kw]: colour filters as RGB images (each stretched to its own range); one-channel filters
     on one shared signed scale, so that positive (red) and negative (blue) weights read the same everywhere."""
     o, c = weights.shape[:2]
@@ -106,8 +97,6 @@ def filters_figure(weights: np.ndarray, heading: str, path, columns: int = 8):
     limit = float(np.abs(weights).max()) or 1.0
     artist = None
     for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
         if i >= o:
             ax.axis("off")
             continue
@@ -115,14 +104,14 @@ def filters_figure(weights: np.ndarray, heading: str, path, columns: int = 8):
             ax.imshow(_stretch(weights[i]).transpose(1, 2, 0), interpolation="nearest")
         else:
             artist = ax.imshow(weights[i].mean(0), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-        ax.set_title(f"filter {i}", fontsize=8)
+        image_axes(ax, f"filter {i}", fontsize=8)
     if artist is not None:
         fig.colorbar(artist, ax=axes, fraction=0.02, pad=0.01, label="weight").ax.tick_params(labelsize=7)
     fig.suptitle(heading, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def patches_figure(top, heading: str, path):
+def patches_figure(top, heading: str):
     """Zeiler & Fergus's grid: a row per channel, its strongest patches from left to right, titled with the
     activation and the image they came from."""
     k, p = top.index.shape
@@ -134,10 +123,10 @@ def patches_figure(top, heading: str, path):
             _show(ax, top.patches[row][col], f"{top.value[row, col]:.2f} (#{top.index[row, col]})", fontsize=7)
         axes[row, 0].set_ylabel(f"channel {channel}", fontsize=9)
     fig.suptitle(heading, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def maximize_figure(result, heading: str, path):
+def maximize_figure(result, heading: str):
     """The starting noise, the picture found, and the objective step by step."""
     fig = _figure(3 * PANEL + 1.0, PANEL + 0.7)
     ax_start, ax_image, ax_curve = fig.subplots(1, 3)
@@ -150,10 +139,10 @@ def maximize_figure(result, heading: str, path):
     ax_curve.grid(alpha=0.3)
     ax_curve.set_title("gradient ascent", fontsize=9)
     fig.suptitle(heading, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def deepdream_figure(originals: np.ndarray, dreamed: np.ndarray, titles: list[str], heading: str, path):
+def deepdream_figure(originals: np.ndarray, dreamed: np.ndarray, titles: list[str], heading: str):
     n = len(originals)
     fig = _figure(2 * PANEL + 0.3, n * PANEL + 0.5)
     axes = fig.subplots(n, 2, squeeze=False)
@@ -161,10 +150,10 @@ def deepdream_figure(originals: np.ndarray, dreamed: np.ndarray, titles: list[st
         _show(ax_in, image, title)
         _show(ax_out, dream, "dreamed")
     fig.suptitle(heading, fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def capsule_dims_figure(grid: np.ndarray, steps, heading: str, path):
+def capsule_dims_figure(grid: np.ndarray, steps, heading: str):
     """Rows: the capsule's dimensions; columns: the nudge added to that one dimension (the paper's Figure 4)."""
     dims, n_steps = grid.shape[:2]
     fig = _figure(0.75 * n_steps + 0.8, 0.75 * dims + 0.8)
@@ -174,4 +163,4 @@ def capsule_dims_figure(grid: np.ndarray, steps, heading: str, path):
             _show(axes[d, s], grid[d, s], f"{steps[s]:+.2f}" if d == 0 else "", fontsize=7)
         axes[d, 0].set_ylabel(f"dim {d}", fontsize=7)
     fig.suptitle(heading, fontsize=10)
-    return save(fig, path)
+    return fig

@@ -1,45 +1,16 @@
-"""Every figure cnnlab draws, in one place: matplotlib with the Agg backend, written atomically as PNG."""
+"""The training pictures: loss and accuracy curves, the confusion matrix, test images with their predictions,
+capsule reconstructions, augmentation previews. Each function returns a Figure; `save(fig, path)` writes it."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
-from cnnlab.files import atomic_path
+from cnnlab.plots.base import new_figure, to_display
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save(fig, path) -> Path:
-    plt = _plt()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def to_display(image) -> tuple[np.ndarray, str | None]:
-    """[C, H, W] uint8 -> something imshow draws, with the colour map to use."""
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[0] in (1, 3):
-        image = image.transpose(1, 2, 0)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    return image, ("gray" if image.ndim == 2 else None)
-
-
-def _epoch_panels(lines, titles: tuple[str, str], path, best_epoch: int | None = None) -> Path:
+def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None):
     """Loss beside accuracy per epoch; `lines` are (label, history, "train" or "valid") to draw on both."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = new_figure(11, 4)
+    axes = fig.subplots(1, 2)
     for ax, key, ylabel, title in zip(axes, ("loss", "acc"), ("loss", "accuracy (%)"), titles):
         scale = 100 if key == "acc" else 1
         for label, history, part in lines:
@@ -50,22 +21,22 @@ def _epoch_panels(lines, titles: tuple[str, str], path, best_epoch: int | None =
         ax.set(xlabel="epoch", ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend()
-    return save(fig, path)
+    return fig
 
 
-def training_curves(history: list[dict], path, best_epoch: int | None = None) -> Path:
+def training_curves(history: list[dict], best_epoch: int | None = None):
     return _epoch_panels([("train", history, "train"), ("validation", history, "valid")],
-                         ("Loss per epoch (train measured with dropout on)", "Accuracy per epoch"), path, best_epoch)
+                         ("Loss per epoch (train measured with dropout on)", "Accuracy per epoch"), best_epoch)
 
 
-def confusion_matrix(confusion, classes: list[str], path) -> Path:
+def confusion_matrix(confusion, classes: list[str]):
     """Rows are true classes, columns predictions; colour is the row-normalized rate, text the count."""
-    plt = _plt()
     counts = np.asarray(confusion)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     n = len(classes)
     size = max(5, 0.55 * n + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = new_figure(size + 1, size)
+    ax = fig.subplots()
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     ax.set_xticks(range(n), classes, rotation=45, ha="right")
@@ -79,16 +50,16 @@ def confusion_matrix(confusion, classes: list[str], path) -> Path:
                         color="white" if rates[i, j] > 0.5 else "black")
     accuracy = np.trace(counts) / max(1, counts.sum())
     ax.set_title(f"Confusion matrix on the test set (accuracy {100 * accuracy:.2f}%)")
-    return save(fig, path)
+    return fig
 
 
-def sample_grid(images, true, pred, classes: list[str], path, columns: int = 8, n_wrong: int = 0) -> Path:
+def sample_grid(images, true, pred, classes: list[str], columns: int = 8, n_wrong: int = 0):
     """Test images titled 'predicted (true)': green when right, red when wrong; the last `n_wrong` are
     mistakes picked on purpose, since the first images of a good model are almost all right."""
-    plt = _plt()
     n = len(images)
     rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    fig = new_figure(1.6 * columns, 1.8 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, t, p in zip(axes.flat, images, np.asarray(true), np.asarray(pred)):
@@ -97,14 +68,14 @@ def sample_grid(images, true, pred, classes: list[str], path, columns: int = 8, 
         ax.set_title(f"{classes[p]} ({classes[t]})", color="green" if p == t else "red", fontsize=8)
     note = f"; the last {n_wrong} are mistakes picked from the whole test set" if n_wrong else ""
     fig.suptitle(f"Test images: predicted (true){note}", fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def reconstructions(originals, reconstructed, path) -> Path:
+def reconstructions(originals, reconstructed):
     """Inputs (top row of each pair) above what the capsule network's decoder rebuilds from their capsules."""
-    plt = _plt()
     n = len(originals)
-    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.6), squeeze=False)
+    fig = new_figure(1.1 * n, 2.6)
+    axes = fig.subplots(2, n, squeeze=False)
     for i in range(n):
         for row, image in enumerate((originals[i], reconstructed[i])):
             shown, cmap = to_display(image)
@@ -113,21 +84,21 @@ def reconstructions(originals, reconstructed, path) -> Path:
     axes[0, 0].set_title("input", fontsize=8, loc="left")
     axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
     fig.suptitle("Test digits and their reconstructions from the predicted class's capsule", fontsize=10)
-    return save(fig, path)
+    return fig
 
 
-def augment_preview(grid: np.ndarray, spec: str, path) -> Path:
+def augment_preview(grid: np.ndarray, spec: str):
     """The grid from cnnlab.data.augment.preview: originals in the first column, augmented copies beside."""
-    plt = _plt()
     rows, cols = grid.shape[:2]
-    fig, ax = plt.subplots(figsize=(min(14, 2 + cols / 25), min(14, 1 + rows / 25)))
+    fig = new_figure(min(14, 2 + cols / 25), min(14, 1 + rows / 25))
+    ax = fig.subplots()
     ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, interpolation="nearest")
     ax.set_title(f"original | augmented copies: {spec}", fontsize=10)
     ax.axis("off")
-    return save(fig, path)
+    return fig
 
 
-def compare_curves(names: list[str], histories: list[list[dict]], path) -> Path:
+def compare_curves(names: list[str], histories: list[list[dict]]):
     """Validation loss and accuracy of several runs on shared axes: the lesson's MLP-vs-CNN comparison."""
     return _epoch_panels([(name, history, "valid") for name, history in zip(names, histories)],
-                         ("Validation loss per epoch", "Validation accuracy per epoch"), path)
+                         ("Validation loss per epoch", "Validation accuracy per epoch"))

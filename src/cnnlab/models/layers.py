@@ -1,8 +1,9 @@
-"""A model's inspectable layers and how to reach into one: the names `--layer` takes.
+"""A model's layers: one walk through its forward pass, and how to reach into one layer (the names `--layer` takes).
 
-A layer is any named module (containers included: ResNet's `layer4` is a common place for Grad-CAM) whose output
-is a tensor. Shapes are found by running one dummy input through the model with forward hooks. A module that the
-forward pass uses several times (the lesson CNN applies one `pool` after each conv) means its first use.
+`trace` runs one dummy image through the model with hooks on every named module and records each call: the
+summary table, the layer list and the receptive-field arithmetic are all read from it. A layer is any named
+module (containers included: ResNet's `layer4` is a common place for Grad-CAM) whose output is a tensor. A module
+that the forward pass uses several times (the lesson CNN applies one `pool` after each conv) means its first use.
 """
 from __future__ import annotations
 
@@ -13,7 +14,59 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.subject import as_subject
+
+
+@dataclass
+class Call:
+    """One module's run during a forward pass."""
+    name: str
+    module: nn.Module
+    entered: int                         # when the call began: containers begin before their children
+    input_shape: tuple | None            # of its first input, if a tensor; batch included
+    output_shape: tuple | None           # of its output (of a tuple's first element); batch included
+    tensor_output: bool                  # a single tensor: a layer that `--layer` can name
+
+    @property
+    def leaf(self) -> bool:
+        return not any(True for _ in self.module.children())
+
+
+def trace(model: nn.Module, input_shape: tuple[int, ...], stop_at: nn.Module | None = None) -> list[Call]:
+    """Every call of every named module while the model (in eval mode, no gradients) runs on one zero image of
+    `input_shape` (C, H, W), in the order the calls finish; the walk ends early after `stop_at` has run."""
+    calls, began, hooks = [], [], []
+    names = {module: name for name, module in model.named_modules() if name}
+
+    def enter(module, _inputs):
+        began.append(module)
+
+    def leave(module, inputs, output):
+        first_in = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        out = output[0] if isinstance(output, (tuple, list)) and output else output
+        entered = len(began) - 1 - began[::-1].index(module)
+        calls.append(Call(names[module], module, entered, _shape(first_in), _shape(out),
+                          isinstance(output, torch.Tensor)))
+        if module is stop_at:
+            raise _Reached
+
+    for module in names:
+        hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    device = next(model.parameters(), torch.empty(0)).device
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape, device=device))
+    except _Reached:
+        pass
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+def _shape(value) -> tuple | None:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
 
 @dataclass
@@ -26,28 +79,14 @@ class Layer:
 
 def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Layer]:
     """Every module the forward pass uses, in the order it is first entered, with its output shape."""
-    order, shapes, calls, hooks = [], {}, {}, []
-
-    def enter(module, _inputs):
-        if module not in calls:
-            order.append(module)
-        calls[module] = calls.get(module, 0) + 1
-
-    def leave(module, _inputs, output):
-        if isinstance(output, torch.Tensor):
-            shapes.setdefault(module, tuple(output.shape[1:]))
-
-    for name, module in model.named_modules():
-        if name:
-            hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    names = {module: name for name, module in model.named_modules()}
-    return [Layer(names[m], type(m).__name__, shapes[m], calls[m]) for m in order if m in shapes]
+    first: dict[nn.Module, Call] = {}
+    counts: dict[nn.Module, int] = {}
+    for call in trace(model, input_shape):
+        counts[call.module] = counts.get(call.module, 0) + 1
+        if call.tensor_output:
+            first.setdefault(call.module, call)
+    ordered = sorted(first.values(), key=lambda c: c.entered)
+    return [Layer(c.name, type(c.module).__name__, c.output_shape[1:], counts[c.module]) for c in ordered]
 
 
 def default_layer(model: nn.Module) -> str | None:
@@ -104,14 +143,6 @@ def layer_output(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> torch.T
     if not isinstance(found[0], torch.Tensor):
         raise CnnlabError(f"the layer {type(layer).__name__} outputs a {type(found[0]).__name__}, not a tensor")
     return found[0]
-
-
-def activations(model_or_run, images, layer: str | None = None) -> np.ndarray:
-    """What a layer outputs for the images: [N, C, h, w] feature maps for a conv layer, [N, F] for a linear one."""
-    subject = as_subject(model_or_run)
-    _, module = resolve_layer(subject.model, layer)
-    with torch.no_grad():
-        return layer_output(subject.model, subject.inputs(images), module).float().numpy()
 
 
 def first_layer_filters(model: nn.Module, input_shape: tuple[int, int, int] | None = None

@@ -1,34 +1,22 @@
-"""The pictures: one PNG per command, titled panels, a colour bar beside every panel whose values matter.
+"""The pictures of `cnnlab filter`, `spectrum` and `conv-demo`: titled panels, a colour bar beside every panel
+whose values matter. Each function returns a Figure; `save(fig, path, tight=False)` writes it.
 
-Matplotlib is imported inside `_new_figure` (~0.3 s that `cnnlab kernels` and a one-kernel `cnnlab filter`
-do not pay) and used without pyplot. Panels are placed by hand in inches, as constrained layout would cost
-another ~0.1 s; large images are shrunk with OpenCV before plotting, and OpenCV encodes the PNG, both faster
-than matplotlib's own way.
+Panels are placed by hand in inches, as constrained layout would cost another ~0.1 s; large images are shrunk
+with OpenCV before plotting, faster than matplotlib's own way. OpenCV and `cnnlab.filters` are imported inside
+the functions, so that `from cnnlab.plots import ...` stays light for commands that filter nothing.
 """
 from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
-from cnnlab.filters.display import display_mode, scale_for_display
-from cnnlab.filters.images import write_image
-from cnnlab.filters.kernels import format_matrix
+from cnnlab.plots.base import image_axes, new_figure
 
 DPI = 100
 PANEL = 3.84           # inches: the longer side of an image panel; at 100 dpi the 384-pixel samples show 1:1
 MAX_PIXELS = 384       # images are shrunk to at most this many pixels a side before plotting: no more fit
 SIGNED_CMAP = "RdBu_r"  # blue below zero, white at zero, red above
-
-
-def _new_figure(width: float, height: float):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=DPI)
 
 
 class _Sheet:
@@ -43,7 +31,7 @@ class _Sheet:
         self.slot_w = self.LEFT + self.image_w + self.GAP + self.BAR + self.BAR_TEXT
         self.slot_h = self.below + self.image_h + self.TITLE
         self.size = (cols * self.slot_w, rows * self.slot_h)
-        self.figure = _new_figure(*self.size)
+        self.figure = new_figure(*self.size, dpi=DPI)
 
     def _rect(self, x: float, y: float, w: float, h: float) -> list[float]:
         """Inches from the lower left -> the figure fractions matplotlib wants."""
@@ -67,16 +55,10 @@ class _Sheet:
         x, y = self._corner(row, col)
         self.figure.text(*self._rect(x - self.LEFT + 0.15, y + self.image_h, 0, 0)[:2], text, va="top", **kw)
 
-    def save(self, path) -> None:
-        """Draw with Agg, encode with OpenCV: about 3x faster than matplotlib's own PNG writer."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        canvas = FigureCanvasAgg(self.figure)
-        canvas.draw()
-        write_image(path, cv2.cvtColor(np.asarray(canvas.buffer_rgba()), cv2.COLOR_RGBA2BGR))
-
 
 def _shrink(array: np.ndarray) -> np.ndarray:
+    import cv2
+
     scale = MAX_PIXELS / max(array.shape[:2])
     if scale >= 1:
         return array
@@ -85,35 +67,35 @@ def _shrink(array: np.ndarray) -> np.ndarray:
 
 
 def _imshow(ax, array, title: str, **kw):
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=10)
+    image_axes(ax, title, fontsize=10)
     return ax.imshow(_shrink(array), **kw)
-
-
-def _to_rgb(bgr: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(bgr[..., ::-1])
 
 
 def _scaled(result: np.ndarray, mode: str, color: bool):
     """(array, imshow options, caption) showing a raw filter result the way `mode` says."""
+    from cnnlab.filters.display import scale_for_display
+
     values, low, high, caption = scale_for_display(result, mode)
     if mode == "signed":
         caption += ", 0 = " + ("mid-grey" if color else "white")
     if color:           # RGB in 0..1 by the same rule; matplotlib draws no colour bar for RGB
-        return _to_rgb((values - low) / (high - low)), {}, caption
+        return (values - low) / (high - low), {}, caption
     return values, dict(cmap=SIGNED_CMAP if mode == "signed" else "gray", vmin=low, vmax=high), caption
 
 
 def _matrix_caption(kernel: np.ndarray) -> str:
+    from cnnlab.filters.kernels import format_matrix
+
     if max(kernel.shape) > 7:
         return f"{kernel.shape[0]}x{kernel.shape[1]} kernel"
     return format_matrix(kernel)
 
 
-def filter_figure(image: np.ndarray, outputs: list[tuple[str, np.ndarray, np.ndarray]], display: str, path,
-                  blurred: np.ndarray | None = None) -> None:
+def filter_figure(image: np.ndarray, outputs: list[tuple[str, np.ndarray, np.ndarray]], display: str,
+                  blurred: np.ndarray | None = None):
     """The input (and the blurred input), then one panel per (label, kernel, result), three to a row."""
+    from cnnlab.filters.display import display_mode
+
     color = image.ndim == 3
     panels = 1 + (blurred is not None) + len(outputs)
     cols = min(panels, 3)
@@ -122,7 +104,7 @@ def filter_figure(image: np.ndarray, outputs: list[tuple[str, np.ndarray, np.nda
     pictures = [("input", image)] + ([("blurred first (gaussian 5x5)", blurred)] if blurred is not None else [])
     for index, (title, picture) in enumerate(pictures):
         if color:
-            _imshow(sheet.axes(0, index), np.clip(_to_rgb(picture) / 255, 0, 1), title)
+            _imshow(sheet.axes(0, index), np.clip(picture / 255, 0, 1), title)
         else:
             _imshow(sheet.axes(0, index), picture, title, cmap="gray", vmin=0, vmax=255)
     for index, (label, kernel, result) in enumerate(outputs, start=len(pictures)):
@@ -134,7 +116,7 @@ def filter_figure(image: np.ndarray, outputs: list[tuple[str, np.ndarray, np.nda
         if not color:
             sheet.colorbar(artist, row, col)
     sheet.figure.suptitle("filter2D: correlation, kernel not flipped", fontsize=9, x=0.01, ha="left", y=0.995)
-    sheet.save(path)
+    return sheet.figure
 
 
 def _frequency_extent(height: int, width: int, unit: float = 1.0) -> tuple[float, float, float, float]:
@@ -152,9 +134,9 @@ def _frequency_axes(ax, title: str, xlabel: str = "horizontal frequency (cycles 
     ax.tick_params(labelsize=7)
 
 
-def spectrum_figure(image: np.ndarray, log_magnitude: np.ndarray, peak: tuple[int, int], path,
+def spectrum_figure(image: np.ndarray, log_magnitude: np.ndarray, peak: tuple[int, int],
                     mask: np.ndarray | None = None, filtered: np.ndarray | None = None, keep: str = "",
-                    radius: float = 0) -> None:
+                    radius: float = 0):
     """Image and centred log spectrum, its strongest `peak` (u, v) ringed; with a mask, the mask and the result."""
     height, width = image.shape
     extent = _frequency_extent(height, width)                 # in cycles per image
@@ -167,8 +149,7 @@ def spectrum_figure(image: np.ndarray, log_magnitude: np.ndarray, peak: tuple[in
     ax.plot([u, -u], [v, -v], "o", markersize=14, markerfacecolor="none", markeredgecolor="cyan")
     _frequency_axes(ax, f"log(1 + |FFT|), centred; ringed: the\nstrongest besides the mean, \u00b1({u}, {v})")
     if mask is None:
-        sheet.save(path)
-        return
+        return sheet.figure
     ax = sheet.axes(0, 2)
     ax.imshow(_shrink(mask), cmap="gray", vmin=0, vmax=1, extent=extent)
     _frequency_axes(ax, f"mask: keep {keep} frequencies\nradius {radius:g} (white = kept)")
@@ -179,10 +160,10 @@ def spectrum_figure(image: np.ndarray, log_magnitude: np.ndarray, peak: tuple[in
         artist = _imshow(sheet.axes(0, 3), filtered, "high-pass result\n(edges; mean removed)", cmap=SIGNED_CMAP,
                          vmin=-top, vmax=top)
     sheet.colorbar(artist, 0, 3)
-    sheet.save(path)
+    return sheet.figure
 
 
-def response_figure(responses: list[tuple[str, np.ndarray, np.ndarray]], path) -> None:
+def response_figure(responses: list[tuple[str, np.ndarray, np.ndarray]]):
     """One panel per (label, kernel, |response|), frequencies in cycles per pixel (0.5 = finest pattern)."""
     cols = min(len(responses), 4)
     lines = max(len(_matrix_caption(kernel).splitlines()) for _, kernel, _ in responses)
@@ -197,7 +178,7 @@ def response_figure(responses: list[tuple[str, np.ndarray, np.ndarray]], path) -
         _frequency_axes(ax, f"{label}: |frequency response|\ncentre (flat areas) = {centre:.3g}",
                         xlabel=f"horizontal (cycles/pixel)\n\n{_matrix_caption(kernel)}", ylabel="vertical")
         ax.xaxis.label.set_family("monospace")
-    sheet.save(path)
+    return sheet.figure
 
 
 def _annotate(ax, matrix: np.ndarray, top: float) -> None:
@@ -207,7 +188,7 @@ def _annotate(ax, matrix: np.ndarray, top: float) -> None:
                 color="black" if value > 0.2 * top else "white")
 
 
-def conv_demo_figure(result: dict[str, np.ndarray], explanation: str, path) -> None:
+def conv_demo_figure(result: dict[str, np.ndarray], explanation: str):
     """Rows: input and filters, convolution, ReLU, max-pooling; one column per filter, shared scale per row."""
     filters = result["filters"]
     height, width = result["input"].shape
@@ -233,4 +214,4 @@ def conv_demo_figure(result: dict[str, np.ndarray], explanation: str, path) -> N
     notes = (f"{explanation}\n\nconvolution: grey = 0\nReLU: max(0, x), negatives become 0\n"
              "max-pool 2x2, stride 2:\nthe largest of each 2x2 block")
     sheet.text(1, 0, notes, family="monospace", fontsize=9)
-    sheet.save(path)
+    return sheet.figure

@@ -1,0 +1,90 @@
+"""A recipe is everything about *how* a model is trained, kept apart from the model itself.
+
+Each model registers its recipes next to its definition (`default`: our fastest route to the target accuracy;
+`lesson`: the course notebook's settings; a data set's name: settings tuned for that data set), and every field
+can be overridden. A recipe checks itself when it is made, so a bad value is refused the same way from Python and
+from the command line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from cnnlab.errors import CnnlabError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "onecycle", "exponential")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "adamw"      # sgd | adam | adamw
+    momentum: float = 0.9         # sgd only
+    nesterov: bool = False        # sgd only
+    weight_decay: float = 0.0
+    schedule: str = "onecycle"    # constant | onecycle (linear warm-up, then cosine to ~0) | exponential
+    warmup: float = 0.2           # onecycle: fraction of the steps spent warming up
+    decay: float = 0.96           # exponential: lr multiplier per epoch (applied a little every step)
+    label_smoothing: float = 0.0
+    augment: str = ""             # e.g. "flip,crop=4" (see cnnlab.data.augment)
+
+    def __post_init__(self):
+        from cnnlab.data.augment import parse_augment
+
+        whole(self.epochs, "epochs")
+        whole(self.batch_size, "batch size")
+        within(self.lr, "learning rate", 0, math.inf, "more than 0", low_open=True, high_open=True)
+        within(self.momentum, "momentum", 0, 1, "in [0, 1)", high_open=True)
+        within(self.weight_decay, "weight decay", 0, math.inf, "0 or more", high_open=True)
+        within(self.warmup, "warm-up fraction", 0, 1, "in [0, 1)", high_open=True)
+        within(self.decay, "decay", 0, 1, "in (0, 1], the learning rate's multiplier per epoch", low_open=True)
+        within(self.label_smoothing, "label smoothing", 0, 1, "in [0, 1)", high_open=True)
+        for value, name, known in ((self.optimizer, "optimizer", OPTIMIZERS), (self.schedule, "schedule", SCHEDULES)):
+            if value not in known:
+                raise CnnlabError(f"unknown {name} {value!r}; use one of {', '.join(known)}")
+        parse_augment(self.augment)
+
+    def replace(self, **changes) -> "Recipe":
+        """A copy with the given fields changed; None values are ignored (unset command-line options)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        """One line for the training log, e.g. 'sgd lr 0.05 onecycle, batch 128, 10 epochs'."""
+        schedule = self.schedule + (f" x{self.decay:g}/epoch" if self.schedule == "exponential" else "")
+        return f"{self.optimizer} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
+
+    def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
+        """Learning rate for optimizer step `step` (0-based): a pure function, so resuming needs no scheduler state."""
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "exponential":       # smooth, as the paper's TensorFlow code decays it
+            return self.lr * self.decay ** (step / steps_per_epoch)
+        warm = max(1, int(self.warmup * total_steps))
+        if step < warm:
+            return self.lr * (0.1 + 0.9 * step / warm)
+        t = (step - warm) / max(1, total_steps - warm)
+        return self.lr * (0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def whole(value, name: str, minimum: int = 1) -> int:
+    """A whole number of at least `minimum`, or a one-line error naming the value and the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise CnnlabError(f"{name} {value!r}: must be a whole number, at least {minimum}")
+    return value
+
+
+def within(value, name: str, low: float, high: float, rule: str, low_open: bool = False,
+           high_open: bool = False) -> float:
+    """A finite number in [low, high] (ends excluded when open), or a one-line error saying `rule`."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+        (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        raise CnnlabError(f"{name} {value!r}: must be {rule}")
+    return float(value)

@@ -1,0 +1,144 @@
+"""The one way cnnlab runs a trained model on images: `Predictor`.
+
+    predictor = Predictor.from_run("runs/lesson-cnn-cifar10")
+    predictor.top_k(["cat.png"])                   # [[("cat", 0.81), ("dog", 0.12), ("frog", 0.03)]]
+    predictor.probabilities(pixels)                # uint8 [N, C, H, W] -> [N, classes]
+    predictor.activations(pixels, "conv2")         # a layer's feature maps
+
+Images come in any of these forms, and every consumer (`cnnlab predict`, `evaluate`, every explanation, the web
+explorer) takes them the same way:
+- file paths or PIL images, of any size or mode: converted to what the model was trained on, with a note per change;
+- uint8 arrays or tensors [N, C, H, W] or [C, H, W]: pixels, normalized as the model was trained;
+- float arrays or tensors: taken as the model's input, already normalized.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.data import Batches, Preprocess, load_dataset, split
+from cnnlab.data.augment import augment_for
+from cnnlab.errors import CnnlabError
+from cnnlab.models import create_model
+from cnnlab.models.layers import layer_output, resolve_layer
+from cnnlab.training.checkpoint import load_weights
+from cnnlab.training.metrics import Evaluation, evaluate
+from cnnlab.training.record import RunRecord
+
+
+class Predictor:
+    """A model in eval() mode with its input contract: the image shape, the normalization and the class names."""
+
+    def __init__(self, model: nn.Module, preprocess: Preprocess | None = None, classes: list[str] | None = None,
+                 outputs: str = "logits", record: RunRecord | None = None, folder: Path | None = None):
+        # eval mode: dropout off, batch norm on its running statistics, so answers do not change between calls
+        self.model = model.eval()
+        self.preprocess = preprocess or Preprocess.identity()
+        self.classes, self.outputs, self.record, self.folder = classes, outputs, record, folder
+
+    @classmethod
+    def from_run(cls, folder, weights: str = "best") -> "Predictor":
+        """The model of a run folder with its best (or last) weights."""
+        folder = Path(folder)
+        record = RunRecord.load(folder)
+        path = folder / f"{weights}.safetensors"
+        if not path.is_file():
+            raise CnnlabError(f"{folder}: the run has no {path.name} (it stopped before its first epoch ended?)")
+        model = create_model(record.model.name, **record.model.args)
+        load_weights(path, model)
+        return cls(model, record.preprocess, record.classes, record.spec.outputs, record, folder)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int] | None:
+        return self.preprocess.shape
+
+    @property
+    def capsules(self) -> bool:
+        return self.outputs == "capsules"
+
+    @property
+    def score_name(self) -> str:
+        return "capsule length" if self.capsules else "probability"
+
+    @property
+    def name(self) -> str:
+        return self.folder.resolve().name if self.folder else type(self.model).__name__
+
+    def prepare(self, images) -> tuple[torch.Tensor, list[list[str]]]:
+        """Files or PIL images -> uint8 [N, C, H, W] as the model takes them, and the changes made to each."""
+        from cnnlab.images import open_image
+
+        if self.input_shape is None:
+            raise CnnlabError("a bare model has no input contract: give it arrays, not image files")
+        prepared = [self.preprocess.prepare(open_image(i) if isinstance(i, (str, Path)) else i) for i in images]
+        return torch.stack([pixels for pixels, _ in prepared]), [notes for _, notes in prepared]
+
+    def inputs(self, images) -> torch.Tensor:
+        """Any accepted form of images -> the float model input [N, C, H, W]."""
+        if isinstance(images, (list, tuple)) and images and not isinstance(images[0], (int, float, list)):
+            images = self.prepare(images)[0]
+        x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+        if x.ndim == 3:
+            x = x.unsqueeze(0)
+        if x.ndim != 4:
+            raise CnnlabError(f"images must be [N, C, H, W] or [C, H, W]; got shape {list(x.shape)}")
+        if self.input_shape and x.shape[1] != self.input_shape[0]:
+            raise CnnlabError(f"images have {x.shape[1]} channel(s) but the model takes {self.input_shape[0]}; "
+                              "give image files or PIL images to have them converted")
+        if x.dtype == torch.uint8:
+            return self.preprocess.normalize(x).contiguous()
+        return x.float().contiguous()
+
+    def pixels(self, x: torch.Tensor) -> np.ndarray:
+        """Model input -> uint8 pixels [N, C, H, W], for showing what an optimization made."""
+        return self.preprocess.to_pixels(x)
+
+    @torch.no_grad()
+    def scores(self, images) -> torch.Tensor:
+        """The forward pass: [N, classes] logits, or capsule lengths."""
+        return self.model(self.inputs(images)).float()
+
+    def probabilities(self, images) -> torch.Tensor:
+        scores = self.scores(images)
+        return scores if self.capsules else scores.softmax(1)
+
+    def top_k(self, images, k: int = 3) -> list[list[tuple[str, float]]]:
+        """For each image, the k most likely classes with their probabilities (capsule lengths for CapsNet)."""
+        if k < 1:
+            raise CnnlabError(f"top-k {k}: must be at least 1")
+        probs = self.probabilities(images)
+        values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
+        names = self.classes or [str(i) for i in range(probs.shape[1])]
+        return [[(names[i], float(v)) for v, i in zip(vs.tolist(), ix.tolist())] for vs, ix in zip(values, indices)]
+
+    def activations(self, images, layer: str | None = None) -> np.ndarray:
+        """What a layer outputs: [N, C, h, w] feature maps for a conv layer, [N, F] for a linear one."""
+        _, module = resolve_layer(self.model, layer)
+        with torch.no_grad():
+            return layer_output(self.model, self.inputs(images), module).float().numpy()
+
+    def evaluate(self, split_name: str = "test", data_root=None, perturb: str = "", seed: int = 0) -> Evaluation:
+        """Loss and accuracy on the run's test (or validation) split. `perturb`, e.g. "rotate=30,translate=0.1",
+        moves every image by a seeded random transform first: how robust is the model to what it did not see?"""
+        if self.record is None:
+            raise CnnlabError("evaluate needs a trained run (Predictor.from_run)")
+        if split_name not in ("test", "valid"):
+            raise CnnlabError(f"split {split_name!r}: use test or valid")
+        config = self.record.config
+        data = load_dataset(config.dataset, data_root=data_root or config.data_root, image_size=config.image_size)
+        part = data.test if split_name == "test" else split(data.train, config.valid_fraction, config.seed)[1]
+        batches = Batches(part, 1024, self.preprocess, augment=augment_for(perturb, self.preprocess), seed=seed)
+        return evaluate(self.model, batches, len(self.classes))
+
+
+def as_predictor(model_or_run) -> Predictor:
+    """A Predictor, anything that has one (a `cnnlab.load` run), or a bare nn.Module (pixels / 255 as input)."""
+    found = getattr(model_or_run, "predictor", model_or_run)
+    if isinstance(found, Predictor):
+        return found
+    if isinstance(found, nn.Module):
+        return Predictor(found)
+    raise TypeError(f"expected a Predictor, a run or an nn.Module, got {type(model_or_run).__name__}")

@@ -1,1 +1,0 @@
-"""Training: recipes, the loop, metrics, checkpoints and resume."""

@@ -1,0 +1,102 @@
+"""What a training run is asked to do, checked and completed in one place, for Python and the command line alike.
+
+    config = make_config("mlp", "mnist", lr=3e-3)      # the model's recipe for the data set, one field changed
+
+The defaults live here: the data set a model is trained on when none is named, the device, the run folder's name.
+Every value is checked when the config is made, so a bad one is refused before any data is read.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnlab.data import DATASETS
+from cnnlab.errors import CnnlabError
+from cnnlab.models import Recipe, get_spec
+from cnnlab.models.recipe import whole, within
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class RunConfig:
+    model: str
+    dataset: str
+    recipe: Recipe
+    data_root: str | None = None
+    valid_fraction: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+    precision: str = "auto"          # auto | bf16 | fp32
+    image_size: int | None = None    # image folders: the side every image is resized to
+    model_args: dict = field(default_factory=dict)
+    weights: str | None = None       # torchvision .pth to start from (fine-tuning)
+
+    def __post_init__(self):
+        get_spec(self.model)
+        within(self.valid_fraction, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2",
+               low_open=True, high_open=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 63:
+            raise CnnlabError(f"seed {self.seed!r}: must be a whole number from 0 to 2^63 - 1")
+        if self.precision not in PRECISIONS:
+            raise CnnlabError(f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.image_size is not None:
+            whole(self.image_size, "image size")
+        self.device = resolve_device(self.device)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "recipe": self.recipe.to_dict()}
+
+
+def make_config(model: str, dataset: str | None = None, recipe: str | None = None, **options) -> RunConfig:
+    """A checked RunConfig: `options` are RunConfig fields (data_root, seed, device, ...) or recipe fields (epochs,
+    lr, augment, ...) that override the named recipe (default: the data set's own, else the model's default)."""
+    dataset = dataset or default_dataset(model)
+    if dataset not in DATASETS:
+        raise CnnlabError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
+    recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
+    changes = {k: options.pop(k) for k in list(options) if k in recipe_fields}
+    unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)}
+    if unknown:
+        raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown))}")
+    return RunConfig(model, dataset, get_spec(model).recipe(recipe, dataset).replace(**changes), **options)
+
+
+def default_dataset(model: str) -> str:
+    """MNIST for 28x28 grey models, CIFAR-10 for 32x32 colour ones; ImageNet-shaped models must be told."""
+    c, h, _ = get_spec(model).default_input
+    if (c, h) == (1, 28):
+        return "mnist"
+    if (c, h) == (3, 32):
+        return "cifar10"
+    raise CnnlabError(f"{model} is an ImageNet-shaped model: say which data with --dataset (e.g. imagefolder "
+                      "--data-root FOLDER), or use its CIFAR-shaped variant")
+
+
+def resolve_device(name: str) -> str:
+    """`auto` is the GPU when PyTorch sees one, else the CPU; a device that is not there is refused."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise CnnlabError(f"device {name!r}: use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError(f"device {name}: no CUDA GPU is visible to PyTorch; use cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise CnnlabError(f"device {name!r}: cnnlab trains on cpu or cuda")
+    return name
+
+
+def new_run_folder(out, config: RunConfig, name: str | None = None) -> Path:
+    """`out/NAME`, or `out/MODEL-DATASET` numbered -2, -3, ... when taken."""
+    if name:
+        return Path(out) / name
+    base = f"{config.model}-{config.dataset}"
+    candidate, n = Path(out) / base, 2
+    while candidate.exists():
+        candidate, n = Path(out) / f"{base}-{n}", n + 1
+    return candidate

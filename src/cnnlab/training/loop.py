@@ -1,0 +1,220 @@
+"""The training loop: one recipe, validation every epoch, the best weights kept, resumable at any epoch.
+
+    run = train(make_config("mlp", "mnist"), "runs/mlp")
+
+Everything the run makes goes into its folder: best.safetensors, last.safetensors, run.json, metrics.csv and the
+figures. Ctrl-C loses at most the epoch in progress; `resume=True` continues from the last finished one and ends
+with exactly the weights an uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from cnnlab.data import Batches, Dataset, Preprocess, channel_stats, load_dataset, split
+from cnnlab.data.augment import augment_for
+from cnnlab.data.preprocess import LIGHT_ON_DARK
+from cnnlab.errors import CnnlabError
+from cnnlab.models import Recipe, count_parameters, create_model, get_spec
+from cnnlab.training.checkpoint import load_training_state, load_weights, save_training_state, save_weights
+from cnnlab.training.config import RunConfig
+from cnnlab.training.metrics import Evaluation, autocast, evaluate, lesson_table, loss_and_scores, resolve_precision
+from cnnlab.training.record import Best, DataInfo, Epoch, ModelInfo, RunRecord, TestResult
+from cnnlab.version import __version__
+
+
+def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    """Weight decay on weights only: decaying biases and norm scales just hurts."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=recipe.lr)
+
+
+def has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+class Run:
+    """The pieces of one training run, rebuilt identically from its config (which is what makes resume work)."""
+
+    def __init__(self, config: RunConfig, folder, data: Dataset | None = None):
+        self.config, self.folder = config, Path(folder)
+        torch.manual_seed(config.seed)
+        self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
+        self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
+        mean, std = channel_stats(self.train_set.images)
+        self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
+        c, h, _ = self.data.shape
+        self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
+                           **config.model_args}
+        spec = get_spec(config.model)
+        if spec.takes_normalization:
+            self.model_args.update(mean=mean, std=std)
+        self.model = create_model(config.model, **self.model_args)
+        self.weights_note = None
+        if config.weights:
+            from cnnlab.models.weights import load_torchvision_weights
+
+            self.weights_note = load_torchvision_weights(self.model, config.weights)
+        self.model = self.model.to(config.device)
+        self.channels_last = has_conv(self.model)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.precision = resolve_precision(config.precision, config.device)
+        self.optimizer = make_optimizer(config.recipe, self.model)
+        self.record = RunRecord(
+            config, ModelInfo(spec.name, self.model_args, count_parameters(self.model), spec.outputs, self.precision),
+            DataInfo(self.data.name, self.data.source, self.data.classes, list(self.data.shape), mean, std,
+                     len(self.train_set), len(self.valid_set), len(self.data.test)),
+            __version__, torch.__version__)
+
+    def batches(self, part, shuffle=False, augment=None, batch_size=None) -> Batches:
+        return Batches(part, batch_size or self.config.recipe.batch_size, self.preprocess, self.config.device,
+                       shuffle=shuffle, augment=augment, seed=self.config.seed, channels_last=self.channels_last)
+
+    def evaluate(self, part) -> Evaluation:
+        return evaluate(self.model, self.batches(part, batch_size=1024), len(self.data.classes), self.precision)
+
+    def resume(self, log) -> int:
+        """Continue where the folder's record and last.safetensors left off; returns the first epoch to run."""
+        previous = RunRecord.load(self.folder)
+        if not (self.folder / "last.safetensors").is_file():
+            raise CnnlabError(f"{self.folder}: no last.safetensors to resume from (no epoch finished); train it again")
+        done = load_training_state(self.folder / "last.safetensors", self.model, self.optimizer)
+        self.record.history, self.record.best = previous.history[:done], previous.best
+        self.record.train_seconds, self.record.epochs_done = previous.train_seconds, done
+        log(f"resuming {self.folder} after epoch {done} of {self.config.recipe.epochs}")
+        return done + 1
+
+
+def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple[float, float, float]:
+    """One pass over the training batches; returns (mean loss, accuracy, last learning rate)."""
+    from tqdm import tqdm
+
+    recipe, model, optimizer = run.config.recipe, run.model, run.optimizer
+    steps_per_epoch, total_steps = len(batches), len(batches) * recipe.epochs
+    model.train()
+    batches.set_epoch(epoch)
+    loss_sum = torch.zeros((), device=run.config.device)
+    correct = torch.zeros((), dtype=torch.long, device=run.config.device)
+    seen, lr = 0, recipe.lr
+    bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=not progress, unit="batch")
+    for i, (x, y) in enumerate(bar):
+        lr = recipe.lr_at((epoch - 1) * steps_per_epoch + i, total_steps, steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(run.config.device, run.precision):
+            loss, scores = loss_and_scores(model, x, y, recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (scores.argmax(1) == y).sum()
+        seen += len(y)
+        if progress and i % 25 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+    return float(loss_sum) / seen, int(correct) / seen, lr
+
+
+def run_epoch(run: Run, train_batches: Batches, valid_batches: Batches, epoch: int, progress: bool) -> str:
+    """Train and validate one epoch, keep the weights if they are the best so far, save everything to resume from;
+    returns the epoch's log line."""
+    record, t0 = run.record, time.perf_counter()
+    train_loss, train_acc, lr = train_epoch(run, train_batches, epoch, progress)
+    valid = evaluate(run.model, valid_batches, len(run.data.classes), run.precision)
+    seconds = time.perf_counter() - t0
+    record.history.append(Epoch(epoch, train_loss, train_acc, valid.loss, valid.accuracy, lr, seconds))
+    improved = record.best is None or valid.loss < record.best.valid_loss
+    if improved:
+        save_weights(run.folder / "best.safetensors", run.model)
+        record.best = Best(epoch, valid.loss, valid.accuracy)
+    save_training_state(run.folder / "last.safetensors", run.model, run.optimizer, epoch)
+    record.train_seconds += seconds
+    record.epochs_done = epoch
+    record.save(run.folder)
+    return (f"epoch {epoch:3d}/{run.config.recipe.epochs}  train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
+            f"valid loss {valid.loss:.4f} acc {100 * valid.accuracy:5.2f}%  {seconds:5.1f}s"
+            + ("  * best, saved" if improved else ""))
+
+
+def train(config: RunConfig, folder, *, resume: bool = False, progress: bool = True, data: Dataset | None = None,
+          on_epoch_end: Callable[[int, Run], bool] | None = None, log: Callable[[str], None] = print) -> Run:
+    """Train (or resume) a run in `folder`. `on_epoch_end(epoch, run)` may return True to stop early."""
+    run = Run(config, folder, data)
+    recipe, record = config.recipe, run.record
+    train_batches = run.batches(run.train_set, shuffle=True, augment=augment_for(recipe.augment, run.preprocess))
+    valid_batches = run.batches(run.valid_set, batch_size=1024)
+    if resume:
+        first_epoch = run.resume(log)
+    else:
+        run.folder.mkdir(parents=True, exist_ok=True)
+        first_epoch = 1
+    d = record.data
+    log(f"{config.model} ({record.model.parameters:,} parameters) on {d.name} from {d.source}: "
+        f"{d.train_size:,} train / {d.valid_size:,} valid / {d.test_size:,} test, {recipe.describe()}, "
+        f"{run.precision}")
+    if run.weights_note and not resume:
+        log(run.weights_note)
+    try:
+        for epoch in range(first_epoch, recipe.epochs + 1):
+            log(run_epoch(run, train_batches, valid_batches, epoch, progress))
+            if on_epoch_end is not None and on_epoch_end(epoch, run):
+                break
+    except KeyboardInterrupt:
+        interrupted(run, log)
+        raise
+    finish(run, log)
+    return run
+
+
+def interrupted(run: Run, log) -> None:
+    """After Ctrl-C: save what finished epochs made, and say exactly what can be done next."""
+    done = run.record.epochs_done
+    if not done:
+        log(f"\ninterrupted during epoch 1: no epoch finished, so nothing was saved; start again with "
+            f"cnnlab train {run.config.model} --dataset {run.config.dataset}")
+        return
+    run.record.status = "interrupted"
+    run.record.save(run.folder)
+    write_training_figures(run)
+    log(f"\ninterrupted during epoch {done + 1}: epochs 1-{done} are saved in {run.folder}\n"
+        f"continue with: cnnlab train --resume {run.folder}")
+
+
+def finish(run: Run, log=print) -> None:
+    """Test the best weights (not merely the last ones), then write the report and the figures."""
+    load_weights(run.folder / "best.safetensors", run.model)
+    test = run.evaluate(run.data.test)
+    run.record.status = "finished"
+    run.record.test = TestResult(test.loss, test.accuracy, [list(p) for p in test.per_class()],
+                                 test.confusion.tolist())
+    run.record.save(run.folder)
+    log(lesson_table(test, run.data.classes))
+    write_training_figures(run, test)
+
+
+def write_training_figures(run: Run, test: Evaluation | None = None) -> None:
+    from cnnlab.plots import confusion_matrix, reconstructions, sample_grid, save, training_curves
+
+    best = run.record.best.epoch if run.record.best else None
+    save(training_curves([e.__dict__ for e in run.record.history], best_epoch=best), run.folder / "curves.png")
+    if test is None:
+        return
+    save(confusion_matrix(test.confusion, run.data.classes), run.folder / "confusion.png")
+    labels = run.data.test.labels
+    wrong = (test.predictions != labels).nonzero().flatten()[:8]
+    shown = torch.cat([torch.arange(min(len(labels), 32 - len(wrong))), wrong])
+    save(sample_grid(run.data.test.images[shown], labels[shown], test.predictions[shown], run.data.classes,
+                     n_wrong=len(wrong)), run.folder / "samples.png")
+    if run.record.spec.capsules:     # what the decoder makes of the capsules
+        x = next(iter(run.batches(run.data.test.subset(torch.arange(min(16, len(labels)))), batch_size=16)))[0]
+        recon = (run.model.eval().reconstruct(x).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        save(reconstructions(run.data.test.images[:len(recon)], recon), run.folder / "reconstructions.png")

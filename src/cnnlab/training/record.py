@@ -1,0 +1,179 @@
+"""The run record: everything a run folder's `run.json` says, as typed dataclasses, read and written here only.
+
+    record = RunRecord.load("runs/mlp-mnist")
+    record.test.accuracy, record.best.epoch, record.preprocess, record.classes
+
+A record is checked field by field when it is read: a run.json with a missing key, a wrong type or bad bytes is
+refused in one line that names the file and the field. `metrics.csv` is written beside it from the same history.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnlab.data.preprocess import LIGHT_ON_DARK, Preprocess
+from cnnlab.errors import CnnlabError
+from cnnlab.files import write_text
+from cnnlab.models import get_spec
+from cnnlab.training.config import RunConfig
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    args: dict                       # the builder's keyword arguments: create_model(name, **args)
+    parameters: int
+    outputs: str                     # as the registry declared it when the run was trained
+    precision: str                   # bf16 | fp32: what autocast the run used
+
+
+@dataclass
+class DataInfo:
+    name: str
+    source: str                      # where the files were found
+    classes: list[str]
+    shape: list[int]                 # C, H, W
+    mean: list[float]                # per channel, measured on the training split, in [0, 1] units
+    std: list[float]
+    train_size: int
+    valid_size: int
+    test_size: int
+
+
+@dataclass
+class Epoch:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    valid_loss: float
+    valid_acc: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class Best:
+    epoch: int
+    valid_loss: float
+    valid_acc: float
+
+
+@dataclass
+class TestResult:
+    loss: float
+    accuracy: float
+    per_class: list[list[int]]       # (correct, total) for each true class
+    confusion: list[list[int]]       # [true, predicted] counts
+
+
+@dataclass
+class RunRecord:
+    config: RunConfig
+    model: ModelInfo
+    data: DataInfo
+    cnnlab_version: str
+    torch_version: str
+    history: list[Epoch] = field(default_factory=list)
+    best: Best | None = None
+    status: str = "running"          # running | interrupted | finished
+    train_seconds: float = 0.0
+    epochs_done: int = 0
+    test: TestResult | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return self.data.classes
+
+    @property
+    def preprocess(self) -> Preprocess:
+        """The input contract: what an image must be made into before the model sees it."""
+        c, h, w = self.data.shape
+        return Preprocess((c, h, w), tuple(self.data.mean), tuple(self.data.std), self.data.name in LIGHT_ON_DARK)
+
+    @property
+    def spec(self):
+        """The registry's entry for the model: what its outputs are, how it is built."""
+        return get_spec(self.model.name)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["best"] = d["best"] or {}      # the layout run.json has always had
+        return d
+
+    def save(self, folder) -> None:
+        """run.json and metrics.csv, each written atomically."""
+        folder = Path(folder)
+        write_text(folder / "run.json", json.dumps(self.to_dict(), indent=2))
+        keys = [f.name for f in dataclasses.fields(Epoch)]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(e) for e in self.history)
+        write_text(folder / "metrics.csv", out.getvalue())
+
+    @classmethod
+    def load(cls, folder) -> "RunRecord":
+        """The record of a run folder, or a one-line error saying what is wrong with it."""
+        path = Path(folder) / "run.json"
+        if not path.is_file():
+            raise CnnlabError(f"{folder}: not a cnnlab run folder (no run.json); train one with `cnnlab train MODEL`")
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError) as e:      # bad bytes, bad JSON, absurd nesting
+            raise CnnlabError(f"{path}: corrupt run.json ({e.__class__.__name__}: {str(e)[:100]})") from None
+        if isinstance(data, dict) and data.get("best") == {}:
+            data["best"] = None                                 # a run with no finished epoch yet
+        try:
+            return typed(cls, data, "")
+        except CnnlabError as e:
+            raise CnnlabError(f"{path}: {e}") from None
+
+
+def typed(kind, value, where: str):
+    """`value` (parsed JSON) checked against the type annotation `kind`, dataclasses built field by field."""
+    name = where or "the record"
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return typed(next(a for a in args if a is not type(None)), value, where)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise CnnlabError(f"{name} should be an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(kind)
+        fields = {f.name: f for f in dataclasses.fields(kind)}
+        missing = [n for n, f in fields.items() if n not in value and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise CnnlabError(f"{name} lacks {', '.join(missing)}")
+        return kind(**{n: typed(hints[n], value[n], f"{where}.{n}".lstrip(".")) for n in fields if n in value})
+    if origin is list:
+        if not isinstance(value, list):
+            raise CnnlabError(f"{name} should be a list, got {type(value).__name__}")
+        return [typed(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = origin or kind
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise CnnlabError(f"{name} should be {getattr(expected, '__name__', expected)}, got {value!r:.60}")
+    return value
+
+
+
+def compare_table(names: list[str], records: list[RunRecord]) -> str:
+    """One line per run: model, size, epochs, time, best validation loss and test accuracy."""
+    width = max(12, *map(len, names))
+    lines = [f"{'run':<{width}} {'model':<14} {'parameters':>11} {'epochs':>6} {'time':>8} {'best valid loss':>15} "
+             f"{'test accuracy':>13}"]
+    for name, r in zip(names, records):
+        test = "unfinished" if r.test is None else f"{100 * r.test.accuracy:.2f}%"
+        valid_loss = r.best.valid_loss if r.best else float("nan")
+        lines.append(f"{name:<{width}} {r.model.name:<14} {r.model.parameters:>11,} {len(r.history):>6} "
+                     f"{r.train_seconds:>7.0f}s {valid_loss:>15.4f} {test:>13}")
+    return "\n".join(lines)
