@@ -25,6 +25,15 @@ def test_capsnet_run_draws_reconstructions_and_capsule_dimensions(mnist_root, tm
     assert grid.shape == (16, 11, 1, 28, 28) and grid.dtype == np.uint8
     assert not np.array_equal(grid[0, 0], grid[0, -1])       # nudging a dimension changes the picture
 
+    # Grad-CAM at CapsNet's default layer shows where the evidence is (the capsule layer's map was all zero)
+    from cnnlab.data import load_dataset
+    from cnnlab.inspect import attribute
+    from cnnlab.predict import Predictor
+
+    digits = load_dataset("mnist", data_root=mnist_root).test.images[:4]
+    maps = attribute(Predictor.from_run(tmp_path / "caps"), digits, "gradcam")
+    assert maps.shape == (4, 28, 28) and maps.reshape(4, -1).max(1).min() > 0
+
 
 def test_capsule_dims_on_a_model_without_capsules_is_a_clear_error(mnist_root, tmp_path, capsys):
     main(["train", "mlp", "--data-root", str(mnist_root), "--epochs", "1", "--out", str(tmp_path), "--no-progress"])

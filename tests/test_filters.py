@@ -239,8 +239,8 @@ def test_filter_writes_a_figure_and_the_raw_arrays(tmp_path, capsys):
     assert main(["filter", "sample:shapes", "-k", "sobel-x", "-k", "[[0,0,0],[0,1,0],[0,0,0]]",
                  "--save-array", str(tmp_path / "raw.npy")]) == 0
     out = capsys.readouterr().out
-    assert "wrote shapes-filter.png" in out and "custom 3x3" in out
-    assert _is_png(Path("shapes-filter.png"))
+    assert "wrote shapes-sobel-x-custom-3x3.png" in out and "custom 3x3" in out
+    assert _is_png(Path("shapes-sobel-x-custom-3x3.png"))
     raw = np.load(tmp_path / "raw.npy")
     image = load_picture("sample:shapes")
     assert raw.shape == (2, 256, 256) and raw.dtype == np.float32
@@ -252,7 +252,7 @@ def test_filter_writes_a_figure_and_the_raw_arrays(tmp_path, capsys):
 def test_one_kernel_writes_the_filtered_picture_several_or_figure_a_figure(capsys):
     assert main(["filter", "sample:city", "-k", "sobel-x"]) == 0
     assert "|response|, 0 is black, 828 white" in capsys.readouterr().out
-    picture = cv2.imread("city-filter.png", cv2.IMREAD_UNCHANGED)
+    picture = cv2.imread("city-sobel-x.png", cv2.IMREAD_UNCHANGED)
     expected = to_uint8(apply_kernel(load_picture("sample:city"), KERNELS["sobel-x"].matrix), "abs")
     np.testing.assert_array_equal(picture, expected)
     assert expected.max() == 255 and expected.min() == 0
@@ -289,11 +289,11 @@ def test_spectrum_conv_demo_and_listings(tmp_path, capsys):
     assert main(["samples", "--save", "pics"]) == 0
     assert np.array_equal(cv2.cvtColor(cv2.imread("pics/city.png"), cv2.COLOR_BGR2RGB),
                           load_picture("sample:city", color=True))
-    for png in ("stripes-spectrum.png", "hi.png", "kernel-response.png"):
+    for png in ("stripes-spectrum.png", "hi.png", "sobel-x-box-response.png"):
         assert _is_png(Path(png)), png
     assert main(["conv-demo", "sample:shapes", "--stride", "2", "--padding", "1"]) == 0
     assert "(256 - 4 + 2*1) / 2 + 1 = 128" in capsys.readouterr().out
-    assert _is_png(Path("shapes-conv-demo.png"))
+    assert _is_png(Path("shapes-conv-demo-s2-p1.png"))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -319,7 +319,7 @@ def test_bad_input_gives_one_line_and_exit_code_2(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("cnnlab: error: ") and err.count("\n") == 1 and message in err, err
-    assert not list(Path().glob("*-filter.png"))
+    assert [p.name for p in Path().glob("*.png")] == ["garbage.png"]             # no output written
 
 
 def _run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -343,4 +343,14 @@ def test_the_installed_cnnlab_script_filters_without_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
     assert "cv2" in imported and "torch" not in imported and "matplotlib" not in imported
-    assert _is_png(tmp_path / "city-filter.png")
+    assert _is_png(tmp_path / "city-sobel-y.png")
+
+
+def test_default_names_say_what_made_the_picture_so_nothing_is_overwritten(capsys):
+    for kernels in (["-k", "sobel-x"], ["-k", "sobel-y"], ["-k", "sobel-x", "--blur-first"]):
+        assert main(["filter", "sample:city", *kernels]) == 0
+    for stride in ("1", "2"):
+        assert main(["conv-demo", "sample:city", "--stride", stride]) == 0
+    written = sorted(p.name for p in Path().glob("*.png"))
+    assert written == ["city-conv-demo-s2.png", "city-conv-demo.png", "city-sobel-x-blurred.png", "city-sobel-x.png",
+                       "city-sobel-y.png"]

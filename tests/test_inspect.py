@@ -250,7 +250,8 @@ def test_cli_layers_and_heat_maps(shapes_run, tmp_path, capsys):
     code, out, _ = cli(capsys, "explain", trained.folder, first, second, "--method", "gradcam",
                        "--save-array", tmp_path / "maps.npy")
     assert code == 0 and "a.png: predicted cross" in out and "b.png: predicted plus" in out
-    assert "wrote a-gradcam.png" in out and (tmp_path / "a-gradcam.png").stat().st_size > 5000
+    written = trained.folder / "explanations" / "a-gradcam.png"        # beside the run, not in the current folder
+    assert f"wrote {written}" in out and written.stat().st_size > 5000 and not list(tmp_path.glob("*gradcam*"))
     assert np.load(tmp_path / "maps.npy").shape == (2, 32, 32)
     code, out, _ = cli(capsys, "explain", trained.folder, second, "--method", "smoothgrad", "--target", "cross",
                        "--samples", 8, "--out", tmp_path / "s.png")
@@ -269,7 +270,7 @@ def test_cli_filters_activations_and_deepdream(shapes_run, tmp_path, capsys):
     code, out, _ = cli(capsys, "explain", trained.folder, image, "--method", "activations", "--layer", "conv2",
                        "--channels", 8, "--save-array", tmp_path / "a.npy")
     assert code == 0 and "32 channels of 16x16; the first 8 shown" in out
-    assert np.load(tmp_path / "a.npy").shape == (1, 32, 16, 16) and (tmp_path / "a-activations.png").is_file()
+    assert np.load(tmp_path / "a.npy").shape == (1, 32, 16, 16) and (trained.folder / "explanations" / "a-activations-conv2.png").is_file()
     code, out, _ = cli(capsys, "explain", trained.folder, image, "--method", "deepdream", "--layer", "conv2",
                        "--octaves", 2, "--out", tmp_path / "d.png")
     assert code == 0 and "mean squared activation" in out and (tmp_path / "d.png").is_file()

@@ -18,7 +18,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.inspect.explanation import Explanation, explain
 from cnnlab.predict import Predictor
 from cnnlab.training.config import make_config, new_run_folder
-from cnnlab.training.loop import train as train_run
+from cnnlab.training.loop import curves, train as train_run
 from cnnlab.training.metrics import Evaluation
 from cnnlab.training.record import RunRecord
 
@@ -66,10 +66,7 @@ class Run:
 
     def curves(self):
         """Loss and accuracy per epoch, the best epoch marked: a matplotlib Figure."""
-        from cnnlab.plots import training_curves
-
-        best = self.record.best.epoch if self.record.best else None
-        return training_curves([e.__dict__ for e in self.record.history], best_epoch=best)
+        return curves(self.record, self.predictor.model)
 
 
 def train(model: str, dataset: str | None = None, *, folder=None, out="runs", recipe: str | None = None,

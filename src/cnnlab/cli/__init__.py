@@ -7,6 +7,7 @@ import sys
 
 from cnnlab.cli import filters, inspection, training
 from cnnlab.errors import CnnlabError
+from cnnlab.version import __version__
 
 COMMAND_MODULES = [training, filters, inspection]
 
@@ -26,14 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=FIRST_SESSION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:            # plain `cnnlab`: what it can do, not an error
+        parser.print_help()
+        return 0
     try:
         return args.handler(args) or 0
     except CnnlabError as error:

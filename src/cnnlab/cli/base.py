@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import textwrap
 from pathlib import Path
 
@@ -17,8 +18,21 @@ def add_command(subparsers, name: str, summary: str, example: str, handler, desc
         epilog="example:\n" + textwrap.indent(textwrap.dedent(example).strip(), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.error = lambda message: _usage_error(parser, message)
     parser.set_defaults(handler=handler)
     return parser
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str):
+    """A mistyped option or value: one line saying what was wrong and where the help is, not the whole usage."""
+    parser.exit(2, f"cnnlab: error: {message} (see `{parser.prog} --help`)\n")
+
+
+def default_name(*parts) -> str:
+    """A file name made of what shaped the picture, so that two different commands never write one file:
+    default_name("city", "sobel-x", "custom 3x3") -> "city-sobel-x-custom-3x3"."""
+    slugs = [re.sub(r"[^A-Za-z0-9.+]+", "-", str(part)).strip("-") for part in parts if part]   # False: left out
+    return "-".join(slug for slug in slugs if slug)
 
 
 def output_path(given: str | None, default: str, suffix: str, option: str) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, output_path, save_array
+from cnnlab.cli.base import add_command, default_name, output_path, save_array
 from cnnlab.errors import CnnlabError
 
 BORDER_NAMES = ("reflect-101", "reflect", "replicate", "constant", "wrap")
@@ -26,9 +26,11 @@ def _filter(args) -> None:
     from cnnlab.filters.display import display_mode, scale_for_display, to_uint8
     from cnnlab.images import write_png
 
-    out = output_path(args.out, f"{image_stem(args.image)}-filter.png", ".png", "--out")
-    array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     kernels = [(kernel_label(text, kernel), kernel) for text in args.kernel for kernel in [parse_kernel(text)]]
+    name = default_name(image_stem(args.image), *(label for label, _ in kernels), args.blur_first and "blurred",
+                        args.color and "color")
+    out = output_path(args.out, f"{name}.png", ".png", "--out")
+    array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     image = load_picture(args.image, color=args.color)
     source = blur(image, args.border) if args.blur_first else image
     outputs = [(label, kernel, apply_kernel(source, kernel, args.border)) for label, kernel in kernels]
@@ -78,7 +80,9 @@ def _spectrum(args) -> None:
                                 strongest_frequency)
     from cnnlab.plots import save, spectrum_figure
 
-    out = output_path(args.out, f"{image_stem(args.image)}-spectrum.png", ".png", "--out")
+    name = default_name(image_stem(args.image), "spectrum", args.keep,
+                        args.keep and f"r{20.0 if args.radius is None else args.radius:g}")
+    out = output_path(args.out, f"{name}.png", ".png", "--out")
     image = load_picture(args.image)
     u, v = strongest_frequency(image)
     print(f"strongest frequency besides the mean: +/-({u}, {v}) cycles per image (across, down) "
@@ -99,14 +103,14 @@ def _kernel_responses(args) -> None:
     from cnnlab.filters import kernel_label, kernel_response, parse_kernel
     from cnnlab.plots import response_figure, save
 
-    out = output_path(args.out, "kernel-response.png", ".png", "--out")
+    kernels = [(kernel_label(text, kernel), kernel) for text in args.kernel for kernel in [parse_kernel(text)]]
+    out = output_path(args.out, default_name(*(label for label, _ in kernels), "response") + ".png", ".png", "--out")
     responses = []
-    for text in args.kernel:
-        kernel = parse_kernel(text)
+    for label, kernel in kernels:
         response = kernel_response(kernel, args.size)
         centre = response[args.size // 2, args.size // 2]
-        print(f"{kernel_label(text, kernel)}: gain {centre:.3g} on flat areas, at most {response.max():.3g}")
-        responses.append((kernel_label(text, kernel), kernel, response))
+        print(f"{label}: gain {centre:.3g} on flat areas, at most {response.max():.3g}")
+        responses.append((label, kernel, response))
     save(response_figure(responses), out, tight=False)
     print(f"wrote {out}")
 
@@ -117,7 +121,9 @@ def _conv_demo(args) -> None:
     from cnnlab.filters import LESSON_FILTERS, check_filters, conv_demo, explain_sizes, image_stem, load_picture
     from cnnlab.plots import conv_demo_figure, save
 
-    out = output_path(args.out, f"{image_stem(args.image)}-conv-demo.png", ".png", "--out")
+    name = default_name(image_stem(args.image), "conv-demo", args.filters and Path(args.filters).stem,
+                        args.stride != 1 and f"s{args.stride}", args.padding and f"p{args.padding}")
+    out = output_path(args.out, f"{name}.png", ".png", "--out")
     filters = LESSON_FILTERS
     if args.filters:
         try:
@@ -188,7 +194,7 @@ def register(subparsers) -> None:
                         help="how results are scaled to black..white (default: %(default)s)")
     parser.add_argument("--figure", action="store_true",
                         help="with one kernel, draw the figure too (input, result, colour bar, weights)")
-    parser.add_argument("--out", metavar="FILE.png", help="output file (default: IMAGENAME-filter.png)")
+    parser.add_argument("--out", metavar="FILE.png", help="output file (default: named after the image and the kernels, e.g. city-sobel-x.png)")
     parser.add_argument("--save-array", metavar="FILE.npy",
                         help="also save the raw float32 results; several kernels are stacked on a first axis")
 
@@ -222,7 +228,7 @@ def register(subparsers) -> None:
     parser.add_argument("--size", type=int, default=64, metavar="N",
                         help="zero-pad kernels to NxN before the transform (default: %(default)s)")
     parser.add_argument("--out", metavar="FILE.png",
-                        help="figure file (default: IMAGENAME-spectrum.png or kernel-response.png)")
+                        help="figure file (default: IMAGENAME-spectrum[-KEEP-rRADIUS].png, or KERNELS-response.png)")
 
     parser = add_command(
         subparsers, "conv-demo", "a conv layer, its ReLU and max-pooling applied to a picture",
@@ -244,7 +250,7 @@ def register(subparsers) -> None:
                         help="a JSON list of 2-D kernels of equal size (any size, even ones)")
     parser.add_argument("--stride", type=int, default=1, help="filter step in pixels (default: %(default)s)")
     parser.add_argument("--padding", type=int, default=0, help="zeros added on each side (default: %(default)s)")
-    parser.add_argument("--out", metavar="FILE.png", help="figure file (default: IMAGENAME-conv-demo.png)")
+    parser.add_argument("--out", metavar="FILE.png", help="figure file (default: IMAGENAME-conv-demo[-sSTRIDE][-pPADDING].png)")
 
     parser = add_command(
         subparsers, "samples", "list the pictures drawn by code (use them as sample:NAME)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, output_path, save_array
+from cnnlab.cli.base import add_command, default_name, output_path, save_array
 from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
 
@@ -39,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--method", required=True, choices=EXPLANATIONS, metavar="METHOD", help="one of the methods above")
     p.add_argument("--layer", help="layer name from `cnnlab layers RUN` (default: the last conv layer)")
     p.add_argument("--target", help="class index or name (default: the predicted class)")
-    p.add_argument("--out", help="PNG to write (default: IMAGE-METHOD.png, or RUN-METHOD.png)")
+    p.add_argument("--out", help="PNG to write (default: RUN/explanations/IMAGE-METHOD[-LAYER][-TARGET].png)")
     p.add_argument("--save-array", metavar="FILE.npy", help="also save the raw numbers (maps, activations, ...)")
     p.add_argument("--weights", choices=["best", "last"], default="best")
     p.add_argument("--channels", type=int, metavar="N",
@@ -87,8 +87,10 @@ def _explain(args) -> int:
     from cnnlab.plots import save
     from cnnlab.predict import Predictor
 
-    stem = Path(args.images[0]).stem if args.images else Path(args.run).resolve().name
-    out = output_path(args.out, f"{stem}-{args.method}.png", ".png", "--out")
+    # beside the run, named by what shaped the picture: nothing is written into the current folder unasked
+    name = default_name(Path(args.images[0]).stem if args.images else "", args.method, args.layer,
+                        args.channel is not None and f"channel{args.channel}", args.target)
+    out = output_path(args.out, str(Path(args.run) / "explanations" / f"{name}.png"), ".png", "--out")
     array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     predictor = Predictor.from_run(args.run, args.weights)
     result = explain(predictor, args.method, args.images, layer=args.layer, target=args.target,

@@ -199,15 +199,18 @@ def _summary(args) -> int:
     else:
         c, h, _ = get_spec(args.model).default_input
         name, model_args = args.model, {"in_channels": c, "image_size": h}
+    shape = (model_args["in_channels"], model_args["image_size"], model_args["image_size"])
     if args.input:
         match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", args.input)
-        if not match or match[2] != match[3]:
-            raise CnnlabError(f"--input {args.input!r}: give a square shape as CxHxW, e.g. 3x32x32")
-        model_args.update(in_channels=int(match[1]), image_size=int(match[2]))
-    if args.classes:
+        if not match or 0 in (int(match[1]), int(match[2]), int(match[3])):
+            raise CnnlabError(f"--input {args.input!r}: give the shape as CxHxW, e.g. 3x32x32 or 3x240x320")
+        shape = tuple(int(v) for v in match.groups())
+        model_args.update(in_channels=shape[0], image_size=shape[1])
+    if args.classes is not None:
+        if args.classes < 1:
+            raise CnnlabError(f"--classes {args.classes}: must be at least 1")
         model_args["num_classes"] = args.classes
-    size = model_args["image_size"]
-    print(summarize(name, model_args, (model_args["in_channels"], size, size)))
+    print(summarize(name, model_args, shape))
     return 0
 
 

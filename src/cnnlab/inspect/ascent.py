@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import trange
 
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.attributions import class_index
@@ -86,7 +87,8 @@ def maximize(model_or_run, layer: str | None = None, channel: int | None = None,
     jitter = max(1, min(shape[1:]) // 32) if jitter is None else jitter
     x = start.clone().requires_grad_()
     history = []
-    for step in range(steps):
+    # a bar on a terminal (a few hundred steps take a while on a CPU); nothing in a log file
+    for step in trange(steps, desc="maximize", unit="step", leave=False, disable=None):
         dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist()
         value = value_of(torch.roll(x, (dy, dx), (2, 3)))
         grad, = torch.autograd.grad(value, x)

@@ -23,17 +23,24 @@ from cnnlab.models.layers import layer_output, resolve_layer
 from cnnlab.predict import Predictor, as_predictor
 
 METHODS = {
-    "saliency": "|gradient| of the score (max over colours)",
-    "smoothgrad": "|gradient| averaged over noisy copies (max over colours)",
-    "integrated-gradients": "integrated gradients from a black image (sum over colours)",
+    "saliency": "|gradient| of the score",
+    "smoothgrad": "|gradient| averaged over noisy copies",
+    "integrated-gradients": "integrated gradients from a black image",
     "occlusion": "score drop when the pixels are covered by the mean colour",
     "gradcam": "Grad-CAM: gradient-weighted feature maps, upsampled",
-    "guided-gradcam": "guided backpropagation x Grad-CAM (max over colours)",
+    "guided-gradcam": "guided backpropagation x Grad-CAM",
 }
+OVER_COLOURS = {"saliency": "max", "smoothgrad": "max", "integrated-gradients": "sum", "guided-gradcam": "max"}
 GRADCAM_NEEDS_CONV = ("Grad-CAM needs a convolutional layer (it weights a conv layer's feature maps by their "
                       "gradients) and this model has none; saliency, smoothgrad, integrated-gradients and occlusion "
                       "work on any model")
 SIGNED = {"integrated-gradients", "occlusion"}       # these can be negative: evidence against the class
+
+
+def describe(method: str, channels: int) -> str:
+    """What a method's map shows, in words; for colour images, how the three channels became one map."""
+    how = OVER_COLOURS.get(method) if channels > 1 else None
+    return METHODS[method] + (f" ({how} over colours)" if how else "")
 
 
 def class_index(target, classes: list[str] | None, n_outputs: int) -> int:

@@ -97,6 +97,9 @@ def _activations(predictor: Predictor, given: _Images, layer=None, channels=None
         lines += [f"{image}: most active channel {row.argmax()} (mean {row.max():.3g})"
                   for image, row in zip(given.names, maps.mean((2, 3)))]
         heading = f"{predictor.name}: feature maps of {name}, one colour scale per image"
+        if maps.min() < 0:
+            heading += "\n(values before any ReLU: the negative ones are what a ReLU after it would set to 0)"
+            lines.append(f"{name} outputs values before the ReLU that follows it (negative values included)")
     else:
         shown = maps.shape[1]
         lines = [f"{name} ({kind}): {maps.shape[1]} outputs per image, no feature maps"]
@@ -107,7 +110,7 @@ def _activations(predictor: Predictor, given: _Images, layer=None, channels=None
 
 def _attribution(predictor: Predictor, given: _Images, method: str, layer=None, target=None, steps=None,
                  samples=25, window=None, **_) -> Explanation:
-    from cnnlab.inspect.attributions import METHODS, SIGNED, attribute, class_index
+    from cnnlab.inspect.attributions import SIGNED, attribute, class_index, describe
     from cnnlab.models.layers import default_layer
     from cnnlab.plots import attribution_figure
 
@@ -132,9 +135,9 @@ def _attribution(predictor: Predictor, given: _Images, method: str, layer=None, 
         where += f", layer {layer}"
         if not maps.any(axis=(1, 2)).all():
             lines.append(f"note: a map that is zero everywhere means no channel of {layer} holds positive evidence "
-                         "for the class; try an earlier conv layer with --layer (for CapsNet: conv1, since the "
-                         "capsule layer's channels are vector components, not features)")
-    figure = attribution_figure(given.pixels, maps, titles, labels, f"{where}: {METHODS[method]}", method in SIGNED)
+                         "for the class; try an earlier conv layer with --layer (`cnnlab layers RUN` lists them)")
+    heading = f"{where}: {describe(method, given.pixels.shape[1])}"
+    figure = attribution_figure(given.pixels, maps, titles, labels, heading, method in SIGNED)
     return Explanation(method, maps, figure, lines)
 
 

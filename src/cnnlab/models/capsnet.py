@@ -73,6 +73,9 @@ class CapsNet(nn.Module):
     """
 
     RECONSTRUCTION_WEIGHT = 0.0005      # scaled down so the reconstruction does not dominate the margin loss
+    # what Grad-CAM and the other layer views look at by default: the capsule layer's channels are vector
+    # components, whose gradients cancel out, so its Grad-CAM is zero everywhere; conv1's are features
+    inspect_layer = "conv1"
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, routing: int = 3,
                  conv_channels: int = 256, primary_maps: int = 32, primary_dim: int = 8, digit_dim: int = 16,

@@ -90,9 +90,10 @@ def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Lay
 
 
 def default_layer(model: nn.Module) -> str | None:
-    """The last convolutional layer: the most abstract features that still have a place in the image."""
+    """The layer explanations look at unless told: the one a model names as its `inspect_layer` (CapsNet: conv1),
+    else the last convolutional layer, the most abstract features that still have a place in the image."""
     convs = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
-    return convs[-1] if convs else None
+    return getattr(model, "inspect_layer", None) or (convs[-1] if convs else None)
 
 
 def get_layer(model: nn.Module, name: str) -> nn.Module:

@@ -76,8 +76,14 @@ def summary_table(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
         lines.append("\nparameters in no row above (the model's own weights, or layers forward does not run): "
                      + ", ".join(f"{name} {count:,}" for name, count in outside.items()))
     total_params = sum(p.numel() for p in model.parameters())
-    lines.append(f"\ninput {'x'.join(map(str, input_shape))}: {total_params:,} parameters, "
-                 f"{sum(r.macs for r in rows):,} multiply-accumulates (convolutions and linear layers) per image")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    outputs = sum(math.prod(r.output_shape) for r in rows)
+    lines.append(f"\ninput {'x'.join(map(str, input_shape))}: {total_params:,} parameters ({trainable:,} trainable, "
+                 f"{total_params - trainable:,} frozen), {sum(r.macs for r in rows):,} multiply-accumulates "
+                 "(convolutions and linear layers) per image")
+    lines.append(f"memory in fp32: weights {4 * total_params / 2**20:,.1f} MiB; the layers' outputs "
+                 f"{4 * outputs / 2**20:,.2f} MiB per image, which training keeps for the backward pass "
+                 "(gradients and the optimizer add 1-3x the weights)")
     lines.append("geometry: k kernel, s stride, p padding; output side = (W - k + 2p) / s + 1, rounded down")
     return "\n".join(lines)
 

@@ -32,24 +32,22 @@ def _stretch(array: np.ndarray) -> np.ndarray:
     return ((array - low) / (high - low + 1e-12) * 255).round().astype(np.uint8)
 
 
-def _grey(pixels: np.ndarray) -> np.ndarray:
-    """[C, H, W] uint8 -> [H, W] luminance: under a heat map, the image's own colours would muddle the map's."""
-    return pixels.mean(0) if len(pixels) != 3 else np.tensordot([0.299, 0.587, 0.114], pixels, 1)
-
-
 def attribution_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], labels: list[str], heading: str,
                        signed: bool):
-    """One row per image: the image titled `titles[i]`, then its map titled `labels[i]` drawn over the image in
-    grey (alpha 0.6), with a colour bar. Signed maps are red for the class, blue against it, white at zero."""
+    """One row per image: the image titled `titles[i]`, then its map titled `labels[i]` over the image, with a
+    colour bar. The map's opacity follows its strength, so the photo shows at full brightness where the map says
+    nothing. Signed maps are red for the class, blue against it."""
     n = len(pixels)
     fig = _figure(2 * PANEL + 0.9, n * PANEL + 0.5)
     axes = fig.subplots(n, 2, squeeze=False)
     for (ax_image, ax_map), image, heat, title, label in zip(axes, pixels, maps, titles, labels):
         _show(ax_image, image, title)
-        ax_map.imshow(_grey(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        shown, cmap = to_display(image)
+        ax_map.imshow(shown, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
         limit = float(np.abs(heat).max()) or 1.0
-        artist = ax_map.imshow(heat, cmap="RdBu_r" if signed else "inferno", alpha=0.6, interpolation="nearest",
-                               vmin=-limit if signed else 0, vmax=limit)
+        artist = ax_map.imshow(heat, cmap="RdBu_r" if signed else "inferno", interpolation="nearest",
+                               alpha=np.clip(0.8 * np.abs(heat) / limit, 0, 1), vmin=-limit if signed else 0,
+                               vmax=limit)
         image_axes(ax_map, label)
         fig.colorbar(artist, ax=ax_map, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
     fig.suptitle(heading, fontsize=10)

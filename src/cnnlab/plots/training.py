@@ -8,25 +8,43 @@ from cnnlab.plots.base import new_figure, to_display
 
 
 def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None):
-    """Loss beside accuracy per epoch; `lines` are (label, history, "train" or "valid") to draw on both."""
+    """Loss beside accuracy per epoch; `lines` are (label, history, "train" or "valid") to draw on both. Epochs
+    are whole numbers; a loss that spans more than 30x (one diverging epoch) is drawn on a log scale, so it does
+    not flatten the others."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = new_figure(11, 4)
     axes = fig.subplots(1, 2)
     for ax, key, ylabel, title in zip(axes, ("loss", "acc"), ("loss", "accuracy (%)"), titles):
         scale = 100 if key == "acc" else 1
+        values = []
         for label, history, part in lines:
-            ax.plot([h["epoch"] for h in history], [scale * h[f"{part}_{key}"] for h in history], "o-", ms=3,
-                    label=label)
+            ys = [scale * h[f"{part}_{key}"] for h in history]
+            ax.plot([h["epoch"] for h in history], ys, "o-", ms=3, label=label)
+            values += ys
+        if key == "loss" and values and min(values) > 0 and max(values) / min(values) > 30:
+            ax.set_yscale("log")
+            ylabel += " (log scale)"
         if best_epoch is not None:
             ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best (epoch {best_epoch})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="epoch", ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend()
     return fig
 
 
-def training_curves(history: list[dict], best_epoch: int | None = None):
+def training_curves(history: list[dict], best_epoch: int | None = None, train_note: str = ""):
+    """Train and validation loss and accuracy per epoch. `train_note` says how the train figures were measured
+    when they are not comparable to validation's, e.g. "dropout on; loss with label smoothing 0.1"."""
+    loss_title = "Loss per epoch" + (f"\n(train: {train_note})" if train_note else "")
     return _epoch_panels([("train", history, "train"), ("validation", history, "valid")],
-                         ("Loss per epoch (train measured with dropout on)", "Accuracy per epoch"), best_epoch)
+                         (loss_title, "Accuracy per epoch"), best_epoch)
+
+
+def short(name: str, width: int = 14) -> str:
+    """A class name cut to fit under a thumbnail: 'n01440764_tench' -> 'n01440764_ten…'."""
+    return name if len(name) <= width else name[:width - 1] + "…"
 
 
 def confusion_matrix(confusion, classes: list[str]):
@@ -34,13 +52,14 @@ def confusion_matrix(confusion, classes: list[str]):
     counts = np.asarray(confusion)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     n = len(classes)
-    size = max(5, 0.55 * n + 2)
+    size = min(14, max(5, 0.55 * n + 2))
     fig = new_figure(size + 1, size)
     ax = fig.subplots()
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    ax.set_xticks(range(n), classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), classes)
+    if n <= 40:                     # beyond that the names overlap: the colours still show the pattern
+        ax.set_xticks(range(n), [short(c) for c in classes], rotation=45, ha="right")
+        ax.set_yticks(range(n), [short(c) for c in classes])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if n <= 20:
@@ -58,14 +77,14 @@ def sample_grid(images, true, pred, classes: list[str], columns: int = 8, n_wron
     mistakes picked on purpose, since the first images of a good model are almost all right."""
     n = len(images)
     rows = -(-n // columns)
-    fig = new_figure(1.6 * columns, 1.8 * rows)
+    fig = new_figure(1.6 * columns, 2.0 * rows)
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, t, p in zip(axes.flat, images, np.asarray(true), np.asarray(pred)):
         shown, cmap = to_display(image)
         ax.imshow(shown, cmap=cmap)
-        ax.set_title(f"{classes[p]} ({classes[t]})", color="green" if p == t else "red", fontsize=8)
+        ax.set_title(f"{short(classes[p])}\n({short(classes[t])})", color="green" if p == t else "red", fontsize=8)
     note = f"; the last {n_wrong} are mistakes picked from the whole test set" if n_wrong else ""
     fig.suptitle(f"Test images: predicted (true){note}", fontsize=10)
     return fig

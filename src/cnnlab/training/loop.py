@@ -106,7 +106,9 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
     loss_sum = torch.zeros((), device=run.config.device)
     correct = torch.zeros((), dtype=torch.long, device=run.config.device)
     seen, lr = 0, recipe.lr
-    bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=not progress, unit="batch")
+    # disable=None: no bar when stderr is not a terminal (a log file would get hundreds of updates per epoch)
+    bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if progress else True,
+               unit="batch")
     for i, (x, y) in enumerate(bar):
         lr = recipe.lr_at((epoch - 1) * steps_per_epoch + i, total_steps, steps_per_epoch)
         for group in optimizer.param_groups:
@@ -179,6 +181,8 @@ def interrupted(run: Run, log) -> None:
     """After Ctrl-C: save what finished epochs made, and say exactly what can be done next."""
     done = run.record.epochs_done
     if not done:
+        if run.folder.is_dir() and not any(run.folder.iterdir()):
+            run.folder.rmdir()                  # an empty run folder would only be in the way
         log(f"\ninterrupted during epoch 1: no epoch finished, so nothing was saved; start again with "
             f"cnnlab train {run.config.model} --dataset {run.config.dataset}")
         return
@@ -198,23 +202,70 @@ def finish(run: Run, log=print) -> None:
                                  test.confusion.tolist())
     run.record.save(run.folder)
     log(lesson_table(test, run.data.classes))
+    warning = no_better_than_guessing(test.accuracy, run.data.test.labels, run.data.classes)
+    if warning:
+        log(warning)
     write_training_figures(run, test)
 
 
-def write_training_figures(run: Run, test: Evaluation | None = None) -> None:
-    from cnnlab.plots import confusion_matrix, reconstructions, sample_grid, save, training_curves
+def no_better_than_guessing(accuracy: float, labels: torch.Tensor, classes: list[str]) -> str | None:
+    """A warning when the model does no better than always answering the most common class (plus a margin of
+    a tenth of the way to 100%): it learned nothing, and the user should hear it and what to try."""
+    counts = torch.bincount(labels, minlength=len(classes))
+    common = int(counts.argmax())
+    guessing = float(counts[common]) / max(1, len(labels))
+    if accuracy > guessing + 0.1 * (1 - guessing):
+        return None
+    return (f"warning: test accuracy {100 * accuracy:.2f}% is no better than always answering "
+            f"{classes[common]!r} ({100 * guessing:.2f}%): the model learned nothing useful. Try a smaller learning "
+            "rate (--lr), a smaller model, more epochs, or pretrained weights (--weights FILE.pth)")
 
-    best = run.record.best.epoch if run.record.best else None
-    save(training_curves([e.__dict__ for e in run.record.history], best_epoch=best), run.folder / "curves.png")
+
+def train_note(model: nn.Module, recipe: Recipe) -> str:
+    """Why train loss and accuracy are not comparable to validation's, in a few words (empty if they are)."""
+    notes = []
+    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
+        notes.append("dropout on")
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        notes.append("batch norm on batch statistics")
+    if recipe.augment:
+        notes.append("augmented images")
+    if recipe.label_smoothing:
+        notes.append(f"loss with label smoothing {recipe.label_smoothing:g}, so it stays above 0")
+    return "; ".join(notes)
+
+
+def sample_indices(predictions: torch.Tensor, labels: torch.Tensor, count: int = 32, mistakes: int = 8
+                   ) -> tuple[torch.Tensor, int]:
+    """Which test images samples.png shows: the first ones, then up to `mistakes` wrong ones from the whole test
+    set (the first images of a good model are almost all right); no image twice. Returns (indices, mistakes)."""
+    wrong = (predictions != labels).nonzero().flatten()[:mistakes]
+    others = torch.ones(len(labels), dtype=torch.bool)
+    others[wrong] = False
+    first = others.nonzero().flatten()[:count - len(wrong)]
+    return torch.cat([first, wrong]), len(wrong)
+
+
+def write_training_figures(run: Run, test: Evaluation | None = None) -> None:
+    from cnnlab.plots import confusion_matrix, reconstructions, sample_grid, save
+
+    save(curves(run.record, run.model), run.folder / "curves.png")
     if test is None:
         return
     save(confusion_matrix(test.confusion, run.data.classes), run.folder / "confusion.png")
     labels = run.data.test.labels
-    wrong = (test.predictions != labels).nonzero().flatten()[:8]
-    shown = torch.cat([torch.arange(min(len(labels), 32 - len(wrong))), wrong])
+    shown, n_wrong = sample_indices(test.predictions, labels)
     save(sample_grid(run.data.test.images[shown], labels[shown], test.predictions[shown], run.data.classes,
-                     n_wrong=len(wrong)), run.folder / "samples.png")
+                     n_wrong=n_wrong), run.folder / "samples.png")
     if run.record.spec.capsules:     # what the decoder makes of the capsules
         x = next(iter(run.batches(run.data.test.subset(torch.arange(min(16, len(labels)))), batch_size=16)))[0]
         recon = (run.model.eval().reconstruct(x).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
         save(reconstructions(run.data.test.images[:len(recon)], recon), run.folder / "reconstructions.png")
+
+
+def curves(record: RunRecord, model: nn.Module):
+    """The run's loss and accuracy per epoch, best epoch marked, with a word on how train was measured."""
+    from cnnlab.plots import training_curves
+
+    best = record.best.epoch if record.best else None
+    return training_curves([e.__dict__ for e in record.history], best, train_note(model, record.config.recipe))

@@ -167,13 +167,14 @@ def typed(kind, value, where: str):
 
 
 def compare_table(names: list[str], records: list[RunRecord]) -> str:
-    """One line per run: model, size, epochs, time, best validation loss and test accuracy."""
+    """One line per run: model, size, epochs, time, validation and test accuracy. Accuracy, not loss: losses of
+    different recipes (label smoothing, CapsNet's margin loss) are not on one scale."""
     width = max(12, *map(len, names))
-    lines = [f"{'run':<{width}} {'model':<14} {'parameters':>11} {'epochs':>6} {'time':>8} {'best valid loss':>15} "
+    lines = [f"{'run':<{width}} {'model':<14} {'parameters':>11} {'epochs':>6} {'time':>8} {'best valid acc':>14} "
              f"{'test accuracy':>13}"]
     for name, r in zip(names, records):
         test = "unfinished" if r.test is None else f"{100 * r.test.accuracy:.2f}%"
-        valid_loss = r.best.valid_loss if r.best else float("nan")
+        valid = f"{100 * r.best.valid_acc:.2f}%" if r.best else "-"
         lines.append(f"{name:<{width}} {r.model.name:<14} {r.model.parameters:>11,} {len(r.history):>6} "
-                     f"{r.train_seconds:>7.0f}s {valid_loss:>15.4f} {test:>13}")
+                     f"{r.train_seconds:>7.0f}s {valid:>14} {test:>13}")
     return "\n".join(lines)
