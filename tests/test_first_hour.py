@@ -125,3 +125,37 @@ def test_summary_takes_non_square_inputs_and_says_what_trains(capsys):
     out = capsys.readouterr().out
     assert "input 3x240x320: 11,181,642 parameters (11,181,642 trainable, 0 frozen)" in out and "MiB" in out
     assert np.isfinite(float(out.split("weights ")[1].split(" MiB")[0]))
+
+
+def test_lr_find_sweeps_up_stops_when_the_loss_explodes_and_suggests_a_tenth_of_the_best(mnist_root, tmp_path,
+                                                                                        capsys):
+    from cnnlab.training.lr_find import lr_find
+
+    found = lr_find(small(mnist_root), steps=60, progress=False)
+    assert all(a < b for a, b in zip(found.lrs, found.lrs[1:])) and np.isfinite(found.losses).all()
+    assert len(found.lrs) < 60                                    # lr 10 blows the loss up before the end
+    assert found.suggestion == pytest.approx(found.lrs[int(np.argmin(found.losses))] / 10)
+    assert main(["lr-find", "mlp", "--data-root", str(mnist_root), "--steps", "30", "--no-progress",
+                 "--out", str(tmp_path / "lr.png")]) == 0
+    out = capsys.readouterr().out
+    assert "cnnlab train mlp --dataset mnist --lr " in out and (tmp_path / "lr.png").stat().st_size > 5000
+    assert not list(tmp_path.glob("*/run.json"))                  # a sweep leaves no run behind
+
+
+def test_interpret_lists_the_most_confident_mistakes_and_confused_pairs(mnist_root, tmp_path, capsys):
+    from cnnlab.inspect.interpret import interpret
+    from cnnlab.predict import Predictor
+
+    train(small(mnist_root, epochs=1), tmp_path / "run", progress=False, log=lambda line: None)
+    predictor = Predictor.from_run(tmp_path / "run")
+    found = interpret(predictor, top=8)
+    assert (np.diff(found.loss) <= 0).all() and len(found.index) == 8
+    probabilities = predictor.probabilities(found.images)
+    assert np.allclose(-np.log(probabilities[np.arange(8), found.actual].numpy()), found.loss, atol=1e-4)
+    confusion = predictor.evaluate().confusion
+    for actual, predicted, count in found.confused:
+        assert count == confusion[found.classes.index(actual), found.classes.index(predicted)] and actual != predicted
+    assert [c for *_, c in found.confused] == sorted((c for *_, c in found.confused), reverse=True)
+    assert main(["interpret", str(tmp_path / "run"), "--top", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "most confused" in out and (tmp_path / "run" / "top-losses-test.png").stat().st_size > 5000

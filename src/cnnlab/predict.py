@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data import Batches, Preprocess, load_dataset, split
+from cnnlab.data import Batches, ImageSet, Preprocess, load_dataset, split
 from cnnlab.data.augment import augment_for
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
@@ -123,15 +123,19 @@ class Predictor:
     def evaluate(self, split_name: str = "test", data_root=None, perturb: str = "", seed: int = 0) -> Evaluation:
         """Loss and accuracy on the run's test (or validation) split. `perturb`, e.g. "rotate=30,translate=0.1",
         moves every image by a seeded random transform first: how robust is the model to what it did not see?"""
+        batches = Batches(self.split(split_name, data_root), 1024, self.preprocess,
+                          augment=augment_for(perturb, self.preprocess), seed=seed)
+        return evaluate(self.model, batches, len(self.classes))
+
+    def split(self, split_name: str = "test", data_root=None) -> ImageSet:
+        """The run's test split, or the validation split it held out of training (same seed, same images)."""
         if self.record is None:
-            raise CnnlabError("evaluate needs a trained run (Predictor.from_run)")
+            raise CnnlabError("this needs a trained run (Predictor.from_run) and its data set")
         if split_name not in ("test", "valid"):
             raise CnnlabError(f"split {split_name!r}: use test or valid")
         config = self.record.config
         data = load_dataset(config.dataset, data_root=data_root or config.data_root, image_size=config.image_size)
-        part = data.test if split_name == "test" else split(data.train, config.valid_fraction, config.seed)[1]
-        batches = Batches(part, 1024, self.preprocess, augment=augment_for(perturb, self.preprocess), seed=seed)
-        return evaluate(self.model, batches, len(self.classes))
+        return data.test if split_name == "test" else split(data.train, config.valid_fraction, config.seed)[1]
 
 
 def as_predictor(model_or_run) -> Predictor:

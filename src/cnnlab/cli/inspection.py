@@ -20,6 +20,20 @@ def register(sub) -> None:
     p.add_argument("run", help="run folder made by `cnnlab train`")
     p.add_argument("--weights", choices=["best", "last"], default="best")
 
+    p = add_command(sub, "interpret", "where a trained run goes wrong: top losses and most confused classes", """
+        cnnlab interpret runs/lesson-cnn-cifar10
+        cnnlab interpret runs/mnist-cnn-mnist --top 24 --split valid""", _interpret, description="""
+        The images the model got most confidently wrong (the highest loss, -log of the probability it gave the
+        true class) with what it said, and the pairs of classes it mixes up most (fastai's top losses and most
+        confused). The figure goes into the run folder.""")
+    p.add_argument("run", help="run folder made by `cnnlab train`")
+    p.add_argument("--split", choices=["test", "valid"], default="test")
+    p.add_argument("--top", type=int, default=16, metavar="N", help="top losses shown (default: %(default)s)")
+    p.add_argument("--pairs", type=int, default=10, metavar="N", help="confused pairs listed (default: %(default)s)")
+    p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.add_argument("--data-root", help="where the data set is, if not where it was when training")
+    p.add_argument("--out", help="PNG to write (default: RUN/top-losses-SPLIT.png)")
+
     p = add_command(sub, "explain", "see inside a trained CNN: filters, feature maps, heat maps, patches, dreams", """
         cnnlab explain runs/lesson-cnn-cifar10 cat.png --method gradcam
         cnnlab explain runs/lesson-cnn-cifar10 cat.png dog.png --method smoothgrad --target cat
@@ -58,6 +72,29 @@ def register(sub) -> None:
     group.add_argument("--channel", type=int, metavar="K", help="maximize: the channel of --layer to maximize")
     group.add_argument("--octaves", type=int, default=3, metavar="N",
                        help="deepdream: scales, each 1.4x the last (default: 3)")
+
+
+def _interpret(args) -> int:
+    from cnnlab.inspect.interpret import interpret
+    from cnnlab.plots import save, top_losses_figure
+    from cnnlab.predict import Predictor
+
+    out = output_path(args.out, str(Path(args.run) / f"top-losses-{args.split}.png"), ".png", "--out")
+    predictor = Predictor.from_run(args.run, args.weights)
+    found = interpret(predictor, args.split, args.data_root, top=args.top)
+    print(f"most confused ({args.split} images, true -> predicted):")
+    for actual, predicted, count in found.confused[:args.pairs]:
+        print(f"  {actual:>16s} -> {predicted:<16s} {count:6d}")
+    if not found.confused:
+        print("  none: every image is right")
+    print(f"\nthe {len(found.index)} images with the highest loss (most confidently wrong first):")
+    for i, index in enumerate(found.index):
+        print(f"  #{index:<6d} {found.classes[found.actual[i]]:>16s} predicted as {found.classes[found.predicted[i]]:<16s}"
+              f" loss {found.loss[i]:6.2f}  {predictor.score_name} {found.probability[i]:.3f}")
+    heading = (f"{predictor.name}: top losses on the {args.split} split\n(predicted / actual, loss / "
+               f"{predictor.score_name} of the prediction)")
+    print(f"wrote {save(top_losses_figure(found, heading), out)}")
+    return 0
 
 
 def _layers(args) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cnnlab.cli.base import add_command
+from cnnlab.cli.base import add_command, output_path
 from cnnlab.errors import CnnlabError
 
 DATASET_NAMES = ["mnist", "fashion-mnist", "cifar10", "imagefolder"]
@@ -23,36 +23,23 @@ def register(sub) -> None:
         lowest validation loss are kept in best.safetensors; the test set is used once, at the end, on those.
         The run folder gets run.json, metrics.csv, curves.png, confusion.png and samples.png.""")
     p.add_argument("model", nargs="?", help="model name, e.g. mlp (omit with --resume)")
-    p.add_argument("--dataset", choices=DATASET_NAMES,
-                   help="data set (default: mnist for 28x28 grey models, cifar10 for the others)")
-    p.add_argument("--data-root", help="folder holding the data set (default: $CNNLAB_DATA, ~/.cache/cnnlab, "
-                                       "/usr/share/datasets); for imagefolder, the image folder itself")
-    p.add_argument("--recipe", help="named recipe of the model: default, lesson, or one tuned for a data set "
-                                    "(default: the data set's own recipe if the model has one, else default)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["constant", "onecycle", "exponential"],
-                   help="learning rate over time: constant; onecycle (warm up, then cosine down to ~0); exponential "
-                        "(multiplied by --decay every epoch, a little each step)")
-    p.add_argument("--decay", type=float, help="exponential schedule: learning-rate multiplier per epoch")
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--augment", help="training augmentation, e.g. flip,rotate=10,crop=4 (none: no augmentation)")
-    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
-    p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
-    p.add_argument("--weights", metavar="FILE.pth", help="start from these weights (torchvision's published .pth "
-                                                          "files load; a different class count re-initializes "
-                                                          "only the last layer)")
-    p.add_argument("--seed", type=int, default=0)
+    add_recipe_options(p)
     p.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     p.add_argument("--name", help="run folder name (default: MODEL-DATASET, numbered if taken)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when there is one)")
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="auto: bf16 autocast where the hardware is fast at it")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
+
+    p = add_command(sub, "lr-find", "the learning-rate range test: loss against learning rate, one short sweep", """
+        cnnlab lr-find mlp --dataset mnist
+        cnnlab lr-find lesson-cnn --dataset cifar10 --optimizer sgd --batch-size 128""", _lr_find, description="""
+        Train MODEL from scratch for up to --steps batches while the learning rate grows from 1e-7 to 10, and
+        draw the loss against it (Smith 2017; fastai's lr_find). Too small a rate changes nothing, too large one
+        blows the loss up; a tenth of the rate where the loss is lowest is suggested, with the `cnnlab train`
+        command that uses it. The recipe's optimizer and batch size are used, so pass the ones you will train with.
+        Nothing is saved but the figure.""")
+    p.add_argument("model", help="model name, e.g. mlp")
+    add_recipe_options(p)
+    p.add_argument("--steps", type=int, default=100, help="batches in the sweep (default: %(default)s)")
+    p.add_argument("--out", metavar="FILE.png", help="figure (default: lr-find-MODEL-DATASET.png)")
 
     p = add_command(sub, "evaluate", "test a trained run: loss, overall and per-class accuracy", """
         cnnlab evaluate runs/mlp-mnist
@@ -117,6 +104,37 @@ def register(sub) -> None:
     p.add_argument("--download", action="store_true", help="download the named data sets when not found")
 
 
+def add_recipe_options(p) -> None:
+    """What a training is made of: the data, the recipe and its overrides, the run's settings (train, lr-find)."""
+    p.add_argument("--dataset", choices=DATASET_NAMES,
+                   help="data set (default: mnist for 28x28 grey models, cifar10 for the others)")
+    p.add_argument("--data-root", help="folder holding the data set (default: $CNNLAB_DATA, ~/.cache/cnnlab, "
+                                       "/usr/share/datasets); for imagefolder, the image folder itself")
+    p.add_argument("--recipe", help="named recipe of the model: default, lesson, or one tuned for a data set "
+                                    "(default: the data set's own recipe if the model has one, else default)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["constant", "onecycle", "exponential"],
+                   help="learning rate over time: constant; onecycle (warm up, then cosine down to ~0); exponential "
+                        "(multiplied by --decay every epoch, a little each step)")
+    p.add_argument("--decay", type=float, help="exponential schedule: learning-rate multiplier per epoch")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--augment", help="training augmentation, e.g. flip,rotate=10,crop=4 (none: no augmentation)")
+    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
+    p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
+    p.add_argument("--weights", metavar="FILE.pth", help="start from these weights (torchvision's published .pth "
+                                                          "files load; a different class count re-initializes "
+                                                          "only the last layer)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when there is one)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="auto: bf16 autocast where the hardware is fast at it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
+
+
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "decay", "label_smoothing",
                   "augment")
 RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights")
@@ -140,6 +158,31 @@ def _train(args) -> int:
     print(f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
           f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")
     print(f"run folder: {run.folder}  (curves.png, confusion.png, samples.png, best.safetensors, run.json)")
+    return 0
+
+
+def _options(args) -> dict:
+    """The recipe and run options given on the command line (unset ones keep the recipe's values)."""
+    options = {k: getattr(args, k) for k in RECIPE_OPTIONS + RUN_OPTIONS if getattr(args, k) is not None}
+    if options.get("augment") == "none":
+        options["augment"] = ""
+    return options
+
+
+def _lr_find(args) -> int:
+    from cnnlab.plots import lr_find_figure, save
+    from cnnlab.training.config import make_config
+    from cnnlab.training.lr_find import lr_find
+
+    config = make_config(args.model, args.dataset, args.recipe, **_options(args))
+    out = output_path(args.out, f"lr-find-{config.model}-{config.dataset}.png", ".png", "--out")
+    found = lr_find(config, steps=args.steps, progress=not args.no_progress)
+    lowest = found.losses.index(min(found.losses))
+    print(f"{len(found.lrs)} steps from {found.lrs[0]:.1e} to {found.lrs[-1]:.1e}; lowest loss "
+          f"{found.losses[lowest]:.4f} at {found.lrs[lowest]:.1e}")
+    print(f"suggested learning rate {found.suggestion:.1e} (the recipe's: {found.recipe_lr:g}); train with:\n"
+          f"  cnnlab train {config.model} --dataset {config.dataset} --lr {found.suggestion:.1e}")
+    print(f"figure: {save(lr_find_figure(found), out)}")
     return 0
 
 

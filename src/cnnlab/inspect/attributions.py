@@ -1,4 +1,4 @@
-"""Which pixels made the model say "cat"? One heat map per image, from Captum where it has the method.
+"""Which pixels made the model say "cat"? One heat map per image (Captum where it has the method).
 
 Every map is [N, H, W] and the larger a value, the more that pixel counts for the target class:
 
@@ -7,6 +7,8 @@ Every map is [N, H, W] and the larger a value, the more that pixel counts for th
     integrated-gradients  (input - black) x mean gradient along the way from black, summed over colours; signed
     occlusion             how much the score drops when a window of pixels is set to the data set's mean; signed
     gradcam               feature maps of a conv layer weighted by their mean gradient, ReLU, upsampled
+    gradcam++             the same with each location's positive gradient weighted: several objects show fully
+    scorecam              feature maps weighted by the class score of the image masked by each: no gradients
     guided-gradcam        guided backpropagation x Grad-CAM: fine detail, only where Grad-CAM points
 
 The maps are computed on the normalized input (what the model sees) and are drawn over the raw image. For
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.layers import layer_output, resolve_layer
+from cnnlab.models.layers import resolve_layer
 from cnnlab.predict import Predictor, as_predictor
 
 METHODS = {
@@ -28,6 +30,8 @@ METHODS = {
     "integrated-gradients": "integrated gradients from a black image",
     "occlusion": "score drop when the pixels are covered by the mean colour",
     "gradcam": "Grad-CAM: gradient-weighted feature maps, upsampled",
+    "gradcam++": "Grad-CAM++: feature maps weighted by their positive gradients, location by location",
+    "scorecam": "Score-CAM: feature maps weighted by the score each earns as a mask, no gradients",
     "guided-gradcam": "guided backpropagation x Grad-CAM",
 }
 OVER_COLOURS = {"saliency": "max", "smoothgrad": "max", "integrated-gradients": "sum", "guided-gradcam": "max"}
@@ -35,6 +39,7 @@ GRADCAM_NEEDS_CONV = ("Grad-CAM needs a convolutional layer (it weights a conv l
                       "gradients) and this model has none; saliency, smoothgrad, integrated-gradients and occlusion "
                       "work on any model")
 SIGNED = {"integrated-gradients", "occlusion"}       # these can be negative: evidence against the class
+CAMS = ("gradcam", "gradcam++", "scorecam", "guided-gradcam")     # made from a conv layer's feature maps
 
 
 def describe(method: str, channels: int) -> str:
@@ -74,8 +79,8 @@ def targets_for(predictor: Predictor, x: torch.Tensor, target=None) -> torch.Ten
 def attribute(model_or_run, images, method: str, target=None, layer: str | None = None, **options) -> np.ndarray:
     """Heat maps [N, H, W] of the pixels that count for `target` (default: each image's predicted class).
 
-    `images` are uint8 pixels or float model inputs (see `cnnlab.inspect.predictor`); `layer` is for the Grad-CAM
-    methods (default: the last conv layer); `options` tune a method: smoothgrad `samples`, `noise`;
+    `images` are uint8 pixels or float model inputs (see `cnnlab.predict`); `layer` is for the class
+    activation maps (default: the last conv layer); `options` tune a method: smoothgrad `samples`, `noise`;
     integrated-gradients `steps`; occlusion `window`, `stride`.
     """
     if method not in METHODS:
@@ -84,8 +89,9 @@ def attribute(model_or_run, images, method: str, target=None, layer: str | None 
     x = predictor.inputs(images)
     targets = targets_for(predictor, x, target)
     compute = {"saliency": saliency, "smoothgrad": smoothgrad, "integrated-gradients": integrated_gradients,
-               "occlusion": occlusion, "gradcam": gradcam, "guided-gradcam": guided_gradcam}[method]
-    if method in ("gradcam", "guided-gradcam"):
+               "occlusion": occlusion, "gradcam": gradcam, "gradcam++": gradcam_plus_plus, "scorecam": scorecam,
+               "guided-gradcam": guided_gradcam}[method]
+    if method in CAMS:
         options["layer"] = layer
     return compute(predictor, x, targets, **options).detach().float().numpy()
 
@@ -132,25 +138,68 @@ def occlusion(predictor: Predictor, x, targets, window: int | None = None, strid
     return maps.mean(1)
 
 
-def gradcam(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:
-    """Captum's LayerGradCam on the layer, upsampled (bilinear) to the image size."""
-    from captum.attr import LayerAttribution, LayerGradCam
-
+def _layer_evidence(predictor: Predictor, x, targets, layer: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conv layer's feature maps A [N, K, h, w] for x, and the gradient of each image's target score with
+    respect to them: what every class activation map is made from."""
     name, module = resolve_layer(predictor.model, layer, GRADCAM_NEEDS_CONV)
-    uses = []
-    handle = module.register_forward_pre_hook(lambda *_: uses.append(1))
+    outputs = []
+    handle = module.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
     try:
-        maps = LayerGradCam(predictor.model, module).attribute(x, target=targets, relu_attributions=True)
+        scores = predictor.model(x)
     finally:
         handle.remove()
-    if len(uses) > 1:       # Captum would take its last use, everything else here the first: refuse
-        raise CnnlabError(f"the forward pass uses {name} {len(uses)} times; Grad-CAM needs a layer used once")
-    if maps.ndim != 4:
-        with torch.no_grad():
-            shape = list(layer_output(predictor.model, x[:1], module).shape[1:])
-        raise CnnlabError(f"Grad-CAM needs a layer with feature maps [C, H, W], like a conv layer; {name} outputs "
-                          f"{shape} per image")
-    return LayerAttribution.interpolate(maps, tuple(x.shape[2:]), "bilinear")[:, 0]
+    if len(outputs) > 1:       # which use would the map be of? refuse rather than pick one silently
+        raise CnnlabError(f"the forward pass uses {name} {len(outputs)} times; class activation maps need a layer "
+                          "used once")
+    maps = outputs[0]
+    if not isinstance(maps, torch.Tensor) or maps.ndim != 4:
+        shape = list(maps.shape[1:]) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise CnnlabError(f"class activation maps need a layer with feature maps [C, H, W], like a conv layer; "
+                          f"{name} outputs {shape} per image")
+    grad, = torch.autograd.grad(scores.gather(1, targets.view(-1, 1)).sum(), maps)
+    return maps.detach(), grad
+
+
+def _upsampled(cam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """[N, h, w] -> [N, H, W] of the input (bilinear): the map over the image."""
+    return F.interpolate(cam[:, None].float(), size=tuple(x.shape[2:]), mode="bilinear", align_corners=False)[:, 0]
+
+
+def gradcam(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:
+    """Selvaraju et al. 2017: each channel weighted by its mean gradient, summed, ReLU, upsampled."""
+    maps, grad = _layer_evidence(predictor, x, targets, layer)
+    return _upsampled(F.relu((grad.mean((2, 3), keepdim=True) * maps).sum(1)), x)
+
+
+def gradcam_plus_plus(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:
+    """Chattopadhyay et al. 2018: each location's positive gradient weighted by how much of the channel's evidence
+    it carries, so several objects of the class, or a large one, are covered more fully than by Grad-CAM."""
+    maps, grad = _layer_evidence(predictor, x, targets, layer)
+    g2, g3 = grad ** 2, grad ** 3
+    denominator = 2 * g2 + maps.sum((2, 3), keepdim=True) * g3
+    alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1), 0)
+    weights = (alpha * F.relu(grad)).sum((2, 3), keepdim=True)
+    return _upsampled(F.relu((weights * maps).sum(1)), x)
+
+
+@torch.no_grad()
+def scorecam(predictor: Predictor, x, targets, layer: str | None = None, batch_size: int = 64) -> torch.Tensor:
+    """Wang et al. 2020: no gradients. Each channel's map, upsampled and scaled to [0, 1], masks the image; the
+    class score the masked image earns, softmax over the channels, is that channel's weight. (Taking the maps
+    after a ReLU points better on the tests' shapes, but then a random network's maps look the same: it fails
+    the sanity check, rank correlation 0.79 against 0.25.)"""
+    with torch.enable_grad():
+        maps, _ = _layer_evidence(predictor, x, targets, layer)
+    masks = _upsampled(maps.flatten(0, 1), x).view(*maps.shape[:2], *x.shape[2:])      # [N, K, H, W]
+    low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
+    masks = (masks - low) / (high - low).clamp_min(1e-8)
+    cams = []
+    for image, mask, target, channels in zip(x, masks, targets, maps):
+        masked = image[None] * mask[:, None]                       # [K, C, H, W]: 0 is the mean colour
+        scores = torch.cat([predictor.model(part) for part in masked.split(batch_size)]).float()
+        weights = scores[:, target].softmax(0)
+        cams.append(F.relu((weights.view(-1, 1, 1) * channels).sum(0)))
+    return _upsampled(torch.stack(cams), x)
 
 
 def guided_gradcam(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:

@@ -110,7 +110,7 @@ def _activations(predictor: Predictor, given: _Images, layer=None, channels=None
 
 def _attribution(predictor: Predictor, given: _Images, method: str, layer=None, target=None, steps=None,
                  samples=25, window=None, **_) -> Explanation:
-    from cnnlab.inspect.attributions import SIGNED, attribute, class_index, describe
+    from cnnlab.inspect.attributions import CAMS, SIGNED, attribute, class_index, describe
     from cnnlab.models.layers import default_layer
     from cnnlab.plots import attribution_figure
 
@@ -130,7 +130,7 @@ def _attribution(predictor: Predictor, given: _Images, method: str, layer=None, 
         titles.append(f"{image}: predicted {classes[p]} ({probs[p]:.2f})")
         labels.append(f"{method} for {classes[t]}" + ("" if heat.any() else " (zero everywhere)"))
     where = predictor.name
-    if "gradcam" in method:
+    if method in CAMS:
         layer = layer or default_layer(predictor.model)
         where += f", layer {layer}"
         if not maps.any(axis=(1, 2)).all():

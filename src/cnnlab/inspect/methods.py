@@ -9,6 +9,8 @@ EXPLANATIONS = {
     "integrated-gradients": "gradients summed along the way from a black image (red for, blue against)",
     "occlusion": "how much the score drops when a patch of the image is covered",
     "gradcam": "where a conv layer's class evidence is (coarse, class-specific)",
+    "gradcam++": "Grad-CAM weighting each location: fuller cover, but it partly follows the image itself",
+    "scorecam": "class evidence by masking the image with each feature map: no gradients, slower",
     "guided-gradcam": "Grad-CAM times guided backpropagation: fine detail where Grad-CAM points",
     "top-patches": "per channel, the 9 data set patches that excite it most (Zeiler & Fergus)",
     "maximize": "the picture that drives a channel (--channel) or a class (--target) up",

@@ -59,3 +59,8 @@ def image_axes(ax, title: str = "", fontsize: float = 9) -> None:
     ax.set_title(title, fontsize=fontsize)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def short(name: str, width: int = 14) -> str:
+    """A class name cut to fit under a thumbnail: 'n01440764_tench' -> 'n01440764_ten…'."""
+    return name if len(name) <= width else name[:width - 1] + "…"

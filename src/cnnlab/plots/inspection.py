@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from cnnlab.plots.base import image_axes, new_figure, to_display
+from cnnlab.plots.base import image_axes, new_figure, short, to_display
 
 PANEL = 2.3          # inches per image panel
 
@@ -160,5 +160,21 @@ def capsule_dims_figure(grid: np.ndarray, steps, heading: str):
         for s in range(n_steps):
             _show(axes[d, s], grid[d, s], f"{steps[s]:+.2f}" if d == 0 else "", fontsize=7)
         axes[d, 0].set_ylabel(f"dim {d}", fontsize=7)
+    fig.suptitle(heading, fontsize=10)
+    return fig
+
+
+def top_losses_figure(found, heading: str, columns: int = 4):
+    """fastai's top losses: each image titled predicted / actual / loss / probability of the prediction."""
+    n = len(found.index)
+    rows = max(1, math.ceil(n / columns))
+    fig = _figure(columns * PANEL * 0.8, rows * PANEL * 0.85 + 0.5)
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, actual, predicted, loss, probability in zip(axes.flat, found.images, found.actual,
+                                                               found.predicted, found.loss, found.probability):
+        _show(ax, image, f"{short(found.classes[predicted])} / {short(found.classes[actual])}\n"
+                         f"{loss:.2f} / {probability:.2f}", fontsize=8)
     fig.suptitle(heading, fontsize=10)
     return fig

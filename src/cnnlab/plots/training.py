@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.plots.base import new_figure, to_display
+from cnnlab.plots.base import new_figure, short, to_display
 
 
 def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None):
@@ -40,11 +40,6 @@ def training_curves(history: list[dict], best_epoch: int | None = None, train_no
     loss_title = "Loss per epoch" + (f"\n(train: {train_note})" if train_note else "")
     return _epoch_panels([("train", history, "train"), ("validation", history, "valid")],
                          (loss_title, "Accuracy per epoch"), best_epoch)
-
-
-def short(name: str, width: int = 14) -> str:
-    """A class name cut to fit under a thumbnail: 'n01440764_tench' -> 'n01440764_ten…'."""
-    return name if len(name) <= width else name[:width - 1] + "…"
 
 
 def confusion_matrix(confusion, classes: list[str]):
@@ -121,3 +116,18 @@ def compare_curves(names: list[str], histories: list[list[dict]]):
     """Validation loss and accuracy of several runs on shared axes: the lesson's MLP-vs-CNN comparison."""
     return _epoch_panels([(name, history, "valid") for name, history in zip(names, histories)],
                          ("Validation loss per epoch", "Validation accuracy per epoch"))
+
+
+def lr_find_figure(found):
+    """The range test's loss against the learning rate (log scale), the suggestion and the recipe's own marked."""
+    fig = new_figure(7, 4.2)
+    ax = fig.subplots()
+    ax.plot(found.lrs, found.losses, lw=1.5)
+    ax.set_xscale("log")
+    ax.axvline(found.suggestion, color="tab:red", ls="--", lw=1, label=f"suggested {found.suggestion:.1e}")
+    ax.axvline(found.recipe_lr, color="gray", ls=":", lw=1, label=f"the recipe's {found.recipe_lr:.1e}")
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss (smoothed)",
+           title="Learning-rate range test: a tenth of the rate where the loss is lowest")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
