@@ -17,8 +17,25 @@ from cnnlab.errors import CnnlabError
 from cnnlab.files import write_bytes
 
 
+# A 50-MP phone photo passes; PIL's own bomb limit (~89 Mpx) only warns, and resizing ignores it.
+MAX_PIXELS = 64_000_000
+MAX_ASPECT = 50        # longer side over shorter side: wider than any panorama, so a 1 x 1,000,000 PNG is refused
+
+
+def check_size(image, path) -> None:
+    """Refuse, before decoding, an image too big or too thin to be a photo: its size is known from the header."""
+    w, h = image.size
+    if w * h > MAX_PIXELS:
+        raise CnnlabError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, over cnnlab's limit of "
+                          f"{MAX_PIXELS / 1e6:.0f} Mpx per image; shrink it first")
+    if min(w, h) == 0 or max(w, h) > MAX_ASPECT * min(w, h):
+        raise CnnlabError(f"{path}: {w}x{h} is not a picture cnnlab takes (sides more than {MAX_ASPECT}:1 apart); "
+                          "crop it first")
+
+
 def open_image(path: str | Path):
-    """Open one image (a PIL image) for prediction; a text file or a broken image becomes a one-line error."""
+    """Open one image (a PIL image) for prediction; a text file, a broken image or one over the size limits
+    (MAX_PIXELS, MAX_ASPECT, checked before decoding) becomes a one-line error."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -26,11 +43,46 @@ def open_image(path: str | Path):
         raise CnnlabError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
+            check_size(im, path)
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:        # PIL's own refusal, past twice its limit, comes first
+        raise CnnlabError(f"{path}: {e} (cnnlab's limit is {MAX_PIXELS / 1e6:.0f} Mpx per image)") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise CnnlabError(f"{path}: not an image that can be read ({e.__class__.__name__}); "
                           "give a PNG, JPEG, BMP, GIF, TIFF or WebP file") from None
+
+
+def image_header(path: str | Path):
+    """(size, mode) from an image file's header, without decoding it; a file over the size limits is refused."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        check_size(im, path)
+        return im.size, im.mode
+
+
+def decode_square(path: str | Path, channels: int, size: int) -> np.ndarray:
+    """One image file as uint8 [channels, size, size] (RGB or L, shorter side to `size`, centre square). JPEGs
+    are decoded at the smallest scale (1/2, 1/4, 1/8) still at least `size`: an eighth of the work for a photo."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        check_size(im, path)                     # again: the file may have changed since its header was read
+        im.draft("RGB" if channels == 3 else "L", (size, size))
+        pixels = np.asarray(resize_center_crop(to_mode(im, channels), size))
+        return pixels.reshape(size, size, channels).transpose(2, 0, 1)
+
+
+def attempt(function, path, *args):
+    """(function(path, *args), None), or (None, why) when the file cannot be read: for readers of many files,
+    where one bad file must not stop the rest (and a worker process must not raise)."""
+    from PIL import Image
+
+    try:
+        return function(path, *args), None
+    except (CnnlabError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        return None, f"{path}: {e or e.__class__.__name__}"     # PIL's parsers raise SyntaxError for some files
 
 
 def to_mode(image, channels: int):
@@ -47,17 +99,19 @@ def to_mode(image, channels: int):
 
 
 def resize_center_crop(image, size: int):
-    """Shorter side to `size`, then the central size×size square: the usual evaluation view of a photo."""
+    """Shorter side to `size`, then the central size×size square: the usual evaluation view of a photo.
+    Only that square is resampled, so the work and memory are size×size whatever the image's shape."""
     from PIL import Image
 
     w, h = image.size
     if (w, h) == (size, size):
         return image
-    scale = size / min(w, h)
-    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    if size * size > MAX_PIXELS:
+        raise CnnlabError(f"image size {size} gives {size * size / 1e6:.0f} Mpx, over cnnlab's limit of "
+                          f"{MAX_PIXELS / 1e6:.0f} Mpx per image; choose a smaller size")
+    side = min(w, h)
+    left, top = (w - side) / 2, (h - side) / 2
+    return image.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side))
 
 
 def read_array(path: str | Path, color: bool = False) -> np.ndarray:

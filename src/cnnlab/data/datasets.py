@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import torch
 from cnnlab.data import formats
 from cnnlab.data.sources import cache_root, download, not_found, safe_extract, search_roots
 from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_path, write_text
 
 
 @dataclass
@@ -100,7 +103,8 @@ def load_idx_dataset(name: str, data_root=None, download_ok: bool = True, **_) -
         raise not_found(name, roots, f"put the four {name} IDX files (train-images-idx3-ubyte.gz, ...) in "
                         f"<root>/{spec['torchvision_dir']}/raw/ and pass --data-root <root> "
                         "(or set CNNLAB_DATA=<root>)", error)
-    splits = {split: _image_set(*formats.read_idx_pair(_idx_path(folder, a), _idx_path(folder, b)))
+    splits = {split: _image_set(*formats.read_idx_pair(_idx_path(folder, a), _idx_path(folder, b),
+                                                       len(spec["classes"])))
               for split, (a, b) in IDX_FILES.items()}
     return Dataset(name, spec["classes"], splits["train"], splits["test"], str(folder))
 
@@ -117,23 +121,33 @@ def _complete(folder: Path) -> bool:
     return all((folder / f).is_file() for f in CIFAR_FILES)
 
 
-def _find_cifar_dir(roots: list[Path]) -> Path | None:
-    """The unpacked batches; a bare archive is unpacked into the user cache (the data root may be read-only)."""
+def _find_cifar_dir(roots: list[Path]) -> tuple[Path | None, Path | None]:
+    """The unpacked batches and the archive they can be unpacked from again (None when there is none). A bare
+    archive is unpacked into the user cache (the data root may be read-only)."""
     for root in roots:
+        archive = root / "cifar-10-python.tar.gz"
+        archive = archive if archive.is_file() else None
         for folder in (root / CIFAR_DIR, root / "cifar10" / CIFAR_DIR, root):
             if _complete(folder):
-                return folder
-        archive = root / "cifar-10-python.tar.gz"
-        if archive.is_file():
+                return folder, archive
+        if archive:
             if not _complete(cache_root() / CIFAR_DIR):
                 safe_extract(archive, cache_root())
-            return cache_root() / CIFAR_DIR
-    return None
+            return cache_root() / CIFAR_DIR, archive
+    return None, None
+
+
+def _read_cifar(folder: Path) -> tuple[list[str], ImageSet, ImageSet]:
+    train = [formats.read_cifar_batch(folder / f) for f in CIFAR_FILES[:5]]
+    test = formats.read_cifar_batch(folder / "test_batch")
+    classes = formats.read_cifar_meta(folder / "batches.meta")
+    return (classes, _image_set(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+            _image_set(*test))
 
 
 def load_cifar10(data_root=None, download_ok: bool = True, **_) -> Dataset:
     roots = search_roots(data_root)
-    folder = _find_cifar_dir(roots)
+    folder, archive = _find_cifar_dir(roots)
     error = None
     if folder is None and download_ok:
         archive = cache_root() / "cifar-10-python.tar.gz"
@@ -146,38 +160,61 @@ def load_cifar10(data_root=None, download_ok: bool = True, **_) -> Dataset:
     if folder is None:
         raise not_found("cifar10", roots, f"put {CIFAR_DIR}/ (or cifar-10-python.tar.gz) in a folder and pass "
                         "--data-root <that folder> (or set CNNLAB_DATA)", error)
-    train = [formats.read_cifar_batch(folder / f) for f in CIFAR_FILES[:5]]
-    test = formats.read_cifar_batch(folder / "test_batch")
-    classes = formats.read_cifar_meta(folder / "batches.meta")
-    return Dataset("cifar10", classes,
-                   _image_set(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
-                   _image_set(*test), str(folder))
+    try:
+        classes, train, test = _read_cifar(folder)
+    except CnnlabError as e:
+        if archive is None:
+            raise
+        advice_dropped = str(e).split(";")[0]          # the advice is to fetch it again: this does it by itself
+        warnings.warn(f"{advice_dropped}; unpacking {archive} again", stacklevel=2)
+        safe_extract(archive, cache_root())
+        folder = cache_root() / CIFAR_DIR
+        classes, train, test = _read_cifar(folder)
+    return Dataset("cifar10", classes, train, test, str(folder))
 
 
 # --- any folder of images ------------------------------------------------------------------------------------
 
 def _folder_cache_path(root: Path, channels, image_size) -> Path:
     """Decoding thousands of JPEGs takes a while: the decoded arrays are cached, keyed by the files' names,
-    sizes and times, so any change to the folder is noticed."""
+    sizes and times, so any change to the folder is noticed. The entry is `<key>.npy` (the images, uncompressed,
+    so they can be memory-mapped) and `<key>.json` (their shape, labels and classes); this returns the .npy."""
     digest = hashlib.sha256(f"{root.resolve()}|{channels}|{image_size}".encode())
     for p in sorted(root.rglob("*")):
         if p.is_file():
             st = p.stat()
             digest.update(f"{p.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return cache_root() / "imagefolder" / f"{digest.hexdigest()[:24]}.npz"
+    return cache_root() / "imagefolder" / f"{digest.hexdigest()[:24]}.npy"
+
+
+def _read_folder_cache(cache: Path):
+    """The cached (images, labels, classes), or None when there is no entry. The .json is written last, so an
+    entry without one was never finished; a .npy that does not match its .json is named, and None returned."""
+    meta_path = cache.with_suffix(".json")
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        images = np.load(cache, allow_pickle=False)
+        if images.dtype != np.uint8 or list(images.shape) != meta["shape"] or len(meta["labels"]) != len(images):
+            raise ValueError(f"holds {images.dtype} {list(images.shape)}, its .json promises uint8 {meta['shape']}")
+        return images, np.asarray(meta["labels"], dtype=np.int64), [str(c) for c in meta["classes"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:         # json.JSONDecodeError is a ValueError
+        warnings.warn(f"{cache}: damaged decoded-image cache ({e}); decoding the folder again", stacklevel=3)
+        return None
 
 
 def _read_folder_cached(root: Path, channels, image_size, classes=None):
     cache = _folder_cache_path(root, channels, image_size)
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            return z["images"], z["labels"], [str(c) for c in z["classes"]]
+    cached = _read_folder_cache(cache)
+    if cached:
+        return cached
     images, labels, classes = formats.read_image_folder(root, channels, image_size, classes)
-    from cnnlab.files import atomic_path
-
-    with atomic_path(cache) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, images=images, labels=labels, classes=np.array(classes))
+    cache.with_suffix(".json").unlink(missing_ok=True)      # the old entry stops counting before its .npy changes
+    with atomic_path(cache) as tmp, open(tmp, "wb") as f:      # a file, not a name: np.save would add ".npy"
+        np.save(f, images)
+    write_text(cache.with_suffix(".json"), json.dumps(dict(shape=list(images.shape), labels=labels.tolist(),
+                                                           classes=classes)))
     return images, labels, classes
 
 

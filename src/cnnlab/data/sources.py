@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -57,8 +58,19 @@ def download(urls: list[str], dest: Path, md5: str, progress: bool = True) -> Pa
 
 
 def safe_extract(archive: Path, dest: Path) -> None:
-    """Unpack a tar archive, refusing members that would land outside `dest` (path traversal) or are links."""
+    """Unpack a tar archive into `dest`, refusing members that would land outside it (path traversal) or are
+    links. It is unpacked into a temporary folder beside its destination, checked, and only then renamed into
+    place: a process killed at any instant leaves either nothing or everything under the final names."""
+    dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()
+    with tempfile.TemporaryDirectory(prefix=f".{archive.name}.", suffix=".unpacking", dir=dest) as tmp:
+        _extract_checked(archive, Path(tmp))
+        for entry in sorted(Path(tmp).iterdir()):
+            if entry.name != ".replaced":
+                _move_into_place(entry, dest / entry.name, Path(tmp) / ".replaced")
+
+
+def _extract_checked(archive: Path, dest: Path) -> None:
     try:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
@@ -67,8 +79,20 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 if not (m.isfile() or m.isdir()) or (target != dest and dest not in target.parents):
                     raise CnnlabError(f"{archive}: refusing unsafe archive member {m.name!r}")
             tar.extractall(dest, members=members, filter="data")
+        short = next((m.name for m in members if m.isfile() and (dest / m.name).stat().st_size != m.size), None)
     except (tarfile.TarError, EOFError, OSError) as e:
         raise CnnlabError(f"{archive}: corrupt or truncated archive ({e}); delete it and download it again") from None
+    if short:
+        raise CnnlabError(f"{archive}: {short} came out the wrong size; delete the archive and download it again")
+
+
+def _move_into_place(entry: Path, target: Path, trash: Path) -> None:
+    """Rename `entry` to `target`. An old target (incomplete or damaged, or the caller would not unpack again) is
+    first renamed into `trash`, inside the temporary folder that is deleted afterwards."""
+    if target.exists():
+        trash.mkdir(exist_ok=True)
+        os.rename(target, trash / target.name)
+    os.rename(entry, target)
 
 
 def not_found(name: str, looked: list[Path], how: str, download_error: str | None) -> CnnlabError:
