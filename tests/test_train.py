@@ -46,7 +46,7 @@ def test_checkpoint_round_trip_with_optimizer_state(tmp_path):
     save_weights(tmp_path / "w.safetensors", model)
     other = create_model("mlp")
     other_opt = make_optimizer(RECIPE, other)
-    assert load_training_state(tmp_path / "last.safetensors", other, other_opt) == 7
+    assert load_training_state(tmp_path / "last.safetensors", other, other_opt) == (7, None, None)
     for a, b in zip(model.state_dict().values(), other.state_dict().values()):
         assert torch.equal(a, b)
     state_a, state_b = optimizer.state_dict()["state"], other_opt.state_dict()["state"]

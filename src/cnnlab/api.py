@@ -18,7 +18,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.inspect.explanation import Explanation, explain
 from cnnlab.predict import Predictor
 from cnnlab.training.config import make_config, new_run_folder
-from cnnlab.training.loop import curves, train as train_run
+from cnnlab.training.loop import committed_record, curves, train as train_run
 from cnnlab.training.metrics import Evaluation
 from cnnlab.training.record import RunRecord
 
@@ -87,7 +87,7 @@ def load(folder, weights: str = "best") -> Run:
 
 def resume(folder, model: str | None = None, progress: bool = True, log=print) -> Run:
     """Continue an interrupted run from its last finished epoch; it ends as if it had never stopped."""
-    config = RunRecord.load(folder).config
+    config = committed_record(folder).config
     if model and model != config.model:
         raise CnnlabError(f"{folder} trains {config.model}, not {model}")
     train_run(config, folder, resume=True, progress=progress, log=log)

@@ -1,8 +1,10 @@
 """Checkpoints as safetensors (tensors only, so loading never runs code) with JSON beside them.
 
 `best.safetensors` holds the weights of the lowest validation loss. `last.safetensors` holds everything needed
-to resume after the last finished epoch: weights, optimizer tensors, random-number-generator state; the
-optimizer's plain settings travel as JSON in the file's metadata.
+to resume after the last finished epoch: weights, optimizer tensors, random-number-generator state, the best
+weights so far, and the run record; the optimizer's plain settings and the record travel as JSON in the file's
+metadata. Written last of all by an atomic rename, it is the epoch's one commit point: after a crash at any
+instant, resume finds either the whole epoch in it or none of it, and rewrites the other files from it.
 """
 from __future__ import annotations
 
@@ -24,26 +26,46 @@ def _save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = 
 
 
 def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    try:
+        return load_file(str(path)), read_metadata(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CnnlabError(f"{path}: not a readable safetensors checkpoint ({e}); train again or restore it") from None
+
+
+def read_metadata(path) -> dict:
+    """The JSON cnnlab keeps in a checkpoint's header, read without loading a tensor."""
+    from safetensors import safe_open
+
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"{path}: no such checkpoint")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
-            metadata = json.loads((f.metadata() or {}).get("cnnlab", "{}"))
-        return load_file(str(path)), metadata
+            return json.loads((f.metadata() or {}).get("cnnlab", "{}"))
     except (SafetensorError, OSError, ValueError) as e:
         raise CnnlabError(f"{path}: not a readable safetensors checkpoint ({e}); train again or restore it") from None
 
 
 def save_weights(path, model: torch.nn.Module) -> None:
-    _save(Path(path), model.state_dict())
+    save_state(path, model.state_dict())
+
+
+def save_state(path, state: dict[str, torch.Tensor]) -> None:
+    """A state_dict (weights) as a safetensors file, written atomically."""
+    _save(Path(path), state)
+
+
+def read_state(path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (best.safetensors), checked to be a readable safetensors file."""
+    return _load(path)[0]
+
+
+STATE_PREFIXES = ("optimizer.", "rng.", "best.")     # in last.safetensors beside the model's own tensors
 
 
 def load_weights(path, model: torch.nn.Module) -> None:
     tensors, _ = _load(path)
-    _load_state(model, {k: v for k, v in tensors.items() if not k.startswith(("optimizer.", "rng."))}, path)
+    _load_state(model, {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIXES)}, path)
 
 
 def _load_state(model, state, path) -> None:
@@ -54,9 +76,12 @@ def _load_state(model, state, path) -> None:
         raise CnnlabError(f"{path}: weights do not fit this model ({' '.join(first)})") from None
 
 
-def save_training_state(path, model, optimizer, epoch: int) -> None:
-    """Weights + optimizer + RNG after `epoch` finished: enough for --resume to continue bit for bit."""
+def save_training_state(path, model, optimizer, epoch: int, best: dict[str, torch.Tensor] | None = None,
+                        record: dict | None = None) -> None:
+    """Weights + optimizer + RNG after `epoch` finished, with the best weights so far and the run record: enough
+    for --resume to continue bit for bit and to rewrite every other file of the run."""
     tensors = dict(model.state_dict())
+    tensors.update({f"best.{k}": v for k, v in (best or {}).items()})
     opt = optimizer.state_dict()
     plain_state = {}
     for pid, state in opt["state"].items():
@@ -69,13 +94,15 @@ def save_training_state(path, model, optimizer, epoch: int) -> None:
     if torch.cuda.is_available():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = state
-    _save(Path(path), tensors, {"epoch": epoch, "param_groups": opt["param_groups"], "plain_state": plain_state})
+    _save(Path(path), tensors, {"epoch": epoch, "param_groups": opt["param_groups"], "plain_state": plain_state,
+                                "record": record})
 
 
-def load_training_state(path, model, optimizer) -> int:
-    """Restore what save_training_state wrote; returns the number of the last finished epoch."""
+def load_training_state(path, model, optimizer) -> tuple[int, dict[str, torch.Tensor] | None, dict | None]:
+    """Restore what save_training_state wrote; returns (the last finished epoch, the best weights so far, the
+    record), the last two None in a checkpoint written before they were kept there."""
     tensors, meta = _load(path)
-    _load_state(model, {k: v for k, v in tensors.items() if not k.startswith(("optimizer.", "rng."))}, path)
+    _load_state(model, {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIXES)}, path)
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
@@ -88,4 +115,5 @@ def load_training_state(path, model, optimizer) -> int:
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
-    return int(meta["epoch"])
+    best = {k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")}
+    return int(meta["epoch"]), best or None, meta.get("record")

@@ -8,6 +8,7 @@ with exactly the weights an uninterrupted run would have.
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,8 @@ from cnnlab.data.augment import augment_for
 from cnnlab.data.preprocess import LIGHT_ON_DARK
 from cnnlab.errors import CnnlabError
 from cnnlab.models import Recipe, count_parameters, create_model, get_spec
-from cnnlab.training.checkpoint import load_training_state, load_weights, save_training_state, save_weights
+from cnnlab.training.checkpoint import (load_training_state, load_weights, read_metadata, read_state, save_state,
+                                        save_training_state)
 from cnnlab.training.config import RunConfig
 from cnnlab.training.metrics import Evaluation, autocast, evaluate, lesson_table, loss_and_scores, resolve_precision
 from cnnlab.training.record import Best, DataInfo, Epoch, ModelInfo, RunRecord, TestResult
@@ -70,6 +72,7 @@ class Run:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(config.precision, config.device)
         self.optimizer = make_optimizer(config.recipe, self.model)
+        self.best_state: dict[str, torch.Tensor] | None = None      # weights of the best epoch so far
         self.record = RunRecord(
             config, ModelInfo(spec.name, self.model_args, count_parameters(self.model), spec.outputs, self.precision),
             DataInfo(self.data.name, self.data.source, self.data.classes, list(self.data.shape), mean, std,
@@ -84,15 +87,33 @@ class Run:
         return evaluate(self.model, self.batches(part, batch_size=1024), len(self.data.classes), self.precision)
 
     def resume(self, log) -> int:
-        """Continue where the folder's record and last.safetensors left off; returns the first epoch to run."""
-        previous = RunRecord.load(self.folder)
-        if not (self.folder / "last.safetensors").is_file():
+        """Continue from the commit point, last.safetensors; returns the first epoch to run. The other files are
+        rewritten from it: a crash may have come between its rename and theirs."""
+        path = self.folder / "last.safetensors"
+        if not path.is_file():
+            RunRecord.load(self.folder)                     # not a run folder at all: say that first
             raise CnnlabError(f"{self.folder}: no last.safetensors to resume from (no epoch finished); train it again")
-        done = load_training_state(self.folder / "last.safetensors", self.model, self.optimizer)
+        done, self.best_state, saved = load_training_state(path, self.model, self.optimizer)
+        if saved is None:                                   # a checkpoint from before the record travelled in it
+            saved, self.best_state = RunRecord.load(self.folder).to_dict(), read_state(self.folder / "best.safetensors")
+        previous = RunRecord.from_dict(saved, path)
         self.record.history, self.record.best = previous.history[:done], previous.best
         self.record.train_seconds, self.record.epochs_done = previous.train_seconds, done
+        save_state(self.folder / "best.safetensors", self.best_state)
+        self.record.save(self.folder)
         log(f"resuming {self.folder} after epoch {done} of {self.config.recipe.epochs}")
         return done + 1
+
+
+def committed_record(folder) -> RunRecord:
+    """The record as of the last committed epoch (in last.safetensors), else run.json: what resume starts from."""
+    path = Path(folder) / "last.safetensors"
+    saved = read_metadata(path).get("record") if path.is_file() else None
+    return RunRecord.from_dict(saved, path) if saved else RunRecord.load(folder)
+
+
+class Diverged(CnnlabError):
+    """The loss or the weights stopped being numbers: the run cannot go on, and says what to try."""
 
 
 def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple[float, float, float]:
@@ -105,6 +126,7 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
     batches.set_epoch(epoch)
     loss_sum = torch.zeros((), device=run.config.device)
     correct = torch.zeros((), dtype=torch.long, device=run.config.device)
+    first_bad = torch.tensor(steps_per_epoch, device=run.config.device)   # the first step whose loss is not finite
     seen, lr = 0, recipe.lr
     # disable=None: no bar when stderr is not a terminal (a log file would get hundreds of updates per epoch)
     bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if progress else True,
@@ -119,28 +141,46 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(y)
+        first_bad = torch.minimum(first_bad, torch.where(loss.detach().isfinite(), steps_per_epoch, i))  # no sync
         correct += (scores.argmax(1) == y).sum()
         seen += len(y)
         if progress and i % 25 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+    if int(first_bad) < steps_per_epoch:
+        raise diverged(run, epoch, f"at step {int(first_bad) + 1} of {steps_per_epoch} the training loss")
+    if not all(p.isfinite().all() for p in model.parameters()):
+        raise diverged(run, epoch, "by its end the weights")
     return float(loss_sum) / seen, int(correct) / seen, lr
 
 
+def diverged(run: Run, epoch: int, what: str) -> Diverged:
+    lr, done = run.config.recipe.lr, run.record.epochs_done
+    kept = f"{finished(done)} kept in {run.folder}" if done else "no epoch finished, so nothing is kept"
+    return Diverged(f"epoch {epoch}: {what} became inf or nan: training diverged; try a lower learning rate, e.g. "
+                    f"--lr {lr / 10:.3g} (this run's is {lr:g}); {kept}")
+
+
 def run_epoch(run: Run, train_batches: Batches, valid_batches: Batches, epoch: int, progress: bool) -> str:
-    """Train and validate one epoch, keep the weights if they are the best so far, save everything to resume from;
-    returns the epoch's log line."""
+    """Train and validate one epoch, keep the weights if they are the best so far, and commit the epoch; returns
+    its log line."""
     record, t0 = run.record, time.perf_counter()
     train_loss, train_acc, lr = train_epoch(run, train_batches, epoch, progress)
     valid = evaluate(run.model, valid_batches, len(run.data.classes), run.precision)
+    if not math.isfinite(valid.loss):
+        raise diverged(run, epoch, "on the validation images the loss")
     seconds = time.perf_counter() - t0
     record.history.append(Epoch(epoch, train_loss, train_acc, valid.loss, valid.accuracy, lr, seconds))
     improved = record.best is None or valid.loss < record.best.valid_loss
     if improved:
-        save_weights(run.folder / "best.safetensors", run.model)
+        run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
         record.best = Best(epoch, valid.loss, valid.accuracy)
-    save_training_state(run.folder / "last.safetensors", run.model, run.optimizer, epoch)
     record.train_seconds += seconds
     record.epochs_done = epoch
+    # the commit point: one atomic rename; best.safetensors, run.json and metrics.csv are views of it
+    save_training_state(run.folder / "last.safetensors", run.model, run.optimizer, epoch, run.best_state,
+                        record.to_dict())
+    if improved:
+        save_state(run.folder / "best.safetensors", run.best_state)
     record.save(run.folder)
     return (f"epoch {epoch:3d}/{run.config.recipe.epochs}  train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
             f"valid loss {valid.loss:.4f} acc {100 * valid.accuracy:5.2f}%  {seconds:5.1f}s"
@@ -154,6 +194,7 @@ def train(config: RunConfig, folder, *, resume: bool = False, progress: bool = T
     recipe, record = config.recipe, run.record
     train_batches = run.batches(run.train_set, shuffle=True, augment=augment_for(recipe.augment, run.preprocess))
     valid_batches = run.batches(run.valid_set, batch_size=1024)
+    remove_stale_temporaries(run.folder)
     if resume:
         first_epoch = run.resume(log)
     else:
@@ -173,8 +214,25 @@ def train(config: RunConfig, folder, *, resume: bool = False, progress: bool = T
     except KeyboardInterrupt:
         interrupted(run, log)
         raise
+    except Diverged:
+        if run.record.epochs_done:
+            run.record.status = "diverged"
+            run.record.save(run.folder)
+        raise
     finish(run, log)
     return run
+
+
+def finished(done: int) -> str:
+    """'epoch 1 is' or 'epochs 1-5 are', for messages about what a stopped run keeps."""
+    return "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Half-written files of a process that was killed mid-write (`.NAME.*.tmp`, see cnnlab.files): never read,
+    and removed when the run folder is used again."""
+    for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
+        stale.unlink(missing_ok=True)
 
 
 def interrupted(run: Run, log) -> None:
@@ -189,7 +247,7 @@ def interrupted(run: Run, log) -> None:
     run.record.status = "interrupted"
     run.record.save(run.folder)
     write_training_figures(run)
-    log(f"\ninterrupted during epoch {done + 1}: epochs 1-{done} are saved in {run.folder}\n"
+    log(f"\ninterrupted during epoch {done + 1}: {finished(done)} saved in {run.folder}\n"
         f"continue with: cnnlab train --resume {run.folder}")
 
 

@@ -10,7 +10,6 @@ import math
 import tempfile
 from dataclasses import dataclass
 
-import torch
 
 from cnnlab.data.augment import augment_for
 from cnnlab.errors import CnnlabError

@@ -127,12 +127,17 @@ class RunRecord:
             data = json.loads(path.read_bytes())
         except (OSError, ValueError, RecursionError) as e:      # bad bytes, bad JSON, absurd nesting
             raise CnnlabError(f"{path}: corrupt run.json ({e.__class__.__name__}: {str(e)[:100]})") from None
+        return cls.from_dict(data, path)
+
+    @classmethod
+    def from_dict(cls, data, source) -> "RunRecord":
+        """A record from parsed JSON, checked; errors name `source` (the file it came from)."""
         if isinstance(data, dict) and data.get("best") == {}:
             data["best"] = None                                 # a run with no finished epoch yet
         try:
             return typed(cls, data, "")
         except CnnlabError as e:
-            raise CnnlabError(f"{path}: {e}") from None
+            raise CnnlabError(f"{source}: {e}") from None
 
 
 def typed(kind, value, where: str):

@@ -1,0 +1,125 @@
+"""A run folder that is always consistent: killed at any instant, resumed, it ends bit for bit as the uninterrupted
+run; and a run that diverges stops with a clear line, its best weights still finite."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cnnlab.cli import main
+from cnnlab.errors import CnnlabError
+from cnnlab.training.config import make_config
+from cnnlab.training.loop import train
+
+# Runs cnnlab's command line, sending itself SIGKILL just before the K-th file rename: every write in cnnlab goes to
+# a temporary file that a rename puts in place, so this stops the run at each instant between two writes.
+KILLER = """
+import os, signal, sys
+limit, real, calls = int(sys.argv[1]), os.replace, [0]
+def replace(source, target):
+    calls[0] += 1
+    if calls[0] == limit:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(source, target)
+os.replace = replace
+from cnnlab.cli import main
+code = main(sys.argv[2:])
+print(f"renames={calls[0]}")
+sys.exit(code)
+"""
+
+
+def command(root, folder) -> list[str]:
+    return ["train", "mlp", "--data-root", str(root), "--epochs", "2", "--batch-size", "64", "--precision", "fp32",
+            "--no-progress", "--out", str(folder.parent), "--name", folder.name]
+
+
+def killed_run(script, limit: int, root, folder) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), str(limit), *command(root, folder)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def finish(root, folder) -> None:
+    """What a user does after the kill: resume; if no epoch had finished, start again."""
+    code = main(["train", "--resume", str(folder), "--no-progress"]) if (folder / "last.safetensors").is_file() \
+        else main(command(root, folder))
+    assert code == 0
+
+
+def outcome(folder) -> tuple:
+    record = json.loads((folder / "run.json").read_text())
+    history = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in record["history"]]
+    return (history, record["best"], record["test"], record["status"],
+            {k: v for k, v in load_file(folder / "best.safetensors").items()},
+            {k: v for k, v in load_file(folder / "last.safetensors").items() if not k.startswith("rng.")})
+
+
+def same(a: tuple, b: tuple) -> bool:
+    if a[:4] != b[:4]:
+        return False
+    return all(a[i].keys() == b[i].keys() and all(torch.equal(a[i][k], b[i][k]) for k in a[i]) for i in (4, 5))
+
+
+def test_killed_at_every_write_then_resumed_ends_as_the_uninterrupted_run(mnist_root, tmp_path, capsys):
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    whole = killed_run(script, 10 ** 9, mnist_root, tmp_path / "runs" / "whole")
+    assert whole.returncode == 0, whole.stderr
+    renames = int(whole.stdout.rsplit("renames=", 1)[1])
+    expected = outcome(tmp_path / "runs" / "whole")
+    assert renames >= 8
+    for limit in range(1, renames + 1):
+        folder = tmp_path / "runs" / f"killed-{limit}"
+        assert killed_run(script, limit, mnist_root, folder).returncode == -signal.SIGKILL
+        finish(mnist_root, folder)
+        assert same(outcome(folder), expected), f"killed before rename {limit}"
+        assert not list(folder.glob(".*.tmp")), f"temporary files left after rename {limit}"
+    capsys.readouterr()
+
+
+def test_killed_at_random_instants_then_resumed_ends_as_the_uninterrupted_run(mnist_root, tmp_path, capsys):
+    main(command(mnist_root, tmp_path / "runs" / "whole"))
+    expected = outcome(tmp_path / "runs" / "whole")
+    rng = random.Random(0)
+    for attempt in range(3):
+        folder = tmp_path / "runs" / f"cut-{attempt}"
+        process = subprocess.Popen([sys.executable, "-m", "cnnlab", *command(mnist_root, folder)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not folder.exists() and process.poll() is None:          # the run has started writing
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        finish(mnist_root, folder)
+        assert same(outcome(folder), expected), f"attempt {attempt}"
+    capsys.readouterr()
+
+
+def test_a_diverging_run_stops_in_one_line_saying_what_to_try(mnist_root, tmp_path, capsys):
+    code = main(["train", "mlp", "--data-root", str(mnist_root), "--optimizer", "sgd", "--lr", "1e6",
+                 "--schedule", "constant", "--epochs", "2", "--no-progress", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "epoch 1: at step" in err and "became inf or nan: training diverged" in err and "--lr 1e+05" in err
+
+
+def test_nan_weights_are_never_kept_as_best(mnist_root, tmp_path):
+    def poison(epoch, run):
+        if epoch == 1:
+            with torch.no_grad():
+                run.model.fc1.weight[0, 0] = math.nan
+
+    config = make_config("mlp", "mnist", data_root=str(mnist_root), precision="fp32", epochs=3, batch_size=64)
+    with pytest.raises(CnnlabError, match="epoch 2: at step 1 of .* training diverged.*epoch 1 is kept"):
+        train(config, tmp_path / "run", progress=False, on_epoch_end=poison, log=lambda line: None)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "diverged" and record["best"]["epoch"] == 1 and len(record["history"]) == 1
+    assert all(torch.isfinite(t).all() for t in load_file(tmp_path / "run" / "best.safetensors").values())
