@@ -122,3 +122,12 @@ def test_run_json_that_is_not_a_record_is_refused_in_one_line(tmp_path, content)
     with pytest.raises(CnnlabError) as refused:
         RunRecord.load(tmp_path)
     assert str(refused.value).startswith(f"{tmp_path / 'run.json'}: ") and "\n" not in str(refused.value)
+
+
+def test_a_batch_larger_than_the_data_or_an_image_too_small_for_the_model_is_refused(mnist_root, tmp_path):
+    with pytest.raises(CnnlabError, match="batch size 1000 is larger than the 480 training images"):
+        cnnlab.train("mlp", "mnist", data_root=str(mnist_root), batch_size=1000, out=tmp_path / "runs")
+    with pytest.raises(CnnlabError, match="lesson-cnn cannot take 28x28 images with 1 channel.*--image-size"):
+        cnnlab.train("lesson-cnn", "mnist", data_root=str(mnist_root), out=tmp_path / "runs",
+                     model_args={"image_size": 64})
+    assert not (tmp_path / "runs").exists()                # refused before any run folder was made

@@ -40,6 +40,18 @@ def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     return cls(groups, lr=recipe.lr)
 
 
+def fits(model: nn.Module, name: str, shape: tuple[int, int, int]) -> None:
+    """One image through the model before any training: a size it cannot take is refused in a line, not after
+    minutes of data loading in a shape error from deep inside."""
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *shape))
+    except RuntimeError as e:
+        raise CnnlabError(f"{name} cannot take {shape[1]}x{shape[2]} images with {shape[0]} channel(s) "
+                          f"({str(e).splitlines()[0][:120]}); image folders: choose --image-size, or pick a model "
+                          "for small images (mnist-cnn, lesson-cnn, resnet18-cifar)") from None
+
+
 def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
@@ -52,6 +64,9 @@ class Run:
         torch.manual_seed(config.seed)
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
         self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
+        if config.recipe.batch_size > len(self.train_set):
+            raise CnnlabError(f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
+                              f"training images; use --batch-size {len(self.train_set)} or less")
         mean, std = channel_stats(self.train_set.images)
         self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
         c, h, _ = self.data.shape
@@ -61,6 +76,7 @@ class Run:
         if spec.takes_normalization:
             self.model_args.update(mean=mean, std=std)
         self.model = create_model(config.model, **self.model_args)
+        fits(self.model, config.model, self.data.shape)
         self.weights_note = None
         if config.weights:
             from cnnlab.models.weights import load_torchvision_weights
