@@ -3,6 +3,7 @@ concept; they import torch only inside their handlers, so `cnnlab filter --help`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cnnlab.cli import filters, inspection, training
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as error:
         print(f"cnnlab: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:             # `cnnlab ... | head`: the reader left; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("\ncnnlab: interrupted", file=sys.stderr)
         return 130
