@@ -123,3 +123,57 @@ def test_nan_weights_are_never_kept_as_best(mnist_root, tmp_path):
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "diverged" and record["best"]["epoch"] == 1 and len(record["history"]) == 1
     assert all(torch.isfinite(t).all() for t in load_file(tmp_path / "run" / "best.safetensors").values())
+
+
+def test_two_trainings_into_one_folder_one_refuses_the_other_is_whole(mnist_root, tmp_path):
+    folder = tmp_path / "runs" / "same"
+    processes = [subprocess.Popen([sys.executable, "-m", "cnnlab", *command(mnist_root, folder)], text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    refusal = next(err for code, err in results if code == 2)
+    assert refusal.count("\n") == 1 and ("another cnnlab process is training" in refusal or "holds a run" in refusal)
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished" and len(record["history"]) == 2
+    assert not (folder / ".lock").exists() or (folder / "last.safetensors").is_file()
+
+
+def test_a_finished_run_is_never_replaced_unasked(mnist_root, tmp_path, capsys):
+    folder = tmp_path / "runs" / "mine"
+    assert main(command(mnist_root, folder)) == 0
+    before = (folder / "best.safetensors").read_bytes()
+    assert main(command(mnist_root, folder)) == 2
+    assert "holds a run already" in capsys.readouterr().err
+    assert (folder / "best.safetensors").read_bytes() == before
+    assert main([*command(mnist_root, folder), "--overwrite", "--seed", "1"]) == 0
+    assert (folder / "best.safetensors").read_bytes() != before
+    assert main(["train", "mlp", "--data-root", str(mnist_root), "--epochs", "1", "--no-progress", "--out",
+                 str(tmp_path / "runs"), "--name", "early", "--batch-size", "99999"]) == 2
+    assert not (tmp_path / "runs" / "early").exists()            # refused before the first epoch: no folder left
+
+
+def test_resume_needs_only_the_run_folder(mnist_root, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from cnnlab.models import create_model
+    from cnnlab.training import loop
+
+    weights = tmp_path / "start.pth"
+    torch.save(create_model("mlp").state_dict(), weights)
+    real_train_epoch = loop.train_epoch
+
+    def ctrl_c_in_epoch_2(run, batches, epoch, progress):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_train_epoch(run, batches, epoch, progress)
+
+    monkeypatch.setattr(loop, "train_epoch", ctrl_c_in_epoch_2)
+    folder = tmp_path / "runs" / "tuned"
+    assert main([*command(mnist_root, folder), "--weights", str(weights)]) == 130
+    monkeypatch.undo()
+    weights.unlink()                                             # everything is in last.safetensors already
+    moved = shutil.move(str(mnist_root), str(tmp_path / "moved"))
+    assert main(["train", "--resume", str(folder), "--no-progress"]) == 2
+    assert "not found; looked in" in capsys.readouterr().err      # the data moved: it says where it looked
+    assert main(["train", "--resume", str(folder), "--data-root", moved, "--no-progress"]) == 0
+    assert json.loads((folder / "run.json").read_text())["status"] == "finished"

@@ -70,13 +70,14 @@ class Run:
 
 
 def train(model: str, dataset: str | None = None, *, folder=None, out="runs", recipe: str | None = None,
-          progress: bool = True, log=print, **options) -> Run:
+          overwrite: bool = False, progress: bool = True, log=print, **options) -> Run:
     """Train `model` on `dataset` (default: MNIST for 28x28 grey models, CIFAR-10 for 32x32 colour ones) with its
     recipe; `options` override recipe fields (epochs, lr, batch_size, augment, ...) or run settings (seed, device,
-    data_root, valid_fraction, ...). The run goes into `folder` (default: out/MODEL-DATASET, numbered if taken)."""
+    data_root, valid_fraction, ...). The run goes into `folder` (default: out/MODEL-DATASET, numbered if taken);
+    a folder that holds a run already is refused unless `overwrite`."""
     config = make_config(model, dataset, recipe, **options)
     folder = Path(folder) if folder else new_run_folder(out, config)
-    train_run(config, folder, progress=progress, log=log)
+    train_run(config, folder, overwrite=overwrite, progress=progress, log=log)
     return Run(folder)
 
 
@@ -85,10 +86,13 @@ def load(folder, weights: str = "best") -> Run:
     return Run(folder, weights)
 
 
-def resume(folder, model: str | None = None, progress: bool = True, log=print) -> Run:
-    """Continue an interrupted run from its last finished epoch; it ends as if it had never stopped."""
+def resume(folder, model: str | None = None, data_root=None, progress: bool = True, log=print) -> Run:
+    """Continue an interrupted run from its last finished epoch; it ends as if it had never stopped. Everything
+    comes from the run folder; `data_root` says where the data set is if it has moved."""
     config = committed_record(folder).config
     if model and model != config.model:
         raise CnnlabError(f"{folder} trains {config.model}, not {model}")
+    if data_root:
+        config.data_root = str(data_root)
     train_run(config, folder, resume=True, progress=progress, log=log)
     return Run(folder)

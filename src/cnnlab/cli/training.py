@@ -26,7 +26,9 @@ def register(sub) -> None:
     add_recipe_options(p)
     p.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     p.add_argument("--name", help="run folder name (default: MODEL-DATASET, numbered if taken)")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch (with "
+                                                   "--data-root if the data set has moved)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --name's folder (refused otherwise)")
 
     p = add_command(sub, "lr-find", "the learning-rate range test: loss against learning rate, one short sweep", """
         cnnlab lr-find mlp --dataset mnist
@@ -145,15 +147,13 @@ def _train(args) -> int:
 
     progress = not args.no_progress
     if args.resume:
-        run = api.resume(args.resume, model=args.model, progress=progress)
+        run = api.resume(args.resume, model=args.model, data_root=args.data_root, progress=progress)
     else:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
-        options = {k: getattr(args, k) for k in RECIPE_OPTIONS + RUN_OPTIONS if getattr(args, k) is not None}
-        if options.get("augment") == "none":
-            options["augment"] = ""
         run = api.train(args.model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
-                           folder=Path(args.out) / args.name if args.name else None, **options)
+                        folder=Path(args.out) / args.name if args.name else None, overwrite=args.overwrite,
+                        **_options(args))
     record = run.record
     print(f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
           f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")

@@ -60,6 +60,8 @@ def make_config(model: str, dataset: str | None = None, recipe: str | None = Non
     unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)}
     if unknown:
         raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown))}")
+    if options.get("data_root"):                # absolute: a resume from another folder must find the data too
+        options["data_root"] = str(Path(options["data_root"]).resolve())
     return RunConfig(model, dataset, get_spec(model).recipe(recipe, dataset).replace(**changes), **options)
 
 

@@ -24,6 +24,7 @@ from cnnlab.models import Recipe, count_parameters, create_model, get_spec
 from cnnlab.training.checkpoint import (load_training_state, load_weights, read_metadata, read_state, save_state,
                                         save_training_state)
 from cnnlab.training.config import RunConfig
+from cnnlab.training.folder import owned, prepare_new_run
 from cnnlab.training.metrics import Evaluation, autocast, evaluate, lesson_table, loss_and_scores, resolve_precision
 from cnnlab.training.record import Best, DataInfo, Epoch, ModelInfo, RunRecord, TestResult
 from cnnlab.version import __version__
@@ -59,7 +60,7 @@ def has_conv(model: nn.Module) -> bool:
 class Run:
     """The pieces of one training run, rebuilt identically from its config (which is what makes resume work)."""
 
-    def __init__(self, config: RunConfig, folder, data: Dataset | None = None):
+    def __init__(self, config: RunConfig, folder, data: Dataset | None = None, fresh: bool = True):
         self.config, self.folder = config, Path(folder)
         torch.manual_seed(config.seed)
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
@@ -78,7 +79,7 @@ class Run:
         self.model = create_model(config.model, **self.model_args)
         fits(self.model, config.model, self.data.shape)
         self.weights_note = None
-        if config.weights:
+        if config.weights and fresh:        # resumed, the weights come from last.safetensors, not the .pth again
             from cnnlab.models.weights import load_torchvision_weights
 
             self.weights_note = load_torchvision_weights(self.model, config.weights)
@@ -203,24 +204,33 @@ def run_epoch(run: Run, train_batches: Batches, valid_batches: Batches, epoch: i
             + ("  * best, saved" if improved else ""))
 
 
-def train(config: RunConfig, folder, *, resume: bool = False, progress: bool = True, data: Dataset | None = None,
-          on_epoch_end: Callable[[int, Run], bool] | None = None, log: Callable[[str], None] = print) -> Run:
-    """Train (or resume) a run in `folder`. `on_epoch_end(epoch, run)` may return True to stop early."""
-    run = Run(config, folder, data)
-    recipe, record = config.recipe, run.record
+def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+          data: Dataset | None = None, on_epoch_end: Callable[[int, Run], bool] | None = None,
+          log: Callable[[str], None] = print) -> Run:
+    """Train (or resume) a run in `folder`. `on_epoch_end(epoch, run)` may return True to stop early. A folder
+    that holds a run already is refused unless `overwrite`; another process training into it, always."""
+    run = Run(config, folder, data, fresh=not resume)
+    with owned(run.folder):
+        if resume:
+            first_epoch = run.resume(log)
+        else:
+            prepare_new_run(run.folder, overwrite)
+            first_epoch = 1
+        run_epochs(run, first_epoch, progress, on_epoch_end, log)
+    return run
+
+
+def run_epochs(run: Run, first_epoch: int, progress: bool, on_epoch_end, log) -> None:
+    """The epochs from `first_epoch` on, then the test; Ctrl-C and divergence leave a resumable folder."""
+    config, record = run.config, run.record
+    recipe = config.recipe
     train_batches = run.batches(run.train_set, shuffle=True, augment=augment_for(recipe.augment, run.preprocess))
     valid_batches = run.batches(run.valid_set, batch_size=1024)
-    remove_stale_temporaries(run.folder)
-    if resume:
-        first_epoch = run.resume(log)
-    else:
-        run.folder.mkdir(parents=True, exist_ok=True)
-        first_epoch = 1
     d = record.data
     log(f"{config.model} ({record.model.parameters:,} parameters) on {d.name} from {d.source}: "
         f"{d.train_size:,} train / {d.valid_size:,} valid / {d.test_size:,} test, {recipe.describe()}, "
         f"{run.precision}")
-    if run.weights_note and not resume:
+    if run.weights_note:
         log(run.weights_note)
     try:
         for epoch in range(first_epoch, recipe.epochs + 1):
@@ -231,12 +241,11 @@ def train(config: RunConfig, folder, *, resume: bool = False, progress: bool = T
         interrupted(run, log)
         raise
     except Diverged:
-        if run.record.epochs_done:
-            run.record.status = "diverged"
-            run.record.save(run.folder)
+        if record.epochs_done:
+            record.status = "diverged"
+            record.save(run.folder)
         raise
     finish(run, log)
-    return run
 
 
 def finished(done: int) -> str:
@@ -244,19 +253,10 @@ def finished(done: int) -> str:
     return "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
 
 
-def remove_stale_temporaries(folder: Path) -> None:
-    """Half-written files of a process that was killed mid-write (`.NAME.*.tmp`, see cnnlab.files): never read,
-    and removed when the run folder is used again."""
-    for stale in folder.glob(".*.tmp") if folder.is_dir() else ():
-        stale.unlink(missing_ok=True)
-
-
 def interrupted(run: Run, log) -> None:
     """After Ctrl-C: save what finished epochs made, and say exactly what can be done next."""
     done = run.record.epochs_done
     if not done:
-        if run.folder.is_dir() and not any(run.folder.iterdir()):
-            run.folder.rmdir()                  # an empty run folder would only be in the way
         log(f"\ninterrupted during epoch 1: no epoch finished, so nothing was saved; start again with "
             f"cnnlab train {run.config.model} --dataset {run.config.dataset}")
         return

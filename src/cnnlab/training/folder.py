@@ -1,0 +1,56 @@
+"""A run folder has one owner: locked while a process trains into it, never overwritten by a new run unless asked,
+cleaned of what a killed process left half-written, and removed if no epoch ever finished.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+LOCK = ".lock"
+RUN_FILES = ("last.safetensors", "best.safetensors", "run.json", "metrics.csv", "curves.png", "confusion.png",
+             "samples.png", "reconstructions.png")
+
+
+def holds_run(folder: Path) -> bool:
+    return (folder / "last.safetensors").is_file() or (folder / "run.json").is_file()
+
+
+@contextlib.contextmanager
+def owned(folder: Path):
+    """Hold the folder's lock while training: a second process training into it is refused in one line, and the
+    operating system releases the lock if this process dies. A folder left with no finished epoch is removed."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise CnnlabError(f"{folder}: another cnnlab process is training into this folder; wait for it to finish, "
+                          "or train into another folder (--name)") from None
+    try:
+        yield
+    finally:
+        if not holds_run(folder):                   # nothing worth keeping: leave no empty run folder behind
+            (folder / LOCK).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        handle.close()
+
+
+def prepare_new_run(folder: Path, overwrite: bool) -> None:
+    """A new run never replaces a finished one silently: refuse, or with `overwrite` remove the old run's files.
+    Half-written files of a killed process (`.NAME.*.tmp`, see cnnlab.files) go in any case."""
+    for stale in folder.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    if not holds_run(folder):
+        return
+    if not overwrite:
+        raise CnnlabError(f"{folder} holds a run already: continue it with `cnnlab train --resume {folder}`, train "
+                          "into another folder (another --name, or none for a numbered one), or replace it with "
+                          "--overwrite")
+    for name in RUN_FILES:
+        (folder / name).unlink(missing_ok=True)
