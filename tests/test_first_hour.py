@@ -159,3 +159,17 @@ def test_interpret_lists_the_most_confident_mistakes_and_confused_pairs(mnist_ro
     assert main(["interpret", str(tmp_path / "run"), "--top", "4"]) == 0
     out = capsys.readouterr().out
     assert "most confused" in out and (tmp_path / "run" / "top-losses-test.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("code, message", [(28, "no space left on the device; free some space"),
+                                           (30, "cannot write there (Read-only file system); choose a folder")])
+def test_a_full_or_read_only_disk_is_one_line(code, message, tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    def refuse(*args, dir=None, **kwargs):
+        raise OSError(code, os.strerror(code), str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert main(["filter", "sample:city", "-k", "box", "--out", str(tmp_path / "box.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cnnlab: error: {tmp_path}: {message}") and err.count("\n") == 1

@@ -3,6 +3,7 @@ concept; they import torch only inside their handlers, so `cnnlab filter --help`
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -49,6 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:             # `cnnlab ... | head`: the reader left; nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as error:            # the disk, not a bug: full, read-only, a folder where a file should be
+        print(f"cnnlab: error: {disk_problem(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ncnnlab: interrupted", file=sys.stderr)
         return 130
+
+
+def disk_problem(error: OSError) -> str:
+    """One line for a file that could not be written or read, with what to do."""
+    where = error.filename or "a file"
+    if error.errno == errno.ENOSPC:
+        return (f"{where}: no space left on the device; free some space and run the command again (an interrupted "
+                "training continues from its last saved epoch with `cnnlab train --resume RUN`)")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}: cannot write there ({error.strerror}); choose a folder you can write to (--out)"
+    return f"{where}: {error.strerror or error}"
