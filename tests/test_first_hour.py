@@ -173,3 +173,24 @@ def test_a_full_or_read_only_disk_is_one_line(code, message, tmp_path, capsys, m
     assert main(["filter", "sample:city", "-k", "box", "--out", str(tmp_path / "box.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"cnnlab: error: {tmp_path}: {message}") and err.count("\n") == 1
+
+
+def test_figures_stay_readable_from_2_to_1000_classes_and_1_to_100_epochs():
+    from cnnlab.plots import confusion_matrix, sample_grid
+
+    for n in (2, 1000):
+        figure = confusion_matrix(np.eye(n, dtype=int) * 5, [f"n0144{i:04d}_a_long_imagenet_name" for i in range(n)])
+        width, height = figure.get_size_inches()
+        labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+        assert width <= 15 and height <= 14 and not any("_a_long_imagenet_name" in t for t in labels)
+        assert n > 40 or len(labels) == n
+    names = ["n01440764_tench_fish_of_europe", "n02102040_english_springer"]
+    grid = sample_grid(np.zeros((2, 3, 8, 8), np.uint8), [0, 1], [1, 1], names)
+    assert all(len(line) <= 16 for ax in grid.axes for line in ax.get_title().splitlines())   # with ( )
+    for epochs in (1, 100):
+        history = [{"epoch": e, "train_loss": 1 / e, "valid_loss": 1 / e, "train_acc": 0.5, "valid_acc": 0.5}
+                   for e in range(1, epochs + 1)]
+        figure = training_curves(history)
+        figure.canvas.draw()
+        ticks = figure.axes[0].get_xticks()
+        assert all(float(t).is_integer() for t in ticks) and len(ticks) <= 12

@@ -19,7 +19,7 @@ def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None)
     axes = fig.subplots(1, 2)
     for ax, key, ylabel, title in zip(axes, ("loss", "acc"), ("loss", "accuracy (%)"), titles):
         scale = 100 if key == "acc" else 1
-        values = []
+        values, epochs = [], sorted({h["epoch"] for _, history, _ in lines for h in history})
         for label, history, part in lines:
             ys = [scale * h[f"{part}_{key}"] for h in history]
             ax.plot([h["epoch"] for h in history], ys, "o-", ms=3, label=label)
@@ -29,7 +29,10 @@ def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None)
             ylabel += " (log scale)"
         if best_epoch is not None:
             ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best (epoch {best_epoch})")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)          # one tick per epoch (one or two epochs would get fractional ones)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="epoch", ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
         ax.legend()
