@@ -131,6 +131,8 @@ def occlusion(predictor: Predictor, x, targets, window: int | None = None, strid
 
     c, h, w = x.shape[1:]
     window = window or max(3, round(min(h, w) / 8))
+    if window > min(h, w):
+        raise CnnlabError(f"occlusion window {window} is larger than the {h}x{w} image; use at most {min(h, w)}")
     stride = stride or max(1, window // 2)
     maps = Occlusion(predictor.model).attribute(x, sliding_window_shapes=(c, window, window),
                                               strides=(c, stride, stride), baselines=0.0, target=targets,

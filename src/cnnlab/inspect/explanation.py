@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.recipe import whole
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
 from cnnlab.predict import Predictor, as_predictor
 
@@ -48,6 +49,10 @@ def explain(model_or_run, method: str, images=(), *, layer: str | None = None, t
         raise CnnlabError(f"method {method} takes no image; give just the run")
     if method not in WITHOUT_IMAGES and not images:
         raise CnnlabError(f"method {method} needs at least one image")
+    for value, name in ((samples, "samples"), (octaves, "octaves"), (limit, "limit"), (steps, "steps"),
+                        (channels, "channels"), (window, "window")):
+        if value is not None:
+            whole(value, name)
     predictor = as_predictor(model_or_run)
     options = dict(layer=layer, target=target, channels=channels, steps=steps, samples=samples, window=window,
                    channel=channel, octaves=octaves, dataset=dataset, data_root=data_root, limit=limit)
