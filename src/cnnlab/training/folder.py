@@ -1,5 +1,5 @@
-"""A run folder has one owner: locked while a process trains into it, never overwritten by a new run unless asked,
-cleaned of what a killed process left half-written, and removed if no epoch ever finished.
+"""A run folder has one owner: locked while a process trains into it (and then cleaned of what a killed process
+left half-written), never overwritten by a new run unless asked, and removed if no epoch ever finished.
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def owned(folder: Path):
         handle.close()
         raise CnnlabError(f"{folder}: another cnnlab process is training into this folder; wait for it to finish, "
                           "or train into another folder (--name)") from None
+    for stale in folder.glob(".*.tmp"):             # half-written files of a killed process (see cnnlab.files)
+        stale.unlink(missing_ok=True)
     try:
         yield
     finally:
@@ -42,10 +44,7 @@ def owned(folder: Path):
 
 
 def prepare_new_run(folder: Path, overwrite: bool) -> None:
-    """A new run never replaces a finished one silently: refuse, or with `overwrite` remove the old run's files.
-    Half-written files of a killed process (`.NAME.*.tmp`, see cnnlab.files) go in any case."""
-    for stale in folder.glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+    """A new run never replaces a finished one silently: refuse, or with `overwrite` remove the old run's files."""
     if not holds_run(folder):
         return
     if not overwrite:
