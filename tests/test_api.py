@@ -41,6 +41,8 @@ def test_train_and_load_give_a_run_that_predicts_and_explains(mlp_run, tmp_path)
     (top,) = again.predict([image], top_k=3)
     assert len(top) == 3 and top[0][0] == "0" and top[0][1] >= top[1][1] >= top[2][1]
     assert np.allclose(again.probabilities([image]).sum(1), 1, atol=1e-5)
+    pixels = np.asarray(Image.open(image))[None]                   # [1, 28, 28] uint8: a list of arrays works too
+    assert again.predict([pixels, pixels], top_k=1) == [top[:1], top[:1]]
     explanation = again.explain(image, "saliency")
     assert explanation.array.shape == (1, 28, 28) and explanation.figure.axes
     assert "predicted 0" in explanation.lines[0]

@@ -78,8 +78,10 @@ class Predictor:
 
     def inputs(self, images) -> torch.Tensor:
         """Any accepted form of images -> the float model input [N, C, H, W]."""
-        if isinstance(images, (list, tuple)) and images and not isinstance(images[0], (int, float, list)):
+        if are_pictures(images):
             images = self.prepare(images)[0]
+        elif isinstance(images, (list, tuple)):                 # arrays or tensors, one per image
+            images = np.stack([np.asarray(image) for image in images])
         x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
         if x.ndim == 3:
             x = x.unsqueeze(0)
@@ -136,6 +138,12 @@ class Predictor:
         config = self.record.config
         data = load_dataset(config.dataset, data_root=data_root or config.data_root, image_size=config.image_size)
         return data.test if split_name == "test" else split(data.train, config.valid_fraction, config.seed)[1]
+
+
+def are_pictures(images) -> bool:
+    """A list of files or PIL images (to be converted to what the model takes), rather than arrays of pixels."""
+    return isinstance(images, (list, tuple)) and bool(images) and \
+        (isinstance(images[0], (str, Path)) or hasattr(images[0], "mode"))
 
 
 def as_predictor(model_or_run) -> Predictor:

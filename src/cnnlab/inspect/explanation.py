@@ -17,7 +17,7 @@ import numpy as np
 from cnnlab.errors import CnnlabError
 from cnnlab.models.recipe import whole
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
-from cnnlab.predict import Predictor, as_predictor
+from cnnlab.predict import Predictor, are_pictures, as_predictor
 
 
 
@@ -65,7 +65,7 @@ def explain(model_or_run, method: str, images=(), *, layer: str | None = None, t
 
 
 def _prepare(predictor: Predictor, images) -> _Images:
-    if isinstance(images[0], (str, Path)) or hasattr(images[0], "mode"):       # files or PIL images
+    if are_pictures(images):
         pixels, notes = predictor.prepare(images)
         names = [Path(i).name if isinstance(i, (str, Path)) else f"image {k}" for k, i in enumerate(images)]
         lines = [f"{name}: {'; '.join(n)}" for name, n in zip(names, notes) if n]
