@@ -17,7 +17,8 @@ from pathlib import Path
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.explanation import Explanation, explain
 from cnnlab.predict import Predictor
-from cnnlab.training.config import make_config, new_run_folder
+from cnnlab.training.config import make_config
+from cnnlab.training.folder import new_run_folder
 from cnnlab.training.loop import committed_record, curves, train as train_run
 from cnnlab.training.metrics import Evaluation
 from cnnlab.training.record import RunRecord
@@ -76,7 +77,7 @@ def train(model: str, dataset: str | None = None, *, folder=None, out="runs", re
     data_root, valid_fraction, ...). The run goes into `folder` (default: out/MODEL-DATASET, numbered if taken);
     a folder that holds a run already is refused unless `overwrite`."""
     config = make_config(model, dataset, recipe, **options)
-    folder = Path(folder) if folder else new_run_folder(out, config)
+    folder = Path(folder) if folder else new_run_folder(out, f"{config.model}-{config.dataset}")
     train_run(config, folder, overwrite=overwrite, progress=progress, log=log)
     return Run(folder)
 

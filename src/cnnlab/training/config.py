@@ -2,7 +2,7 @@
 
     config = make_config("mlp", "mnist", lr=3e-3)      # the model's recipe for the data set, one field changed
 
-The defaults live here: the data set a model is trained on when none is named, the device, the run folder's name.
+The defaults live here: the data set a model is trained on when none is named, and the device.
 Every value is checked when the config is made, so a bad one is refused before any data is read.
 """
 from __future__ import annotations
@@ -91,14 +91,3 @@ def resolve_device(name: str) -> str:
     if device.type not in ("cpu", "cuda"):
         raise CnnlabError(f"device {name!r}: cnnlab trains on cpu or cuda")
     return name
-
-
-def new_run_folder(out, config: RunConfig, name: str | None = None) -> Path:
-    """`out/NAME`, or `out/MODEL-DATASET` numbered -2, -3, ... when taken."""
-    if name:
-        return Path(out) / name
-    base = f"{config.model}-{config.dataset}"
-    candidate, n = Path(out) / base, 2
-    while candidate.exists():
-        candidate, n = Path(out) / f"{base}-{n}", n + 1
-    return candidate

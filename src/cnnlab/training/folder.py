@@ -17,6 +17,15 @@ def holds_run(folder: Path) -> bool:
     return (folder / "last.safetensors").is_file() or (folder / "run.json").is_file()
 
 
+def new_run_folder(out, base: str) -> Path:
+    """`out/BASE`, or `out/BASE-2`, `-3`, ... when taken (two runs started together may pick the same: the lock
+    then refuses one of them)."""
+    candidate, n = Path(out) / base, 2
+    while candidate.exists():
+        candidate, n = Path(out) / f"{base}-{n}", n + 1
+    return candidate
+
+
 @contextlib.contextmanager
 def owned(folder: Path):
     """Hold the folder's lock while training: a second process training into it is refused in one line, and the
