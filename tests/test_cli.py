@@ -137,3 +137,14 @@ def test_train_from_torchvision_style_weights(mnist_root, tmp_path, capsys):
     assert code == 0 and "1000 classes in the file, 10 in the model" in out
     code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--weights", tmp_path / "none.pth")
     assert code == 2 and "none.pth" in err
+
+
+def test_predict_top_k_below_one_and_out_naming_a_file_are_one_line(run_dir, mnist_root, tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("L", (28, 28)).save(tmp_path / "blank.png")
+    code, _, err = cli(capsys, "predict", run_dir, tmp_path / "blank.png", "--top-k", "-1")
+    assert code == 2 and "top-k -1: must be at least 1" in err and err.count("\n") == 1
+    (tmp_path / "afile").write_text("not a folder")
+    code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--out", tmp_path / "afile")
+    assert code == 2 and err.count("\n") == 1 and "afile" in err
