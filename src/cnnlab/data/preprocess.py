@@ -14,10 +14,14 @@ import torch
 LIGHT_ON_DARK = ("mnist", "fashion-mnist")    # white strokes on black: a dark-on-light picture gets inverted
 
 
+def column(values, device=None) -> torch.Tensor:
+    """Per-channel numbers as a float32 [1, C, 1, 1] tensor, which broadcasts over a batch [N, C, H, W]."""
+    return torch.as_tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+
 def affine(mean, std, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) [1, C, 1, 1] with pixels * scale + shift == (pixels / 255 - mean) / std: one fused op a batch."""
-    std = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    mean = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std, mean = column(std, device), column(mean, device)
     return 1 / (255 * std), -mean / std
 
 
@@ -65,8 +69,7 @@ class Preprocess:
         return [(0 - m) / s for m, s in zip(self.mean, self.std)]
 
     def _stats(self, device) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        return mean, torch.tensor(self.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        return column(self.mean, device), column(self.std, device)
 
     def prepare(self, image) -> tuple[torch.Tensor, list[str]]:
         """Any PIL image -> uint8 [C, H, W] as the model takes it, with a note for each change made."""

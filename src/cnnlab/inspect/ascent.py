@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import trange
 
+from cnnlab.data.preprocess import column
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.attributions import class_index
 from cnnlab.models.layers import layer_output, resolve_layer
@@ -81,8 +82,7 @@ def maximize(model_or_run, layer: str | None = None, channel: int | None = None,
     value_of, description = _objective(predictor, shape, layer, channel, target)
     low, high = predictor.preprocess.pixel_range()
     generator = torch.Generator().manual_seed(seed)
-    mean = torch.tensor(predictor.preprocess.mean).view(1, -1, 1, 1)
-    noise = 255 * mean + 8 * torch.randn(1, *shape, generator=generator)    # faint, around the mean colour
+    noise = 255 * column(predictor.preprocess.mean) + 8 * torch.randn(1, *shape, generator=generator)    # faint, around the mean colour
     start = predictor.inputs(noise.clamp(0, 255).round().to(torch.uint8))
     jitter = max(1, min(shape[1:]) // 32) if jitter is None else jitter
     x = start.clone().requires_grad_()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.data.preprocess import denormalize
+from cnnlab.data.preprocess import column, denormalize
 from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
 
@@ -99,8 +99,8 @@ class CapsNet(nn.Module):
             nn.Linear(512, 1024), nn.ReLU(),
             nn.Linear(1024, in_channels * image_size * image_size), nn.Sigmoid(),
         )
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("mean", column(mean))
+        self.register_buffer("std", column(std))
 
     def capsules(self, x: torch.Tensor) -> torch.Tensor:
         """The digit capsules v [N, classes, digit_dim], always float32.
