@@ -110,10 +110,10 @@ class Run:
         if not path.is_file():
             RunRecord.load(self.folder)                     # not a run folder at all: say that first
             raise CnnlabError(f"{self.folder}: no last.safetensors to resume from (no epoch finished); train it again")
-        done, self.best_state, saved = load_training_state(path, self.model, self.optimizer)
-        if saved is None:                                   # a checkpoint from before the record travelled in it
-            saved, self.best_state = RunRecord.load(self.folder).to_dict(), read_state(self.folder / "best.safetensors")
-        previous = RunRecord.from_dict(saved, path)
+        done, best, _ = load_training_state(path, self.model, self.optimizer)
+        previous = committed_record(self.folder)
+        # a checkpoint from before the best weights travelled in it: they are in best.safetensors
+        self.best_state = best if best is not None else read_state(self.folder / "best.safetensors")
         self.record.history, self.record.best = previous.history[:done], previous.best
         self.record.train_seconds, self.record.epochs_done = previous.train_seconds, done
         save_state(self.folder / "best.safetensors", self.best_state)
