@@ -79,3 +79,70 @@ def isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def mnist_root(tmp_path):
     return make_mnist(tmp_path / "data")
+
+
+# The explorer (cnnlab serve): small runs of the three lesson models, a live server, a real headless Chromium.
+
+@pytest.fixture(scope="session")
+def served_runs(tmp_path_factory) -> Path:
+    """A RUNS_DIR holding mlp and mnist-cnn on a fake MNIST and lesson-cnn on a fake CIFAR-10, one epoch each."""
+    import cnnlab
+
+    data = tmp_path_factory.mktemp("served-data")
+    make_mnist(data, n_train=400, n_test=100)
+    make_cifar(data, per_batch=40)
+    runs = tmp_path_factory.mktemp("served-runs")
+    for model, dataset in (("mlp", "mnist"), ("mnist-cnn", "mnist"), ("lesson-cnn", "cifar10")):
+        cnnlab.train(model, dataset, data_root=str(data), out=runs, epochs=1, batch_size=32, precision="fp32",
+                     progress=False, log=lambda line: None)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def live_server(served_runs):
+    """The explorer over `served_runs`, served by uvicorn in a thread: yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from cnnlab.serve import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(served_runs), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium through Selenium (scripts/setup.sh installs both). Where none could be installed
+    the browser tests are skipped, with the reason printed in the summary: never silently."""
+    import shutil
+
+    driver_path, chromium = shutil.which("chromedriver"), shutil.which("chromium")
+    if not (driver_path and chromium):
+        pytest.skip("NO BROWSER: chromium and chromium-driver are not installed (scripts/setup.sh installs them "
+                    "with apt); the explorer's browser tests did not run")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()

@@ -33,16 +33,22 @@ def check_size(image, path) -> None:
                           "crop it first")
 
 
-def open_image(path: str | Path):
-    """Open one image (a PIL image) for prediction; a text file, a broken image or one over the size limits
-    (MAX_PIXELS, MAX_ASPECT, checked before decoding) becomes a one-line error."""
+def open_image(source: str | Path | bytes, name: str = "upload"):
+    """Open one image (a PIL image) for prediction, from a file or from the bytes of one (an upload, called `name`
+    in errors); a text file, a broken image or one over the size limits (MAX_PIXELS, MAX_ASPECT, checked before
+    decoding) becomes a one-line error."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise CnnlabError(f"{path}: no such file")
+    if isinstance(source, bytes):
+        path, file = name, io.BytesIO(source)
+    else:
+        path = file = Path(source)
+        if not path.is_file():
+            raise CnnlabError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
+        with Image.open(file) as im:
             check_size(im, path)
             im.load()
             return im.copy()

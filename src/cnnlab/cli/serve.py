@@ -1,0 +1,28 @@
+"""`cnnlab serve`: the explorer in the browser (cnnlab.serve)."""
+from __future__ import annotations
+
+from cnnlab.cli.base import add_command
+
+
+def register(sub) -> None:
+    p = add_command(sub, "serve", "the explorer in your browser: draw, upload or film an image and watch a model think",
+                    """
+        cnnlab serve                      # the runs under ./runs, at http://127.0.0.1:8000/
+        cnnlab serve my-runs --port 8080""", _serve, description="""
+        A local web page over your trained runs: pick a run, draw a digit, upload or film a picture, and see the
+        class probabilities, every layer's feature maps and where the model looked (Grad-CAM, saliency,
+        occlusion). Also: a kernel playground, convolution arithmetic, the training monitor (live while a run
+        trains) and the data sets with their augmentation. Works offline; every action is a JSON endpoint too,
+        listed at /docs.""")
+    p.add_argument("runs", nargs="?", default="runs", metavar="RUNS_DIR",
+                   help="the folder holding run folders (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 opens it to your "
+                        "network)")
+
+
+def _serve(args) -> None:
+    from cnnlab.serve import serve
+
+    serve(args.runs, host=args.host, port=args.port)

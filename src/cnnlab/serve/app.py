@@ -1,0 +1,67 @@
+"""The explorer's web app: the JSON endpoints of every panel under /api, the page itself from static/."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from cnnlab.errors import CnnlabError
+from cnnlab.serve import datasets, explore, lessons, monitor
+from cnnlab.serve.store import NotFound, RunStore
+from cnnlab.version import __version__
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("cnnlab.serve")
+
+
+def create_app(runs_dir="runs") -> FastAPI:
+    app = FastAPI(title="cnnlab explorer", version=__version__,
+                  description="Every action of the explorer's page, as JSON. Runs are named by their folder "
+                              "under RUNS_DIR; images travel as data URLs.")
+    app.state.store = RunStore(runs_dir)
+    for module in (explore, lessons, monitor, datasets):
+        app.include_router(module.router, prefix="/api")
+
+    @app.exception_handler(CnnlabError)
+    async def refused(request: Request, error: CnnlabError):
+        # bad input is the user's to fix: a 4xx with the one-line reason; the server goes on serving
+        return JSONResponse({"error": str(error)}, status_code=404 if isinstance(error, NotFound) else 400)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception):
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({error.__class__.__name__}): {error}"}, status_code=500)
+
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    return app
+
+
+def serve(runs_dir="runs", host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the explorer until Ctrl-C; refuse in one line a port that is taken."""
+    import uvicorn
+
+    if not _is_loopback(host):
+        print(f"warning: serving on {host}: anyone who can reach this machine on that network can use the explorer "
+              "and see your runs", file=sys.stderr)
+    with socket.socket() as probe:       # a taken port: one line now, rather than uvicorn's log after start-up
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CnnlabError(f"cannot serve on {host}:{port} ({error.strerror}); choose another --port") from None
+    app = create_app(runs_dir)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"cnnlab explorer: http://{shown}:{port}/  (runs from {app.state.store.root}; Ctrl-C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,0 +1,60 @@
+"""The runs under one folder, as the server sees them: each is named by its folder's name (never by a path, so no
+request can reach a file outside RUNS_DIR), opened once, and reopened when its weights change on disk."""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+from cnnlab.predict import Predictor
+from cnnlab.training.record import RunRecord
+
+
+class NotFound(CnnlabError):
+    """A run (or anything else a request names) that is not there: a 404, not a 400."""
+
+
+class RunStore:
+    def __init__(self, root):
+        self.root = Path(root).resolve()
+        self._open: dict[str, tuple[int, Predictor, threading.Lock]] = {}
+        self._guard = threading.Lock()
+
+    def names(self) -> list[str]:
+        """The run folders directly under the root (a folder with a run.json), newest first."""
+        if not self.root.is_dir():
+            return []
+        runs = [p for p in self.root.iterdir() if (p / "run.json").is_file()]
+        return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+    def folder(self, name: str) -> Path:
+        # a name is looked up among the folders that are there, not joined to the root: "../x" is simply not one
+        if name not in self.names():
+            raise NotFound(f"no run named {name!r} under {self.root}")
+        return self.root / name
+
+    def record(self, name: str) -> RunRecord:
+        return RunRecord.load(self.folder(name))
+
+    @contextmanager
+    def predictor(self, name: str):
+        """The run's Predictor, held for one request at a time (its layer hooks are not thread-safe)."""
+        folder = self.folder(name)
+        weights = folder / "best.safetensors"
+        if not weights.is_file():
+            raise NotFound(f"run {name!r} has no best.safetensors yet (it has not finished an epoch)")
+        version = weights.stat().st_mtime_ns
+        with self._guard:
+            opened = self._open.get(name)
+            if opened is None or opened[0] != version:
+                opened = (version, Predictor.from_run(folder), threading.Lock())
+                self._open[name] = opened
+        _, predictor, lock = opened
+        with lock:
+            yield predictor
+
+
+def get_store(request) -> RunStore:
+    """FastAPI dependency: the app's RunStore (`Depends(get_store)` in an endpoint)."""
+    return request.app.state.store
