@@ -20,6 +20,7 @@ class RunStore:
         self.root = Path(root).resolve()
         self._open: dict[str, tuple[int, Predictor, threading.Lock]] = {}
         self._guard = threading.Lock()
+        self._splits: dict[tuple[str, str], object] = {}
 
     def names(self) -> list[str]:
         """The run folders directly under the root (a folder with a run.json), newest first."""
@@ -53,6 +54,14 @@ class RunStore:
         _, predictor, lock = opened
         with lock:
             yield predictor
+
+    def split(self, name: str, split: str = "test"):
+        """The run's test (or validation) images, an ImageSet, loaded once per run and kept."""
+        key = (name, split)
+        if key not in self._splits:
+            with self.predictor(name) as predictor:
+                self._splits[key] = predictor.split(split)
+        return self._splits[key]
 
 
 def get_store(request) -> RunStore:
