@@ -8,7 +8,10 @@ instant, resume finds either the whole epoch in it or none of it, and rewrites t
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -22,7 +25,18 @@ from cnnlab.files import atomic_path
 def _save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"cnnlab": json.dumps(metadata or {})})
+        try:
+            save_file(tensors, str(tmp), metadata={"cnnlab": json.dumps(metadata or {})})
+        except SafetensorError as error:     # its disk errors are not OSErrors: give them back their errno
+            code = re.search(r"os error (\d+)", str(error))
+            if code is None:
+                raise
+            if int(code[1]) == errno.ENOSPC:
+                needed = sum(t.numel() * t.element_size() for t in tensors.values()) / 1e6
+                raise CnnlabError(f"{path}: no space left on the device for this {needed:.0f} MB checkpoint; free "
+                                  f"at least {needed:.0f} MB, then continue with `cnnlab train --resume "
+                                  f"{path.parent}` (the last finished epoch is kept)") from None
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
 
 
 def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
