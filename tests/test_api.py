@@ -61,7 +61,7 @@ def test_the_command_line_prints_what_the_api_computes(mlp_run, tmp_path, capsys
 @pytest.mark.parametrize("option, value, message", [
     ("lr", -1.0, "learning rate -1.0: must be more than 0"),
     ("lr", float("nan"), "learning rate nan"),
-    ("epochs", 0, "epochs 0: must be a whole number, at least 1"),
+    ("epochs", 0, "epochs 0: must be a whole number, from 1 to 100,000"),
     ("batch_size", 0, "batch size 0"),
     ("valid_fraction", 1.5, "validation fraction 1.5: must be between 0 and 1"),
     ("label_smoothing", 2.0, "label smoothing 2.0: must be in [0, 1)"),

@@ -75,10 +75,12 @@ def register(sub) -> None:
 
 
 def _interpret(args) -> int:
+    from cnnlab.errors import whole
     from cnnlab.inspect.interpret import interpret
     from cnnlab.plots import save, top_losses_figure
     from cnnlab.predict import Predictor
 
+    whole(args.pairs, "pairs", 0)
     out = output_path(args.out, str(Path(args.run) / f"top-losses-{args.split}.png"), ".png", "--out")
     predictor = Predictor.from_run(args.run, args.weights)
     found = interpret(predictor, args.split, args.data_root, top=args.top)

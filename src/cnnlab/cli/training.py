@@ -221,11 +221,13 @@ def _models(args) -> int:
 def _augment_preview(args) -> int:
     from cnnlab.data import load_dataset
     from cnnlab.data.augment import parse_augment, preview
+    from cnnlab.errors import whole
     from cnnlab.plots import augment_preview, save
 
     spec = parse_augment(args.augment).spec            # a bad spec fails before the data set is read
+    count = whole(args.count, "count", 1, 1000)
     data = load_dataset(args.dataset, data_root=args.data_root)
-    grid = preview(data.train.images[:max(1, args.count)], spec, args.seed, max(1, args.copies))
+    grid = preview(data.train.images[:count], spec, args.seed, args.copies)
     print(f"figure: {save(augment_preview(grid, spec), args.out)}")
     return 0
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import MAX_SEED, CnnlabError, whole
 
 # ---------------------------------------------------------------- deterministic operations, one call per batch
 
@@ -263,6 +263,8 @@ def preview(images, spec: str, seed: int = 0, copies: int = 4, gap: int = 2) -> 
     fill is black. Returns uint8 [rows, cols] for one channel, [rows, cols, C] otherwise, ready for imshow.
     """
     aug = parse_augment(spec)
+    whole(seed, "seed", 0, MAX_SEED)
+    whole(copies, "copies", 1, 100)
     x = torch.as_tensor(np.asarray(images)).float() / 255
     n, c, h, w = x.shape
     g = torch.Generator().manual_seed(seed)

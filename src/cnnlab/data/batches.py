@@ -12,6 +12,7 @@ import torch
 
 from cnnlab.data.datasets import ImageSet
 from cnnlab.data.preprocess import Preprocess
+from cnnlab.errors import MAX_SEED, whole
 
 
 class Batches:
@@ -19,7 +20,8 @@ class Batches:
                  augment: Callable | None = None, seed: int = 0, channels_last: bool = False):
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
-        self.batch_size, self.shuffle, self.augment, self.seed = batch_size, shuffle, augment, seed
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.seed = whole(seed, "seed", 0, MAX_SEED)
         self.device, self.channels_last = torch.device(device), channels_last
         self.normalize = preprocess.normalizer(device)
         self.epoch = 0
@@ -32,7 +34,8 @@ class Batches:
         self.epoch = epoch
 
     def __iter__(self):
-        generator = torch.Generator(self.device).manual_seed(self.seed * 100_003 + self.epoch)
+        # one stream per (seed, epoch); modulo 2^64, the largest seed a generator takes
+        generator = torch.Generator(self.device).manual_seed((self.seed * 100_003 + self.epoch) % 2 ** 64)
         n = len(self.labels)
         order = torch.randperm(n, generator=generator, device=self.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):

@@ -96,7 +96,7 @@ def _move_into_place(entry: Path, target: Path, trash: Path) -> None:
 
 
 def not_found(name: str, looked: list[Path], how: str, download_error: str | None) -> CnnlabError:
-    """The offline message: every place looked, and how to supply the files by hand."""
-    places = "\n".join(f"  - {p}" for p in looked)
-    why = f"\ndownload failed: {download_error}" if download_error else ""
-    return CnnlabError(f"data set {name!r} not found; looked in:\n{places}{why}\n{how}")
+    """The offline message, on one line: every place looked, why the download failed, how to supply the files."""
+    places = ", ".join(str(p) for p in looked)
+    why = f" (download failed: {download_error})" if download_error else ""
+    return CnnlabError(f"data set {name!r} not found; looked in {places}{why}; {how}")

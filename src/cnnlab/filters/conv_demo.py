@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, whole
 from cnnlab.filters.kernels import check_kernel
 
 _FILTER_1 = np.array([[-1, -1, 1, 1]] * 4, dtype=np.float32)
@@ -56,8 +56,8 @@ def conv_demo(image: np.ndarray, filters: np.ndarray = LESSON_FILTERS, stride: i
     image = np.asarray(image)
     if image.ndim != 2:
         raise CnnlabError(f"conv-demo needs a grayscale (H, W) image, got shape {image.shape}")
-    if stride < 1 or padding < 0:
-        raise CnnlabError(f"stride must be >= 1 and padding >= 0, got stride {stride} and padding {padding}")
+    whole(stride, "stride", 1)
+    whole(padding, "padding", 0, max(image.shape))
     filters = check_filters(filters)
     pixels = image.astype(np.float32) / 255 if image.dtype == np.uint8 else image.astype(np.float32)
     out_h, out_w = (output_size(n, f, stride, padding) for n, f in zip(image.shape, filters.shape[1:]))

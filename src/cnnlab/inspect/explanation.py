@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError
-from cnnlab.models.recipe import whole
+from cnnlab.errors import CnnlabError, whole
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
 from cnnlab.predict import Predictor, are_pictures, as_predictor
 
@@ -49,10 +48,13 @@ def explain(model_or_run, method: str, images=(), *, layer: str | None = None, t
         raise CnnlabError(f"method {method} takes no image; give just the run")
     if method not in WITHOUT_IMAGES and not images:
         raise CnnlabError(f"method {method} needs at least one image")
-    for value, name in ((samples, "samples"), (octaves, "octaves"), (limit, "limit"), (steps, "steps"),
-                        (channels, "channels"), (window, "window")):
+    # the upper bounds are far past any useful value: they stop an absurd one from overflowing or filling memory
+    for value, name, least, most in ((samples, "samples", 1, 10_000), (octaves, "octaves", 1, 20),
+                                     (limit, "limit", 1, 10 ** 9), (steps, "steps", 1, 1_000_000),
+                                     (channels, "channels", 1, 100_000), (window, "window", 1, 100_000),
+                                     (channel, "channel", 0, 100_000)):
         if value is not None:
-            whole(value, name)
+            whole(value, name, least, most)
     predictor = as_predictor(model_or_run)
     options = dict(layer=layer, target=target, channels=channels, steps=steps, samples=samples, window=window,
                    channel=channel, octaves=octaves, dataset=dataset, data_root=data_root, limit=limit)

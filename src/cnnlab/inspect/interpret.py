@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cnnlab.errors import whole
 from cnnlab.predict import Predictor, as_predictor
 
 
@@ -31,6 +32,7 @@ class Interpretation:
 def interpret(model_or_run, split: str = "test", data_root=None, top: int = 16, batch_size: int = 1024
               ) -> Interpretation:
     """The `top` highest-loss images of the run's test (or validation) split and its most confused class pairs."""
+    whole(top, "top", 1)
     predictor: Predictor = as_predictor(model_or_run)
     part = predictor.split(split, data_root)
     probabilities = torch.cat([predictor.probabilities(chunk) for chunk in part.images.split(batch_size)])

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, whole, within
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "exponential")
@@ -35,11 +35,11 @@ class Recipe:
     def __post_init__(self):
         from cnnlab.data.augment import parse_augment
 
-        whole(self.epochs, "epochs")
+        whole(self.epochs, "epochs", 1, 100_000)
         whole(self.batch_size, "batch size")
         within(self.lr, "learning rate", 0, math.inf, "more than 0", low_open=True, high_open=True)
         within(self.momentum, "momentum", 0, 1, "in [0, 1)", high_open=True)
-        within(self.weight_decay, "weight decay", 0, math.inf, "0 or more", high_open=True)
+        within(self.weight_decay, "weight decay", 0, 100, "from 0 to 100 (usual values: 5e-4 to 0.1)")
         within(self.warmup, "warm-up fraction", 0, 1, "in [0, 1)", high_open=True)
         within(self.decay, "decay", 0, 1, "in (0, 1], the learning rate's multiplier per epoch", low_open=True)
         within(self.label_smoothing, "label smoothing", 0, 1, "in [0, 1)", high_open=True)
@@ -71,20 +71,3 @@ class Recipe:
             return self.lr * (0.1 + 0.9 * step / warm)
         t = (step - warm) / max(1, total_steps - warm)
         return self.lr * (0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def whole(value, name: str, minimum: int = 1) -> int:
-    """A whole number of at least `minimum`, or a one-line error naming the value and the range."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise CnnlabError(f"{name} {value!r}: must be a whole number, at least {minimum}")
-    return value
-
-
-def within(value, name: str, low: float, high: float, rule: str, low_open: bool = False,
-           high_open: bool = False) -> float:
-    """A finite number in [low, high] (ends excluded when open), or a one-line error saying `rule`."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
-        (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        raise CnnlabError(f"{name} {value!r}: must be {rule}")
-    return float(value)

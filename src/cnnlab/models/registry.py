@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, whole
 from cnnlab.models.recipe import Recipe
 
 
@@ -72,8 +72,17 @@ def get_spec(name: str) -> ModelSpec:
 def create_model(name: str, in_channels: int | None = None, num_classes: int = 10, image_size: int | None = None, **kw):
     """Build a registered model for data of the given shape (defaults: the model's own `default_input`)."""
     spec = get_spec(name)
+    whole(num_classes, "classes", 1, 1_000_000)        # ImageNet-21k has 21,841; a million is past any data set
+    for value, what in ((in_channels, "input channels"), (image_size, "image size")):
+        if value is not None:
+            whole(value, what, 1, 100_000)
     c, h, _ = spec.default_input
-    return spec.build(in_channels=in_channels or c, num_classes=num_classes, image_size=image_size or h, **kw)
+    try:
+        return spec.build(in_channels=in_channels or c, num_classes=num_classes, image_size=image_size or h, **kw)
+    except TypeError as error:           # an argument the model does not take (from a run.json, or a typo)
+        if not kw or "argument" not in str(error):
+            raise
+        raise CnnlabError(f"model {name!r} cannot be built with {kw}: {error}") from None
 
 
 def count_parameters(model) -> int:

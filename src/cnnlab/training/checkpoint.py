@@ -117,6 +117,22 @@ def load_training_state(path, model, optimizer) -> tuple[int, dict[str, torch.Te
     record), the last two None in a checkpoint written before they were kept there."""
     tensors, meta = _load(path)
     _load_state(model, {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIXES)}, path)
+    try:                                 # the metadata is the file's word: anything in it may be damaged
+        _load_optimizer(optimizer, tensors, meta)
+        torch.set_rng_state(tensors["rng.torch"])
+        epoch = int(meta["epoch"])
+    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as error:
+        raise CnnlabError(f"{path}: damaged training state ({error.__class__.__name__}: {str(error)[:80]}); "
+                          "restore the file, or start the run again") from None
+    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)
+    best = {k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")}
+    return epoch, best or None, meta.get("record")
+
+
+def _load_optimizer(optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """The optimizer's state from its tensors (in the file) and its plain values and settings (in the metadata)."""
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
@@ -125,9 +141,3 @@ def load_training_state(path, model, optimizer) -> tuple[int, dict[str, torch.Te
     for pid, plain in meta.get("plain_state", {}).items():
         state.setdefault(int(pid), {}).update(plain)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_states)
-    best = {k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")}
-    return int(meta["epoch"]), best or None, meta.get("record")

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.data import DATASETS
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import MAX_SEED, CnnlabError, whole, within
 from cnnlab.models import Recipe, get_spec
-from cnnlab.models.recipe import whole, within
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -37,8 +36,7 @@ class RunConfig:
         get_spec(self.model)
         within(self.valid_fraction, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2",
                low_open=True, high_open=True)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 63:
-            raise CnnlabError(f"seed {self.seed!r}: must be a whole number from 0 to 2^63 - 1")
+        whole(self.seed, "seed", 0, MAX_SEED)
         if self.precision not in PRECISIONS:
             raise CnnlabError(f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if self.image_size is not None:

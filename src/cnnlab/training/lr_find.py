@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 
 from cnnlab.data.augment import augment_for
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, whole
 from cnnlab.training.config import RunConfig
 from cnnlab.training.loop import Run
 from cnnlab.training.metrics import autocast, loss_and_scores
@@ -32,8 +32,9 @@ def lr_find(config: RunConfig, start: float = 1e-7, end: float = 10.0, steps: in
     `start` to `end`; stop once the loss is 4x its lowest or not finite. Nothing is saved."""
     from tqdm import trange
 
-    if not 0 < start < end or steps < 10:
-        raise CnnlabError(f"lr-find: need 0 < start ({start:g}) < end ({end:g}) and at least 10 steps ({steps})")
+    whole(steps, "steps", 10, 100_000)
+    if not 0 < start < end:
+        raise CnnlabError(f"lr-find: need 0 < start ({start:g}) < end ({end:g})")
     with tempfile.TemporaryDirectory() as unused:          # a Run wants a folder; the sweep writes nothing
         run = Run(config, unused, data)
     recipe = config.recipe

@@ -45,6 +45,15 @@ class DataInfo:
     valid_size: int
     test_size: int
 
+    def __post_init__(self):         # what the predictor relies on, beyond the types
+        if not self.classes:
+            raise CnnlabError("data.classes is empty: a run has at least one class")
+        if len(self.shape) != 3 or any(isinstance(n, bool) or n < 1 for n in self.shape):
+            raise CnnlabError(f"data.shape {self.shape}: must be [channels, height, width], each at least 1")
+        if len(self.mean) != self.shape[0] or len(self.std) != self.shape[0] or min(self.std) <= 0:
+            raise CnnlabError(f"data.mean {self.mean} and data.std {self.std}: need one value per channel "
+                              f"({self.shape[0]}), std above 0")
+
 
 @dataclass
 class Epoch:
