@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = parser.parse_args(argv)
+    args.argv = argv                    # as given: `train --nproc` runs it again in each process
     if args.command is None:            # plain `cnnlab`: what it can do, not an error
         parser.print_help()
         return 0

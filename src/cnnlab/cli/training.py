@@ -1,6 +1,7 @@
 """Commands about models and their training: train, evaluate, predict, models, datasets."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -29,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch (with "
                                                    "--data-root if the data set has moved)")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --name's folder (refused otherwise)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train on N processes of this machine with torch.distributed (DDP), launched through "
+                        "torchrun; the batch size stays the global batch. Several machines: run `torchrun "
+                        "--nnodes ... -m cnnlab train ...` on each (see the README)")
 
     p = add_command(sub, "lr-find", "the learning-rate range test: loss against learning rate, one short sweep", """
         cnnlab lr-find mlp --dataset mnist
@@ -137,6 +142,19 @@ def add_recipe_options(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
 
 
+def without_option(argv: list[str], option: str) -> list[str]:
+    """`argv` less `option VALUE` (or `option=VALUE`): what each launched process runs."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            kept.append(arg)
+    return kept
+
+
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "decay", "label_smoothing",
                   "augment")
 RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights")
@@ -144,7 +162,11 @@ RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "im
 
 def _train(args) -> int:
     from cnnlab import api
+    from cnnlab.errors import whole
+    from cnnlab.training.distributed import is_main_process, launch
 
+    if whole(args.nproc, "nproc", 1, 1024) > 1 and "WORLD_SIZE" not in os.environ:
+        return launch(args.nproc, without_option(args.argv, "--nproc"))
     progress = not args.no_progress
     if args.resume:
         run = api.resume(args.resume, model=args.model, data_root=args.data_root, progress=progress)
@@ -154,6 +176,8 @@ def _train(args) -> int:
         run = api.train(args.model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
                         folder=Path(args.out) / args.name if args.name else None, overwrite=args.overwrite,
                         **_options(args))
+    if not is_main_process():           # rank 0 reports for all
+        return 0
     record = run.record
     print(f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
           f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")

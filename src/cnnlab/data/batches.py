@@ -3,6 +3,9 @@
 The whole split is moved to the device once as uint8; each batch is gathered, converted to float, normalized and
 augmented there, as one tensor operation per step. No per-sample Python, no worker processes: on a CPU this is
 what makes an epoch take seconds instead of minutes.
+
+With several processes (`share=(rank, size)`), every process draws the same permutation and takes its part of each
+batch: the batch stays the global batch, whatever the number of processes.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from cnnlab.errors import MAX_SEED, whole
 
 class Batches:
     def __init__(self, data: ImageSet, batch_size: int, preprocess: Preprocess, device="cpu", shuffle: bool = False,
-                 augment: Callable | None = None, seed: int = 0, channels_last: bool = False):
+                 augment: Callable | None = None, seed: int = 0, channels_last: bool = False,
+                 share: tuple[int, int] = (0, 1)):
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
@@ -25,9 +29,14 @@ class Batches:
         self.device, self.channels_last = torch.device(device), channels_last
         self.normalize = preprocess.normalizer(device)
         self.epoch = 0
+        self.rank, self.size = share
 
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
+
+    def global_batch(self, step: int) -> int:
+        """How many images batch `step` has over all processes (the last one may be short)."""
+        return min(self.batch_size, len(self.labels) - step * self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffling and augmentation depend only on (seed, epoch), so a resumed run sees the same batches."""
@@ -38,8 +47,15 @@ class Batches:
         generator = torch.Generator(self.device).manual_seed((self.seed * 100_003 + self.epoch) % 2 ** 64)
         n = len(self.labels)
         order = torch.randperm(n, generator=generator, device=self.device) if self.shuffle else None
+        if self.rank:                   # the same permutation everywhere, but each process its own augmentation
+            generator = torch.Generator(self.device).manual_seed(
+                ((self.seed * 100_003 + self.epoch) * 1_009 + self.rank) % 2 ** 64)
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size] if order is not None else slice(start, start + self.batch_size)
+            if self.size > 1:           # this process's part of the batch
+                if order is None:
+                    index = torch.arange(start, min(start + self.batch_size, n), device=self.device)
+                index = index.tensor_split(self.size)[self.rank]
             x = self.normalize(self.images[index])
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

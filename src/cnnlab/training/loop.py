@@ -8,6 +8,8 @@ with exactly the weights an uninterrupted run would have.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -21,9 +23,10 @@ from cnnlab.data.augment import augment_for
 from cnnlab.data.preprocess import LIGHT_ON_DARK
 from cnnlab.errors import CnnlabError
 from cnnlab.models import Recipe, count_parameters, create_model, get_spec
-from cnnlab.training.checkpoint import (load_training_state, load_weights, read_metadata, read_state, save_state,
+from cnnlab.training.checkpoint import (load_training_state, read_metadata, read_state, save_state,
                                         save_training_state)
 from cnnlab.training.config import RunConfig
+from cnnlab.training.distributed import World, agree, gathered, join, leave, lost_peer, smallest, total
 from cnnlab.training.folder import owned, prepare_new_run
 from cnnlab.training.metrics import Evaluation, autocast, evaluate, lesson_table, loss_and_scores, resolve_precision
 from cnnlab.training.record import Best, DataInfo, Epoch, ModelInfo, RunRecord, TestResult
@@ -57,11 +60,24 @@ def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+class LossOf(nn.Module):
+    """The training loss as a module's forward: what DistributedDataParallel wraps (it syncs the gradients of what
+    its forward used, and CapsNet's loss runs the model's forward itself)."""
+
+    def __init__(self, model: nn.Module, label_smoothing: float):
+        super().__init__()
+        self.model, self.label_smoothing = model, label_smoothing
+
+    def forward(self, x, y):
+        return loss_and_scores(self.model, x, y, self.label_smoothing)
+
+
 class Run:
     """The pieces of one training run, rebuilt identically from its config (which is what makes resume work)."""
 
-    def __init__(self, config: RunConfig, folder, data: Dataset | None = None, fresh: bool = True):
-        self.config, self.folder = config, Path(folder)
+    def __init__(self, config: RunConfig, folder, data: Dataset | None = None, fresh: bool = True,
+                 world: World = World()):
+        self.config, self.folder, self.world = config, Path(folder), world
         torch.manual_seed(config.seed)
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
         self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
@@ -89,19 +105,37 @@ class Run:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(config.precision, config.device)
         self.optimizer = make_optimizer(config.recipe, self.model)
+        self.loss = LossOf(self.model, config.recipe.label_smoothing)
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            cuda = torch.device(config.device).type == "cuda"
+            self.loss = DistributedDataParallel(self.loss, device_ids=[config.device] if cuda else None)
         self.best_state: dict[str, torch.Tensor] | None = None      # weights of the best epoch so far
         self.record = RunRecord(
             config, ModelInfo(spec.name, self.model_args, count_parameters(self.model), spec.outputs, self.precision),
             DataInfo(self.data.name, self.data.source, self.data.classes, list(self.data.shape), mean, std,
                      len(self.train_set), len(self.valid_set), len(self.data.test)),
-            __version__, torch.__version__)
+            __version__, torch.__version__, processes=world.size)
 
     def batches(self, part, shuffle=False, augment=None, batch_size=None) -> Batches:
         return Batches(part, batch_size or self.config.recipe.batch_size, self.preprocess, self.config.device,
-                       shuffle=shuffle, augment=augment, seed=self.config.seed, channels_last=self.channels_last)
+                       shuffle=shuffle, augment=augment, seed=self.config.seed, channels_last=self.channels_last,
+                       share=(self.world.rank, self.world.size))
 
     def evaluate(self, part) -> Evaluation:
-        return evaluate(self.model, self.batches(part, batch_size=1024), len(self.data.classes), self.precision)
+        """Loss, confusion and predictions on `part`; with several processes each takes a slice, then the sums."""
+        world = self.world
+        if world.distributed:
+            part = part.subset(torch.arange(len(part.labels)).tensor_split(world.size)[world.rank])
+        batches = Batches(part, 1024, self.preprocess, self.config.device, channels_last=self.channels_last)
+        local = evaluate(self.model, batches, len(self.data.classes), self.precision)
+        if not world.distributed:
+            return local
+        loss_sum, confusion = total(world, torch.tensor(local.loss * local.total, dtype=torch.float64),
+                                    local.confusion)
+        return Evaluation(float(loss_sum) / max(1, int(confusion.sum())), confusion,
+                          gathered(world, local.predictions))
 
     def resume(self, log) -> int:
         """Continue from the commit point, last.safetensors; returns the first epoch to run. The other files are
@@ -116,8 +150,9 @@ class Run:
         self.best_state = best if best is not None else read_state(self.folder / "best.safetensors")
         self.record.history, self.record.best = previous.history[:done], previous.best
         self.record.train_seconds, self.record.epochs_done = previous.train_seconds, done
-        save_state(self.folder / "best.safetensors", self.best_state)
-        self.record.save(self.folder)
+        if self.world.main:
+            save_state(self.folder / "best.safetensors", self.best_state)
+            self.record.save(self.folder)
         log(f"resuming {self.folder} after epoch {done} of {self.config.recipe.epochs}")
         return done + 1
 
@@ -144,7 +179,7 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
     loss_sum = torch.zeros((), device=run.config.device)
     correct = torch.zeros((), dtype=torch.long, device=run.config.device)
     first_bad = torch.tensor(steps_per_epoch, device=run.config.device)   # the first step whose loss is not finite
-    seen, lr = 0, recipe.lr
+    lr = recipe.lr
     # disable=None: no bar when stderr is not a terminal (a log file would get hundreds of updates per epoch)
     bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if progress else True,
                unit="batch")
@@ -153,16 +188,20 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
         for group in optimizer.param_groups:
             group["lr"] = lr
         with autocast(run.config.device, run.precision):
-            loss, scores = loss_and_scores(model, x, y, recipe.label_smoothing)
+            loss, scores = run.loss(x, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if run.world.distributed:       # DDP averages over processes: weigh each by its share of the batch
+            (loss * (len(y) * run.world.size / batches.global_batch(i))).backward()
+        else:
+            loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(y)
         first_bad = torch.minimum(first_bad, torch.where(loss.detach().isfinite(), steps_per_epoch, i))  # no sync
         correct += (scores.argmax(1) == y).sum()
-        seen += len(y)
         if progress and i % 25 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+    loss_sum, correct, first_bad = *total(run.world, loss_sum, correct), smallest(run.world, first_bad)
+    seen = len(batches.labels)
     if int(first_bad) < steps_per_epoch:
         raise diverged(run, epoch, f"at step {int(first_bad) + 1} of {steps_per_epoch} the training loss")
     if not all(p.isfinite().all() for p in model.parameters()):
@@ -177,12 +216,12 @@ def diverged(run: Run, epoch: int, what: str) -> Diverged:
                     f"--lr {lr / 10:.3g} (this run's is {lr:g}); {kept}")
 
 
-def run_epoch(run: Run, train_batches: Batches, valid_batches: Batches, epoch: int, progress: bool) -> str:
+def run_epoch(run: Run, train_batches: Batches, epoch: int, progress: bool) -> str:
     """Train and validate one epoch, keep the weights if they are the best so far, and commit the epoch; returns
     its log line."""
     record, t0 = run.record, time.perf_counter()
     train_loss, train_acc, lr = train_epoch(run, train_batches, epoch, progress)
-    valid = evaluate(run.model, valid_batches, len(run.data.classes), run.precision)
+    valid = run.evaluate(run.valid_set)
     if not math.isfinite(valid.loss):
         raise diverged(run, epoch, "on the validation images the loss")
     seconds = time.perf_counter() - t0
@@ -193,12 +232,13 @@ def run_epoch(run: Run, train_batches: Batches, valid_batches: Batches, epoch: i
         record.best = Best(epoch, valid.loss, valid.accuracy)
     record.train_seconds += seconds
     record.epochs_done = epoch
-    # the commit point: one atomic rename; best.safetensors, run.json and metrics.csv are views of it
-    save_training_state(run.folder / "last.safetensors", run.model, run.optimizer, epoch, run.best_state,
-                        record.to_dict())
-    if improved:
-        save_state(run.folder / "best.safetensors", run.best_state)
-    record.save(run.folder)
+    if run.world.main:
+        # the commit point: one atomic rename; best.safetensors, run.json and metrics.csv are views of it
+        save_training_state(run.folder / "last.safetensors", run.model, run.optimizer, epoch, run.best_state,
+                            record.to_dict())
+        if improved:
+            save_state(run.folder / "best.safetensors", run.best_state)
+        record.save(run.folder)
     return (f"epoch {epoch:3d}/{run.config.recipe.epochs}  train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
             f"valid loss {valid.loss:.4f} acc {100 * valid.accuracy:5.2f}%  {seconds:5.1f}s"
             + ("  * best, saved" if improved else ""))
@@ -208,15 +248,27 @@ def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = 
           data: Dataset | None = None, on_epoch_end: Callable[[int, Run], bool] | None = None,
           log: Callable[[str], None] = print) -> Run:
     """Train (or resume) a run in `folder`. `on_epoch_end(epoch, run)` may return True to stop early. A folder
-    that holds a run already is refused unless `overwrite`; another process training into it, always."""
-    run = Run(config, folder, data, fresh=not resume)
-    with owned(run.folder):
-        if resume:
-            first_epoch = run.resume(log)
-        else:
-            prepare_new_run(run.folder, overwrite)
-            first_epoch = 1
-        run_epochs(run, first_epoch, progress, on_epoch_end, log)
+    that holds a run already is refused unless `overwrite`; another process training into it, always.
+    Started by torchrun, each process trains its share (see distributed.py); rank 0 alone writes and logs."""
+    world, device = join(config.device)
+    if not world.main:
+        progress, log = False, (lambda line: None)
+    try:
+        run = Run(dataclasses.replace(config, device=device), folder, data, fresh=not resume, world=world)
+        with contextlib.ExitStack() as held:
+            refusal = None
+            if world.main:              # one owner: rank 0 holds the lock for all
+                try:
+                    held.enter_context(owned(run.folder))
+                    if not resume:
+                        prepare_new_run(run.folder, overwrite)
+                except Exception as error:
+                    refusal = error
+            run.folder = Path(agree(world, run.folder, refusal))
+            first_epoch = run.resume(log) if resume else 1
+            run_epochs(run, first_epoch, progress, on_epoch_end, log)
+    finally:
+        leave(world)
     return run
 
 
@@ -225,27 +277,31 @@ def run_epochs(run: Run, first_epoch: int, progress: bool, on_epoch_end, log) ->
     config, record = run.config, run.record
     recipe = config.recipe
     train_batches = run.batches(run.train_set, shuffle=True, augment=augment_for(recipe.augment, run.preprocess))
-    valid_batches = run.batches(run.valid_set, batch_size=1024)
     d = record.data
+    processes = f", {run.world.size} processes" if run.world.distributed else ""
     log(f"{config.model} ({record.model.parameters:,} parameters) on {d.name} from {d.source}: "
         f"{d.train_size:,} train / {d.valid_size:,} valid / {d.test_size:,} test, {recipe.describe()}, "
-        f"{run.precision}")
+        f"{run.precision}{processes}")
     if run.weights_note:
         log(run.weights_note)
     try:
         for epoch in range(first_epoch, recipe.epochs + 1):
-            log(run_epoch(run, train_batches, valid_batches, epoch, progress))
+            log(run_epoch(run, train_batches, epoch, progress))
             if on_epoch_end is not None and on_epoch_end(epoch, run):
                 break
+        finish(run, log)
     except KeyboardInterrupt:
         interrupted(run, log)
         raise
     except Diverged:
-        if record.epochs_done:
+        if record.epochs_done and run.world.main:
             record.status = "diverged"
             record.save(run.folder)
         raise
-    finish(run, log)
+    except RuntimeError as error:       # a collective failed: another process died
+        if run.world.distributed:
+            raise lost_peer(error) from None
+        raise
 
 
 def finished(done: int) -> str:
@@ -256,6 +312,8 @@ def finished(done: int) -> str:
 def interrupted(run: Run, log) -> None:
     """After Ctrl-C: save what finished epochs made, and say exactly what can be done next."""
     done = run.record.epochs_done
+    if not run.world.main:
+        return
     if not done:
         log(f"\ninterrupted during epoch 1: no epoch finished, so nothing was saved; start again with "
             f"cnnlab train {run.config.model} --dataset {run.config.dataset}")
@@ -269,8 +327,10 @@ def interrupted(run: Run, log) -> None:
 
 def finish(run: Run, log=print) -> None:
     """Test the best weights (not merely the last ones), then write the report and the figures."""
-    load_weights(run.folder / "best.safetensors", run.model)
+    run.model.load_state_dict(run.best_state)      # what best.safetensors holds, in every process's memory
     test = run.evaluate(run.data.test)
+    if not run.world.main:
+        return
     run.record.status = "finished"
     run.record.test = TestResult(test.loss, test.accuracy, [list(p) for p in test.per_class()],
                                  test.confusion.tolist())

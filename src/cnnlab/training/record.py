@@ -94,6 +94,7 @@ class RunRecord:
     train_seconds: float = 0.0
     epochs_done: int = 0
     test: TestResult | None = None
+    processes: int = 1               # how many processes trained it (torchrun); the last start's count
 
     @property
     def classes(self) -> list[str]:
