@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.data import Batches, Preprocess, channel_stats, load_dataset, split
+from cnnlab.data import Batches, ImageSet, Preprocess, channel_stats, load_dataset, split
 from cnnlab.data.formats import read_cifar_batch, read_idx, read_image_folder
 from cnnlab.data.sources import download, md5sum, safe_extract
 from cnnlab.errors import CnnlabError
@@ -173,11 +173,14 @@ def test_split_is_seeded_and_disjoint(mnist_root):
     assert not torch.equal(split(data.train, 0.2, seed=4)[1].labels, a_valid.labels)
 
 
-def test_channel_stats_match_numpy():
-    images = torch.randint(0, 256, (50, 3, 5, 5), dtype=torch.uint8)
-    mean, std = channel_stats(images)
-    x = images.numpy().astype(np.float64) / 255
-    assert np.allclose(mean, x.mean((0, 2, 3))) and np.allclose(std, x.std((0, 2, 3)))
+def test_channel_stats_match_numpy_also_on_a_subset():
+    images = torch.randint(0, 256, (5000, 3, 5, 5), dtype=torch.uint8)
+    everything = ImageSet(images, torch.zeros(5000, dtype=torch.long))
+    backwards = torch.arange(4999, 0, -2)
+    for part, x in ((everything, images), (everything.subset(backwards), images[backwards])):
+        mean, std = channel_stats(part)
+        x = x.numpy().astype(np.float64) / 255
+        assert np.allclose(mean, x.mean((0, 2, 3))) and np.allclose(std, x.std((0, 2, 3)))
 
 
 def test_batches_normalize_shuffle_per_epoch_and_cover_everything(mnist_root):

@@ -150,6 +150,7 @@ def _folder(tmp_path, n=4):
 def test_damaged_folder_cache_is_named_and_rebuilt(tmp_path, damage):
     root = _folder(tmp_path)
     first = load_dataset("imagefolder", data_root=root, test_fraction=0.5)
+    first_images = first.train.images.clone()      # read now: the cache is memory-mapped, and damaged in place below
     npy = _folder_cache_path(root, None, None)
     if damage == "truncate":
         npy.write_bytes(npy.read_bytes()[:-10])
@@ -159,7 +160,7 @@ def test_damaged_folder_cache_is_named_and_rebuilt(tmp_path, damage):
         npy.with_suffix(".json").write_text('{"shape": [4, 1, 8')
     with pytest.warns(UserWarning, match=f"{npy}: damaged decoded-image cache"):
         again = load_dataset("imagefolder", data_root=root, test_fraction=0.5)
-    assert torch.equal(first.train.images, again.train.images) and torch.equal(first.test.labels, again.test.labels)
+    assert torch.equal(first_images, again.train.images) and torch.equal(first.test.labels, again.test.labels)
 
 
 def test_unfinished_folder_cache_is_not_read(tmp_path):

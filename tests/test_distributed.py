@@ -118,3 +118,36 @@ def test_a_killed_process_stops_the_others_and_resume_finishes_on_one(tmp_path):
     run = record(folder)
     assert run["status"] == "finished" and [e["epoch"] for e in run["history"]] == list(range(1, 41))
     assert run["processes"] == 1 and f"resuming {folder} after epoch {done}" in resumed.stdout
+
+
+SHARED = """
+import sys
+from cnnlab.data import load_dataset
+from cnnlab.data.datasets import split
+data = load_dataset("imagefolder", data_root=sys.argv[1], test_fraction=0.25)
+train, valid = split(data.train, 0.2, 0)
+maps = open("/proc/self/maps").read()
+print(sys.argv[2] in maps, train.storage.data_ptr() == data.train.storage.data_ptr(), len(train), len(valid))
+"""
+
+
+def test_an_image_folder_is_decoded_once_and_memory_mapped_by_every_process(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from cnnlab.data import load_dataset
+    from cnnlab.data.datasets import _folder_cache_path
+
+    for k in range(40):
+        (tmp_path / "photos" / f"c{k % 4}").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (24, 20), (60 * (k % 4), 10 * k, 90)).save(tmp_path / "photos" / f"c{k % 4}" / f"{k}.png")
+    load_dataset("imagefolder", data_root=tmp_path / "photos")            # decodes into the cache file
+    cache = _folder_cache_path(tmp_path / "photos", None, None)
+    written = cache.stat().st_mtime_ns
+    script = tmp_path / "shared.py"
+    script.write_text(SHARED)
+    runs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "photos"), str(cache)], text=True,
+                             stdout=subprocess.PIPE, env={**os.environ}) for _ in range(2)]
+    for process in runs:
+        mapped, same_storage, n_train, n_valid = process.communicate(timeout=120)[0].split()
+        assert mapped == "True" and same_storage == "True" and (int(n_train), int(n_valid)) == (24, 6)
+    assert cache.stat().st_mtime_ns == written                          # read by both, decoded by neither

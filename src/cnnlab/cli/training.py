@@ -251,7 +251,7 @@ def _augment_preview(args) -> int:
     spec = parse_augment(args.augment).spec            # a bad spec fails before the data set is read
     count = whole(args.count, "count", 1, 1000)
     data = load_dataset(args.dataset, data_root=args.data_root)
-    grid = preview(data.train.images[:count], spec, args.seed, args.copies)
+    grid = preview(data.train.pixels(slice(0, count)), spec, args.seed, args.copies)
     print(f"figure: {save(augment_preview(grid, spec), args.out)}")
     return 0
 

@@ -22,7 +22,8 @@ class Batches:
     def __init__(self, data: ImageSet, batch_size: int, preprocess: Preprocess, device="cpu", shuffle: bool = False,
                  augment: Callable | None = None, seed: int = 0, channels_last: bool = False,
                  share: tuple[int, int] = (0, 1)):
-        self.images = data.images.to(device)
+        self.images = data.storage.to(device)       # a memory map stays one: batches read only their rows
+        self.rows = data.rows.to(device) if data.rows is not None else None
         self.labels = data.labels.to(device)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.seed = whole(seed, "seed", 0, MAX_SEED)
@@ -56,7 +57,7 @@ class Batches:
                 if order is None:
                     index = torch.arange(start, min(start + self.batch_size, n), device=self.device)
                 index = index.tensor_split(self.size)[self.rank]
-            x = self.normalize(self.images[index])
+            x = self.normalize(self.images[index if self.rows is None else self.rows[index]])
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.augment is not None:

@@ -1,4 +1,6 @@
-"""The data sets by name. Each is read once into uint8 tensors [N, C, H, W] (train and test) with int64 labels."""
+"""The data sets by name. Each is read once into uint8 tensors [N, C, H, W] (train and test) with int64 labels.
+An image folder's decoded images are memory-mapped from their cache file: a folder larger than memory still
+trains, and several training processes share one copy in the page cache."""
 from __future__ import annotations
 
 import hashlib
@@ -16,16 +18,29 @@ from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path, write_text
 
 
-@dataclass
 class ImageSet:
-    images: torch.Tensor      # uint8 [N, C, H, W]
-    labels: torch.Tensor      # int64 [N]
+    """Images with their labels. A subset keeps the rows it holds rather than a copy of their pixels, so splitting
+    a memory-mapped data set reads nothing; `pixels(index)` gathers just the images asked for."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None):
+        self.storage = images     # uint8 [M, C, H, W], perhaps memory-mapped
+        self.labels = labels      # int64 [N]
+        self.rows = rows          # int64 [N]: which rows of storage, in order (None: all of them)
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def images(self) -> torch.Tensor:
+        """All the set's images, uint8 [N, C, H, W] (a copy for a subset: use `pixels` for a few)."""
+        return self.storage if self.rows is None else self.storage[self.rows]
+
+    def pixels(self, index) -> torch.Tensor:
+        """The images at positions `index` of this set (a slice, or a tensor of positions)."""
+        return self.storage[index] if self.rows is None else self.storage[self.rows[index]]
+
     def subset(self, index: torch.Tensor) -> "ImageSet":
-        return ImageSet(self.images[index], self.labels[index])
+        return ImageSet(self.storage, self.labels[index], index if self.rows is None else self.rows[index])
 
 
 @dataclass
@@ -38,7 +53,7 @@ class Dataset:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.images.shape[1:])
+        return tuple(self.train.storage.shape[1:])
 
 
 def _image_set(images: np.ndarray, labels: np.ndarray) -> ImageSet:
@@ -195,7 +210,7 @@ def _read_folder_cache(cache: Path):
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        images = np.load(cache, allow_pickle=False)
+        images = np.load(cache, mmap_mode="c", allow_pickle=False)      # pages shared, read as batches need them
         if images.dtype != np.uint8 or list(images.shape) != meta["shape"] or len(meta["labels"]) != len(images):
             raise ValueError(f"holds {images.dtype} {list(images.shape)}, its .json promises uint8 {meta['shape']}")
         return images, np.asarray(meta["labels"], dtype=np.int64), [str(c) for c in meta["classes"]]
@@ -209,13 +224,12 @@ def _read_folder_cached(root: Path, channels, image_size, classes=None):
     cached = _read_folder_cache(cache)
     if cached:
         return cached
-    images, labels, classes = formats.read_image_folder(root, channels, image_size, classes)
     cache.with_suffix(".json").unlink(missing_ok=True)      # the old entry stops counting before its .npy changes
-    with atomic_path(cache) as tmp, open(tmp, "wb") as f:      # a file, not a name: np.save would add ".npy"
-        np.save(f, images)
+    with atomic_path(cache) as tmp:
+        images, labels, classes = formats.read_image_folder(root, channels, image_size, classes, out=tmp)
     write_text(cache.with_suffix(".json"), json.dumps(dict(shape=list(images.shape), labels=labels.tolist(),
                                                            classes=classes)))
-    return images, labels, classes
+    return _read_folder_cache(cache)
 
 
 def load_image_folder(data_root=None, channels: int | None = None, image_size: int | None = None,
@@ -264,11 +278,12 @@ def split(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSe
     return data.subset(order[n_held:]), data.subset(order[:n_held])
 
 
-def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+def channel_stats(images: ImageSet) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of uint8 images, in [0, 1] units, measured in chunks to spare memory."""
-    c = images.shape[1]
+    c = images.storage.shape[1]
     total, total_sq, count = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0
-    for chunk in images.split(4096):
+    for start in range(0, len(images), 4096):
+        chunk = images.pixels(slice(start, start + 4096))
         x = chunk.to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
         total += x.sum(1)
         total_sq += (x * x).sum(1)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_path
 from cnnlab.images import attempt, decode_square, image_header
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -174,12 +175,14 @@ def _parallel_map(n_files: int):
         yield functools.partial(pool.map, chunksize=8)
 
 
-def _decode_all(parallel_map, files, index, channels: int, size: int, root):
-    """Decode with `parallel_map`, straight into one preallocated array; returns it, the labels and the reasons
-    any file was skipped. Rows of skipped files are left at the end and cut off (a view: nothing is copied)."""
+def _decode_all(parallel_map, files, index, channels: int, size: int, root, out=None):
+    """Decode with `parallel_map`, straight into one preallocated array (the .npy file `out`, memory-mapped, when
+    given: memory then holds a few photos, whatever the folder's size); returns it, the labels and the reasons any
+    file was skipped. Rows of skipped files are left at the end and cut off (a view: nothing is copied)."""
     from tqdm import tqdm
 
-    images = np.empty((len(files), channels, size, size), dtype=np.uint8)
+    shape = (len(files), channels, size, size)
+    images = np.empty(shape, np.uint8) if out is None else np.lib.format.open_memmap(out, "w+", np.uint8, shape)
     labels, n, skipped = np.empty(len(files), dtype=np.int64), 0, []
     decoded = parallel_map(attempt, [decode_square] * len(files), [p for p, _ in files], [channels] * len(files),
                            [size] * len(files))
@@ -189,18 +192,25 @@ def _decode_all(parallel_map, files, index, channels: int, size: int, root):
             skipped.append(why)
         else:
             images[n], labels[n], n = pixels, index[class_name], n + 1
-    return images[:n], labels[:n], skipped
+    if out is None:
+        return images[:n], labels[:n], skipped
+    images.flush()
+    if n < len(files):                  # rows of skipped files: the file is written again without them
+        with atomic_path(out) as shorter, open(shorter, "wb") as file:
+            np.save(file, images[:n])
+    return np.load(out, mmap_mode="r"), labels[:n], skipped
 
 
 def read_image_folder(root: str | Path, channels: int | None = None, image_size: int | None = None,
-                      classes: list[str] | None = None):
+                      classes: list[str] | None = None, out: Path | None = None):
     """Decode a class-per-folder tree into one uint8 array [N, C, S, S], on all cores.
 
     channels: 3 (RGB) or 1 (L); by default the mode most images have. image_size: every image is resized (shorter
     side) and centre-cropped to a square of this size; by default the shorter side of the most common size. Both
     defaults come from the files' headers, so each image is decoded once, reduced at once and written into the
-    result: memory is that array plus a photo per core. Unreadable files, and files over cnnlab.images' size
-    limits (checked before decoding), are skipped and counted in a single warning.
+    result: memory is that array plus a photo per core (with `out`, a .npy file to write the array into, not even
+    the array). Unreadable files, and files over cnnlab.images' size limits (checked before decoding), are skipped
+    and counted in a single warning.
     """
     found_classes, files = list_image_folder(root)
     classes = classes or found_classes
@@ -218,7 +228,8 @@ def read_image_folder(root: str | Path, channels: int | None = None, image_size:
             channels = 1 if Counter(mode in GREY_MODES for _, (_, mode) in readable).most_common(1)[0][0] else 3
         if image_size is None:
             image_size = min(Counter(size for _, (size, _) in readable).most_common(1)[0][0])
-        images, labels, failed = _decode_all(parallel_map, [f for f, _ in readable], index, channels, image_size, root)
+        images, labels, failed = _decode_all(parallel_map, [f for f, _ in readable], index, channels, image_size, root,
+                                             out)
     skipped += failed
     if skipped:
         warnings.warn(f"{root}: skipped {len(skipped)} unreadable file(s), e.g. {skipped[0]}", stacklevel=2)

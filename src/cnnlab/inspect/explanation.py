@@ -162,7 +162,7 @@ def _top_patches(predictor: Predictor, layer=None, channels=None, dataset=None, 
     if tuple(data.shape) != tuple(predictor.input_shape):
         raise CnnlabError(f"{name} images are {'x'.join(map(str, data.shape))} but the model takes "
                           f"{'x'.join(map(str, predictor.input_shape))}; use the data set it was trained on")
-    images = data.test.images[:limit]
+    images = data.test.pixels(slice(0, limit))
     top = top_patches(predictor, images, layer, channels=channels or 8)
     lines = [f"{top.layer}: searched the first {len(images)} {name} test images; {top.receptive_field}"]
     lines += [f"channel {channel}: strongest {values[0]:.3g} (image #{index[0]}), 9th {values[-1]:.3g}"

@@ -46,5 +46,5 @@ def interpret(model_or_run, split: str = "test", data_root=None, top: int = 16, 
     classes = predictor.classes
     return Interpretation(classes, worst.numpy(), loss[worst].numpy(), part.labels[worst].numpy(),
                           predicted[worst].numpy(), probabilities[worst, predicted[worst]].numpy(),
-                          part.images[worst].numpy(), [(classes[a], classes[p], int(counts[a, p])) for a, p in pairs],
+                          part.pixels(worst).numpy(), [(classes[a], classes[p], int(counts[a, p])) for a, p in pairs],
                           split)

@@ -84,7 +84,7 @@ class Run:
         if config.recipe.batch_size > len(self.train_set):
             raise CnnlabError(f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
                               f"training images; use --batch-size {len(self.train_set)} or less")
-        mean, std = channel_stats(self.train_set.images)
+        mean, std = channel_stats(self.train_set)
         self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
         c, h, _ = self.data.shape
         self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
@@ -389,12 +389,12 @@ def write_training_figures(run: Run, test: Evaluation | None = None) -> None:
     save(confusion_matrix(test.confusion, run.data.classes), run.folder / "confusion.png")
     labels = run.data.test.labels
     shown, n_wrong = sample_indices(test.predictions, labels)
-    save(sample_grid(run.data.test.images[shown], labels[shown], test.predictions[shown], run.data.classes,
+    save(sample_grid(run.data.test.pixels(shown), labels[shown], test.predictions[shown], run.data.classes,
                      n_wrong=n_wrong), run.folder / "samples.png")
     if run.record.spec.capsules:     # what the decoder makes of the capsules
         x = next(iter(run.batches(run.data.test.subset(torch.arange(min(16, len(labels)))), batch_size=16)))[0]
         recon = (run.model.eval().reconstruct(x).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-        save(reconstructions(run.data.test.images[:len(recon)], recon), run.folder / "reconstructions.png")
+        save(reconstructions(run.data.test.pixels(slice(0, len(recon))), recon), run.folder / "reconstructions.png")
 
 
 def curves(record: RunRecord, model: nn.Module):
