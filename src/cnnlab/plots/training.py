@@ -9,10 +9,15 @@ import numpy as np
 from cnnlab.plots.base import new_figure, short, to_display
 
 
+def wide_range(losses: list[float]) -> bool:
+    """Whether losses are drawn on a log scale: when they span more than 30x (one diverging epoch), so that it
+    does not flatten the others."""
+    return bool(losses) and min(losses) > 0 and max(losses) / min(losses) > 30
+
+
 def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None):
     """Loss beside accuracy per epoch; `lines` are (label, history, "train" or "valid") to draw on both. Epochs
-    are whole numbers; a loss that spans more than 30x (one diverging epoch) is drawn on a log scale, so it does
-    not flatten the others."""
+    are whole numbers; a loss of a wide range is drawn on a log scale (`wide_range`)."""
     from matplotlib.ticker import MaxNLocator
 
     fig = new_figure(11, 4)
@@ -24,7 +29,7 @@ def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None)
             ys = [scale * h[f"{part}_{key}"] for h in history]
             ax.plot([h["epoch"] for h in history], ys, "o-", ms=3, label=label)
             values += ys
-        if key == "loss" and values and min(values) > 0 and max(values) / min(values) > 30:
+        if key == "loss" and wide_range(values):
             ax.set_yscale("log")
             ylabel += " (log scale)"
         if best_epoch is not None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -32,6 +33,13 @@ def create_app(runs_dir="runs") -> FastAPI:
     async def refused(request: Request, error: CnnlabError):
         # bad input is the user's to fix: a 4xx with the one-line reason; the server goes on serving
         return JSONResponse({"error": str(error)}, status_code=404 if isinstance(error, NotFound) else 400)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: RequestValidationError):
+        # a missing field or a word where a number goes: the same one-line form as every other refusal
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}"
+                             for e in error.errors())
+        return JSONResponse({"error": f"malformed request ({problems})"}, status_code=422)
 
     @app.exception_handler(Exception)
     async def failed(request: Request, error: Exception):

@@ -6,6 +6,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from fastapi import Request
+
 from cnnlab.errors import CnnlabError
 from cnnlab.predict import Predictor
 from cnnlab.training.record import RunRecord
@@ -64,6 +66,6 @@ class RunStore:
         return self._splits[key]
 
 
-def get_store(request) -> RunStore:
+def get_store(request: Request) -> RunStore:
     """FastAPI dependency: the app's RunStore (`Depends(get_store)` in an endpoint)."""
     return request.app.state.store

@@ -62,3 +62,25 @@ def prepare_new_run(folder: Path, overwrite: bool) -> None:
                           "--overwrite")
     for name in RUN_FILES:
         (folder / name).unlink(missing_ok=True)
+
+
+def locked_inodes() -> set[int] | None:
+    """The inodes of the files a live process holds an flock on (Linux's /proc/locks); None where that is unknown.
+    Read rather than tried: taking a run's lock even for a moment could make a starting `--resume` refuse."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 27799 fe:00:2318779 0 EOF"; a waiter's line has "->" in field 1 and is skipped
+    return {int(fields[5].rsplit(":", 1)[1]) for fields in map(str.split, lines)
+            if len(fields) > 5 and fields[1] == "FLOCK"}
+
+
+def is_training(folder: Path, inodes: set[int] | None) -> bool | None:
+    """Whether a process holds the run folder's training lock (`owned`); None: unknown."""
+    if inodes is None:
+        return None
+    try:
+        return (folder / LOCK).stat().st_ino in inodes
+    except FileNotFoundError:
+        return False

@@ -49,6 +49,20 @@ export function hideError() {
   document.getElementById("error").hidden = true;
 }
 
+// Debounced, and at most one request in flight: edits made meanwhile are sent as one, the latest, when it returns.
+export function latestOnly(send, wait = 40) {
+  let timer = null;
+  let busy = false;
+  let again = false;
+  async function run() {
+    if (busy) { again = true; return; }
+    busy = true;
+    try { await send(); } catch { /* api() has shown the error */ } finally { busy = false; }
+    if (again) { again = false; run(); }
+  }
+  return () => { clearTimeout(timer); timer = setTimeout(run, wait); };
+}
+
 // Small DOM builder: el("div", {class: "x"}, child, "text").
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);

@@ -2,8 +2,7 @@
 // written out and the output filling in. The sizes and their explanation come from the server (one formula, in
 // cnnlab.filters), and so do the output numbers (PyTorch's convolution); only the stepping happens here.
 // Below it, the lesson's conv layer on a picture: four filters, then ReLU, then 2x2 max-pooling.
-import { api, el, fileToDataURL } from "./app.js";
-import { latestOnly } from "./kernels.js";
+import { api, el, fileToDataURL, latestOnly } from "./app.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const STEP_MS = 700;     // one window position per step while playing

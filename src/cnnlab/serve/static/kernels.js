@@ -1,7 +1,7 @@
 // The kernel playground: a picture, a kernel (named, or typed into a 3x3 / 5x5 grid) and what filter2D makes of
 // it: the filtered picture, the picture's Fourier spectrum and the kernel's frequency response, redrawn as a number
 // changes. A picture is uploaded once (api/pictures) and named by its id after that, so an edit sends only the kernel.
-import { api, el, fileToDataURL, webcamFrame } from "./app.js";
+import { api, el, fileToDataURL, latestOnly, webcamFrame } from "./app.js";
 
 // A number or a fraction such as 1/9 (the grid shows blurs that way); a half-typed cell is marked and not sent.
 const NUMBER = String.raw`\s*[\-+]?(\d+\.?\d*|\.\d+)(\s*/\s*(\d+\.?\d*|\.\d+))?\s*`;
@@ -15,20 +15,6 @@ export async function init(section) {
   view = build(section);
   chooseKernel(state.kernel);
   await showPicture();
-}
-
-// Debounced, and at most one request in flight: edits made meanwhile are sent as one, the latest, when it returns.
-export function latestOnly(send, wait = 40) {
-  let timer = null;
-  let busy = false;
-  let again = false;
-  async function run() {
-    if (busy) { again = true; return; }
-    busy = true;
-    try { await send(); } catch { /* api() has shown the error */ } finally { busy = false; }
-    if (again) { again = false; run(); }
-  }
-  return () => { clearTimeout(timer); timer = setTimeout(run, wait); };
 }
 
 const refresh = latestOnly(async () => {
