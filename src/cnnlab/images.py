@@ -120,6 +120,36 @@ def resize_center_crop(image, size: int):
     return image.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side))
 
 
+def digit_like_mnist(drawing, box: int = 20, size: int = 28) -> np.ndarray:
+    """A drawn digit made the way MNIST's were: cropped to the ink, scaled to fit a box x box square (aspect kept),
+    pasted into size x size so that its centre of mass is the centre. Takes a PIL image or a uint8 array (grey
+    [H, W], or [H, W, 3|4]), light strokes on dark or dark on light; returns uint8 [size, size], white on black.
+    No ink at all gives a black image."""
+    from PIL import Image
+
+    image = drawing if hasattr(drawing, "mode") else Image.fromarray(np.asarray(drawing, dtype=np.uint8))
+    grey = np.asarray(to_mode(image, 1), dtype=np.uint8)
+    if np.median(grey) > 127:                    # the background is most of a drawing: light means dark strokes
+        grey = 255 - grey
+    rows, cols = np.nonzero(grey > 25)           # ink: a tenth of full strength, so antialiased edges stay faint
+    out = np.zeros((size, size), np.uint8)
+    if rows.size == 0:
+        return out
+    ink = grey[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    scale = box / max(ink.shape)
+    h, w = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
+    scaled = np.asarray(Image.fromarray(ink).resize((w, h), Image.BILINEAR), dtype=np.uint8)
+    mass = scaled.astype(np.float64)
+    total = mass.sum() or 1.0
+    centre_y = (mass.sum(1) * np.arange(h)).sum() / total
+    centre_x = (mass.sum(0) * np.arange(w)).sum() / total
+    middle = (size - 1) / 2                     # the centre of the middle pixels, in pixel-index coordinates
+    top = int(np.clip(round(middle - centre_y), 0, size - h))      # clipped: the digit is never cut off
+    left = int(np.clip(round(middle - centre_x), 0, size - w))
+    out[top:top + h, left:left + w] = scaled
+    return out
+
+
 def read_array(path: str | Path, color: bool = False) -> np.ndarray:
     """An image file decoded by OpenCV: uint8 grey (H, W), or RGB (H, W, 3) when `color`."""
     import cv2
@@ -140,9 +170,19 @@ def read_array(path: str | Path, color: bool = False) -> np.ndarray:
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """A uint8 grey (H, W) or RGB (H, W, 3) array as a PNG file, written atomically. RGBA (H, W, 4), such as a
     drawn figure's buffer, is written opaque: its alpha is dropped in the same pass that reorders the colours."""
+    write_bytes(path, png_bytes(image))
+
+
+def png_bytes(image: np.ndarray, fast: bool = False) -> bytes:
+    """A uint8 grey, RGB or RGBA (written opaque) array as the bytes of a PNG file. `fast`: Huffman coding only,
+    ~2.5x faster to make and often smaller, for pictures shown once (the web explorer's)."""
     import cv2
 
     image = np.asarray(image)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGR if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    write_bytes(path, cv2.imencode(".png", image)[1].tobytes())
+    options = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image), options if fast else [])
+    if not ok:
+        raise CnnlabError(f"could not encode a {image.dtype} {list(image.shape)} array as PNG")
+    return data.tobytes()

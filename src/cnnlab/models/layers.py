@@ -7,6 +7,7 @@ that the forward pass uses several times (the lesson CNN applies one `pool` afte
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,3 +162,27 @@ def first_layer_filters(model: nn.Module, input_shape: tuple[int, int, int] | No
             return name, module.weight.detach().float().numpy().reshape(-1, *input_shape)
     raise CnnlabError("the model has neither a conv layer nor a first linear layer that takes the whole image: "
                       "it has no filters to show")
+
+
+@contextmanager
+def every_layer_output(model: nn.Module):
+    """Inside the block, every forward pass records each leaf module's output, in the order they ran, as
+    (name, module, a copy of the output): one pass gives every layer (`layer_output` stops at one)."""
+    outputs: list[tuple[str, nn.Module, torch.Tensor]] = []
+
+    def keeper(name):
+        def keep(module, _inputs, output):
+            if isinstance(output, torch.Tensor) and output.ndim in (2, 4):
+                # a copy: an in-place ReLU right after (MnistCNN's) would overwrite the tensor itself
+                outputs.append((name, module, output.detach().float().clone()))
+        return keep
+
+    leaves = [(name, module) for name, module in model.named_modules()
+              if name and not any(True for _ in module.children())
+              and not isinstance(module, nn.Dropout)]     # identity in eval mode: the row above once more
+    handles = [module.register_forward_hook(keeper(name)) for name, module in leaves]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()

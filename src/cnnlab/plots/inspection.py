@@ -178,3 +178,16 @@ def top_losses_figure(found, heading: str, columns: int = 4):
                          f"{loss:.2f} / {probability:.2f}", fontsize=8)
     fig.suptitle(heading, fontsize=10)
     return fig
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, signed: bool) -> np.ndarray:
+    """A heat map over a uint8 grey or RGB image -> uint8 RGB: the colour map of `cnnlab explain`'s figure
+    (inferno, or RdBu for signed maps), its opacity 0.8 x the map's strength, so weak evidence leaves the image."""
+    import matplotlib
+
+    limit = float(np.abs(heat).max()) or 1.0
+    scaled = (heat / limit + 1) / 2 if signed else heat / limit          # the colour map's 0..1
+    colours = matplotlib.colormaps["RdBu_r" if signed else "inferno"](np.clip(scaled, 0, 1))[..., :3] * 255
+    alpha = np.clip(0.8 * np.abs(heat) / limit, 0, 1)[..., None]
+    base = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+    return (base * (1 - alpha) + colours * alpha).round().astype(np.uint8)

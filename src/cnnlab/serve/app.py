@@ -14,10 +14,12 @@ from fastapi.staticfiles import StaticFiles
 
 from cnnlab.errors import CnnlabError
 from cnnlab.serve import datasets, explore, lessons, monitor
+from cnnlab.serve.payloads import MAX_UPLOAD_BYTES
 from cnnlab.serve.store import NotFound, RunStore
 from cnnlab.version import __version__
 
 STATIC = Path(__file__).parent / "static"
+MAX_REQUEST_BYTES = 4 * MAX_UPLOAD_BYTES // 3 + 1_000_000     # a base64 data URL of the largest upload, and room
 log = logging.getLogger("cnnlab.serve")
 
 
@@ -26,6 +28,15 @@ def create_app(runs_dir="runs") -> FastAPI:
                   description="Every action of the explorer's page, as JSON. Runs are named by their folder "
                               "under RUNS_DIR; images travel as data URLs.")
     app.state.store = RunStore(runs_dir)
+
+    @app.middleware("http")
+    async def bounded(request: Request, call_next):
+        # refused before the body is read: 100 concurrent huge uploads must not hold gigabytes
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_REQUEST_BYTES):
+            return JSONResponse({"error": f"request of {size} bytes is over the {MAX_REQUEST_BYTES // 10 ** 6} MB "
+                                          "limit; send a smaller image"}, status_code=413)
+        return await call_next(request)
     for module in (explore, lessons, monitor, datasets):
         app.include_router(module.router, prefix="/api")
 
@@ -52,8 +63,11 @@ def create_app(runs_dir="runs") -> FastAPI:
 
 def serve(runs_dir="runs", host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the explorer until Ctrl-C; refuse in one line a port that is taken."""
+    import torch
     import uvicorn
 
+    # one thread per forward pass: on a busy CPU two threads wait on each other (a drawing's p95 went 34 -> 200 ms)
+    torch.set_num_threads(1)
     if not _is_loopback(host):
         print(f"warning: serving on {host}: anyone who can reach this machine on that network can use the explorer "
               "and see your runs", file=sys.stderr)

@@ -1,6 +1,204 @@
-"""Endpoints of the explore panel (see cnnlab/serve/__init__.py)."""
+"""Endpoints of the "Look inside" panel: what a trained run makes of one image.
+
+    GET  /api/explore/runs         the runs, with what the page needs to pick one (model, data set, accuracy, input)
+    POST /api/explore/look         probabilities and every layer's output from ONE forward pass; the input as seen
+    POST /api/explore/attribution  a heat map of what counts for a class (gradcam, saliency, occlusion) on the input
+    GET  /api/explore/random       a test image of the run's data set with its true label
+
+Thin on purpose: `Predictor` prepares images and scores them, `cnnlab.inspect.attribute` makes the heat maps,
+`cnnlab.images.digit_like_mnist` turns a drawing into an MNIST digit. What is here is only what the web needs:
+recording every layer in one pass, and shaping arrays for the page.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter
+import random
+from collections import Counter
+from typing import Literal
 
-router = APIRouter(tags=["explore"])
+import numpy as np
+import torch
+import torch.nn.functional as F
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models.layers import every_layer_output
+from cnnlab.plots.inspection import heat_overlay
+from cnnlab.serve.payloads import ImageInput, channel_maps, decode_image, png_data_url
+from cnnlab.serve.store import RunStore, get_store
+
+router = APIRouter(prefix="/explore", tags=["explore"])
+
+MAX_CHANNELS = 32        # thumbnails per layer unless the page asks for more: a row the eye can take in
+MAX_SIDE = 56            # larger feature maps are averaged down to this: a thumbnail cannot show more
+DRAWABLE = (1, 28, 28)   # models that take what the drawing canvas makes: MNIST-style digits
+ATTRIBUTIONS = ("gradcam", "saliency", "occlusion")
+DRAWING_NOTE = "drawing made MNIST-style: cropped to the ink, scaled into 20x20, centred by its mass in 28x28"
+
+
+# --- the runs ---------------------------------------------------------------------------------------------------
+
+class RunSummary(BaseModel):
+    name: str = Field(description="the run's folder under RUNS_DIR: how every other endpoint names it")
+    model: str | None = None
+    dataset: str | None = None
+    test_accuracy: float | None = Field(None, description="0..1; null before the run's test")
+    input_shape: list[int] | None = Field(None, description="C, H, W the model takes")
+    classes: list[str] = []
+    drawable: bool = Field(False, description="28x28 grey input: the page offers the drawing canvas")
+    problem: str | None = Field(None, description="why the run cannot be opened (its run.json is unreadable)")
+
+
+@router.get("/runs", response_model=list[RunSummary])
+def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
+    """Every run under RUNS_DIR, newest first, with its model, data set, test accuracy and input shape."""
+    found = []
+    for name in store.names():
+        try:
+            record = store.record(name)
+        except CnnlabError as error:          # one broken run.json must not hide the other runs
+            found.append(RunSummary(name=name, problem=str(error)))
+            continue
+        shape = list(record.preprocess.shape)
+        found.append(RunSummary(
+            name=name, model=record.model.name, dataset=record.data.name,
+            test_accuracy=record.test.accuracy if record.test else None, input_shape=shape,
+            classes=record.classes, drawable=tuple(shape) == DRAWABLE))
+    return found
+
+
+# --- one image through the model ----------------------------------------------------------------------------------
+
+class RunImage(ImageInput):
+    run: str = Field(description="run folder name, as /api/explore/runs lists it")
+    drawing: bool = Field(False, description="the image is a drawing: made MNIST-style first for 28x28 grey models")
+
+
+class LookRequest(RunImage):
+    max_channels: int = Field(MAX_CHANNELS, ge=1, le=1024, description="feature-map thumbnails sent per layer")
+
+
+@router.post("/look")
+def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
+    """One forward pass of the run's model on the image: the class scores (probabilities, or capsule lengths),
+    every layer's output (conv layers as feature maps, linear ones as vectors), the input as the model sees it and
+    what was changed to get it there."""
+    image = decode_image(request.image)
+    with store.predictor(request.run) as predictor:
+        pixels, notes = model_input(predictor, image, request.drawing)
+        with every_layer_output(predictor.model) as outputs:
+            scores = predictor.probabilities(pixels)[0]
+        methods = [m for m in ATTRIBUTIONS if m != "gradcam" or has_conv(predictor.model)]
+        classes, score_name = predictor.classes, predictor.score_name
+    return {  # encoded outside the lock: the copies in `outputs` are this request's own
+        "run": request.run, "classes": classes, "scores": scores.tolist(), "score_name": score_name,
+        "predicted": int(scores.argmax()), "input": png_data_url(picture(pixels[0])), "notes": notes,
+        "methods": methods, "layers": layer_payloads(outputs, request.max_channels)}
+
+
+def model_input(predictor, image, drawing: bool) -> tuple[torch.Tensor, list[str]]:
+    """A PIL image -> (uint8 [1, C, H, W] as the model takes it, what was changed). A drawing for a 28x28 grey
+    model is first made the way MNIST digits were made."""
+    from PIL import Image
+
+    from cnnlab.images import digit_like_mnist
+
+    if drawing and tuple(predictor.input_shape) == DRAWABLE:
+        pixels, notes = predictor.prepare([Image.fromarray(digit_like_mnist(image))])
+        return pixels, [DRAWING_NOTE] + notes[0]
+    pixels, notes = predictor.prepare([image])
+    if drawing:
+        notes[0].insert(0, "the drawing is taken as a picture: this model does not take 28x28 grey digits")
+    return pixels, notes[0]
+
+
+def layer_payloads(outputs, max_channels: int) -> list[dict]:
+    """Each recorded output of the first image as the page draws it; a module used several times (the lesson
+    CNN's one `pool` after each conv) gives one row per use."""
+    uses = Counter()
+    rows = []
+    for name, module, output in outputs:
+        uses[name] += 1
+        label = name if uses[name] == 1 else f"{name} (use {uses[name]})"
+        values = output[0]
+        row = {"name": label, "kind": type(module).__name__, "shape": list(values.shape)}
+        if values.ndim == 3:
+            shown = thumbnail_maps(values[:max_channels])
+            scaled = shown.shape[1:] != values.shape[1:]
+            row.update(maps=channel_maps(shown.numpy()), shown=len(shown), scaled=scaled)
+        else:
+            row["values"] = np.round(values.numpy().astype(np.float64), 4).tolist()
+        rows.append(row)
+    return rows
+
+
+def thumbnail_maps(maps: torch.Tensor) -> torch.Tensor:
+    """[C, h, w] maps, averaged down so the longer side is at most MAX_SIDE (aspect kept)."""
+    h, w = maps.shape[1:]
+    if max(h, w) <= MAX_SIDE:
+        return maps
+    factor = max(h, w) / MAX_SIDE
+    return F.adaptive_avg_pool2d(maps, (max(1, round(h / factor)), max(1, round(w / factor))))
+
+
+def has_conv(model: nn.Module) -> bool:
+    """Grad-CAM weights a conv layer's maps: without one (the MLP) only saliency and occlusion apply."""
+    from cnnlab.models.layers import default_layer
+
+    return default_layer(model) is not None
+
+
+def picture(pixels) -> np.ndarray:
+    """uint8 [C, H, W] -> [H, W] grey or [H, W, 3] RGB, the layout PNGs take."""
+    from cnnlab.plots.base import to_display
+
+    return to_display(np.asarray(pixels))[0]
+
+
+# --- what counts for a class --------------------------------------------------------------------------------------
+
+class AttributionRequest(RunImage):
+    target: int = Field(ge=0, description="class index whose evidence is shown")
+    method: Literal["gradcam", "saliency", "occlusion"] = Field("gradcam", description="gradcam, saliency or occlusion")
+
+
+@router.post("/attribution")
+def attribution(request: AttributionRequest, store: RunStore = Depends(get_store)) -> dict:
+    """A heat map of the pixels that count for class `target`, by `cnnlab.inspect.attribute`, drawn over the
+    input as the model sees it (as `cnnlab explain` draws it: opacity follows strength; occlusion, which can be
+    negative, in red for the class and blue against). The map itself comes too: `heat` as uint8 levels spanning
+    `range` (the numbers `cnnlab explain --save-array` saves)."""
+    from cnnlab.inspect.attributions import SIGNED, attribute, class_index, describe
+
+    image = decode_image(request.image)
+    with store.predictor(request.run) as predictor:
+        pixels, _ = model_input(predictor, image, request.drawing)
+        target = class_index(request.target, predictor.classes, len(predictor.classes))
+        heat = attribute(predictor, pixels, request.method, target=target)[0]
+        classes = predictor.classes
+    row, col = divmod(int(np.abs(heat).argmax()), heat.shape[1])
+    return {"run": request.run, "method": request.method, "target": target, "class": classes[target],
+            "description": describe(request.method, pixels.shape[1]), "strongest": [row, col],
+            "empty": not heat.any(), "range": [float(heat.min()), float(heat.max())], "heat": channel_maps(heat[None]),
+            "overlay": png_data_url(heat_overlay(picture(pixels[0]), heat, request.method in SIGNED))}
+
+
+# --- test images --------------------------------------------------------------------------------------------------
+
+@router.get("/random")
+def random_test_image(run: str = Query(description="run folder name"),
+                      index: int | None = Query(None, ge=0, description="this test image; random if not given"),
+                      store: RunStore = Depends(get_store)) -> dict:
+    """A test image of the run's data set (the one at `index`, or a random one), as a PNG data URL with its true
+    label."""
+    classes = store.record(run).classes          # first: a run deleted since its split was cached is gone
+    test = store.split(run, "test")
+    if index is None:
+        index = random.randrange(len(test))
+    elif index >= len(test):
+        raise CnnlabError(f"test image {index} does not exist: the test split has {len(test)} images, "
+                          f"0 to {len(test) - 1}")
+    label = int(test.labels[index])
+    return {"image": png_data_url(picture(test.images[index].numpy())), "label": label, "label_name": classes[label],
+            "index": index, "count": len(test)}

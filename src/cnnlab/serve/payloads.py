@@ -7,7 +7,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from cnnlab.errors import CnnlabError
-from cnnlab.images import open_image
+from cnnlab.images import open_image, png_bytes
 
 MAX_UPLOAD_BYTES = 20_000_000     # a 50-MP JPEG is ~15 MB; a request larger than this is refused before decoding
 
@@ -35,18 +35,8 @@ def decode_image(data_url: str, name: str = "upload"):
 
 
 def png_data_url(image: np.ndarray) -> str:
-    """uint8 grey [H, W] or RGB [H, W, 3] -> a PNG data URL. OpenCV's encoder with Huffman-only compression:
-    these are shown once, and it is ~2.5x faster than PIL's fastest level (and its files smaller)."""
-    import cv2
-
-    image = np.asarray(image)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)         # OpenCV writes BGR
-    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1,
-                                            cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY])
-    if not ok:
-        raise CnnlabError(f"could not encode a {image.shape} image as PNG")
-    return "data:image/png;base64," + base64.b64encode(data.tobytes()).decode()
+    """uint8 grey [H, W] or RGB [H, W, 3] -> a PNG data URL (fast encoding: these are shown once)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image, fast=True)).decode()
 
 
 def channel_maps(maps: np.ndarray) -> dict:

@@ -28,8 +28,13 @@ class RunStore:
         """The run folders directly under the root (a folder with a run.json), newest first."""
         if not self.root.is_dir():
             return []
-        runs = [p for p in self.root.iterdir() if (p / "run.json").is_file()]
-        return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+        runs = []
+        for folder in self.root.iterdir():
+            try:
+                runs.append((-(folder / "run.json").stat().st_mtime, folder.name))
+            except OSError:             # not a run, or deleted while we looked
+                continue
+        return [name for _, name in sorted(runs)]
 
     def folder(self, name: str) -> Path:
         # a name is looked up among the folders that are there, not joined to the root: "../x" is simply not one
@@ -44,10 +49,11 @@ class RunStore:
     def predictor(self, name: str):
         """The run's Predictor, held for one request at a time (its layer hooks are not thread-safe)."""
         folder = self.folder(name)
-        weights = folder / "best.safetensors"
-        if not weights.is_file():
-            raise NotFound(f"run {name!r} has no best.safetensors yet (it has not finished an epoch)")
-        version = weights.stat().st_mtime_ns
+        try:
+            version = (folder / "best.safetensors").stat().st_mtime_ns
+        except OSError:
+            raise NotFound(f"run {name!r} has no best.safetensors (it has not finished an epoch, or was deleted)") \
+                from None
         with self._guard:
             opened = self._open.get(name)
             if opened is None or opened[0] != version:
@@ -60,9 +66,11 @@ class RunStore:
     def split(self, name: str, split: str = "test"):
         """The run's test (or validation) images, an ImageSet, loaded once per run and kept."""
         key = (name, split)
+        self.folder(name)                       # a deleted run's split is not served from the cache
         if key not in self._splits:
             with self.predictor(name) as predictor:
-                self._splits[key] = predictor.split(split)
+                pass                            # reading the data set needs its record, not the model's lock
+            self._splits[key] = predictor.split(split)
         return self._splits[key]
 
 

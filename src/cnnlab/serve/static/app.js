@@ -74,24 +74,6 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-// Grey uint8 bytes (base64, as channel_maps sends them) -> one canvas per channel of [C, h, w].
-export function mapCanvases({ shape, data }) {
-  const [channels, h, w] = shape;
-  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-  const canvases = [];
-  for (let c = 0; c < channels; c++) {
-    const canvas = el("canvas", { width: w, height: h, class: "map" });
-    const image = canvas.getContext("2d").createImageData(w, h);
-    for (let i = 0; i < w * h; i++) {
-      const v = bytes[c * w * h + i];
-      image.data.set([v, v, v, 255], i * 4);
-    }
-    canvas.getContext("2d").putImageData(image, 0, 0);
-    canvases.push(canvas);
-  }
-  return canvases;
-}
-
 // A File (upload, drop) -> data URL, the form every image endpoint takes.
 export function fileToDataURL(file) {
   return new Promise((resolve, reject) => {
