@@ -1,6 +1,7 @@
 """Tiny, learnable data sets written in the real on-disk formats, and a test environment with no network."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import pickle
 import struct
@@ -98,10 +99,9 @@ def served_runs(tmp_path_factory) -> Path:
     return runs
 
 
-@pytest.fixture(scope="session")
-def live_server(served_runs):
-    """The explorer over `served_runs`, served by uvicorn in a thread: yields its base URL."""
-    import socket
+@contextlib.contextmanager
+def serving(runs: Path):
+    """The explorer over `runs`, served by uvicorn in a thread on a free port: yields its base URL."""
     import threading
     import time
 
@@ -109,19 +109,35 @@ def live_server(served_runs):
 
     from cnnlab.serve import create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(served_runs), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(runs), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    for _ in range(200):
+    for _ in range(400):
         if server.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_server(served_runs):
+    """The explorer over `served_runs`: yields its base URL."""
+    with serving(served_runs) as url:
+        yield url
+
+
+def pixels(data_url: str) -> np.ndarray:
+    """The image a data URL holds, as an array."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.partition(",")[2]))))
 
 
 @pytest.fixture(scope="session")

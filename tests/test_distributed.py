@@ -50,12 +50,18 @@ def record(folder) -> dict:
     return json.loads((folder / "run.json").read_text())
 
 
-def test_two_processes_train_exactly_what_one_does(data, tmp_path):
+def on_one_and_two(tmp_path, data, model: str, epochs: int) -> tuple[str, str]:
+    """Train `model` through the API on 1 process (into tmp_path/one) and 2 (tmp_path/two); their outputs."""
     script = tmp_path / "exact.py"
     script.write_text(EXACT)
-    one = launch(sys.executable, script, tmp_path / "one", data, "mlp", 1)
-    two = launch(*TORCHRUN, "--standalone", "--nproc-per-node", 2, script, tmp_path / "two", data, "mlp", 1)
+    one = launch(sys.executable, script, tmp_path / "one", data, model, epochs)
+    two = launch(*TORCHRUN, "--standalone", "--nproc-per-node", 2, script, tmp_path / "two", data, model, epochs)
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    return one.stdout, two.stdout
+
+
+def test_two_processes_train_exactly_what_one_does(data, tmp_path):
+    _, two = on_one_and_two(tmp_path, data, "mlp", 1)
     a, b = load_file(tmp_path / "one" / "last.safetensors"), load_file(tmp_path / "two" / "last.safetensors")
     weights = [k for k in a if not k.startswith("rng.")]
     assert weights and all(torch.allclose(a[k], b[k], atol=1e-6) for k in weights)
@@ -63,15 +69,11 @@ def test_two_processes_train_exactly_what_one_does(data, tmp_path):
     assert (first["processes"], second["processes"]) == (1, 2)
     assert second["history"][0]["train_loss"] == pytest.approx(first["history"][0]["train_loss"], rel=1e-5)
     assert second["test"]["confusion"] == first["test"]["confusion"]      # test metrics summed over both
-    assert "2 processes" in two.stdout and two.stdout.count("Test accuracy (overall)") == 1   # rank 0 prints
+    assert "2 processes" in two and two.count("Test accuracy (overall)") == 1         # rank 0 alone prints
 
 
 def test_batch_norm_model_reaches_the_same_accuracy(data, tmp_path):
-    script = tmp_path / "exact.py"
-    script.write_text(EXACT)
-    one = launch(sys.executable, script, tmp_path / "one", data, "mnist-cnn", 5)
-    two = launch(*TORCHRUN, "--standalone", "--nproc-per-node", 2, script, tmp_path / "two", data, "mnist-cnn", 5)
-    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    on_one_and_two(tmp_path, data, "mnist-cnn", 5)
     accuracy = [record(tmp_path / name)["test"]["accuracy"] for name in ("one", "two")]
     # batch statistics come from each process's half batch, so the runs differ: by noise only (200 test images,
     # 1,000 training ones, 5 epochs: 90.0% and 98.5% were seen)

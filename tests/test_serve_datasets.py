@@ -5,13 +5,11 @@ seeded, refusing what the library refuses; and the same in a real browser.
 `python tests/test_serve_datasets.py` makes docs/serve-datasets.png from Debian's Fashion-MNIST."""
 from __future__ import annotations
 
-import base64
-import io
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_mnist
+from conftest import make_mnist, pixels
 from fastapi.testclient import TestClient
 
 from cnnlab.data import load_dataset
@@ -26,12 +24,6 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def client(served_runs):
     return TestClient(create_app(served_runs))
-
-
-def pixels(data_url: str) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.partition(",")[2]))))
 
 
 def listed(client) -> dict[str, dict]:

@@ -19,6 +19,8 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
+from conftest import pixels
+
 from cnnlab.cli import main
 from cnnlab.images import digit_like_mnist
 from cnnlab.predict import Predictor
@@ -51,10 +53,6 @@ def drawn_seven(size=280, offset=(0, 0), scale=1.0, ink="white", paper="black") 
 def levels(payload: dict) -> np.ndarray:
     """A channel_maps payload back to uint8 [C, h, w]."""
     return np.frombuffer(base64.b64decode(payload["data"]), np.uint8).reshape(payload["shape"])
-
-
-def png(url: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))))
 
 
 # --- drawings, the MNIST way ------------------------------------------------------------------------------------
@@ -119,14 +117,14 @@ def test_one_forward_pass_gives_the_probabilities_and_every_layer(client):
     # the last layer's outputs are the logits of that same pass: their softmax is the probabilities
     logits = torch.tensor(layers["fc2"]["values"])
     assert np.allclose(logits.softmax(0).numpy(), scores, atol=1e-3)
-    assert png(answer["input"]).shape == (32, 32, 3)
+    assert pixels(answer["input"]).shape == (32, 32, 3)
     assert any("taken as a picture" in note for note in answer["notes"])   # no MNIST-style for a colour model
 
 
 def test_a_drawing_is_shown_as_the_mnist_model_sees_it(client):
     answer = client.post("/api/explore/look", json={"run": "mnist-cnn-mnist", "image": data_url(drawn_seven()),
                                                     "drawing": True, "max_channels": 4}).json()
-    seen = png(answer["input"])
+    seen = pixels(answer["input"])
     assert np.array_equal(seen, digit_like_mnist(drawn_seven()))
     assert "MNIST-style" in answer["notes"][0] and answer["methods"] == ["gradcam", "saliency", "occlusion"]
     first = answer["layers"][0]
@@ -158,7 +156,7 @@ def test_each_attribution_is_an_overlay_on_the_input(client):
                                                                "drawing": True, "target": 7, "method": method})
         assert answer.status_code == 200, answer.text
         answer = answer.json()
-        overlay, heat = png(answer["overlay"]), levels(answer["heat"])[0]
+        overlay, heat = pixels(answer["overlay"]), levels(answer["heat"])[0]
         assert overlay.shape == (28, 28, 3) and heat.shape == (28, 28) and answer["class"] == "7"
         seen = digit_like_mnist(drawn_seven())
         # where the map is 0 the picture shows through unchanged; elsewhere the colours cover it
@@ -176,7 +174,7 @@ def test_each_attribution_is_an_overlay_on_the_input(client):
 def test_a_test_image_comes_with_its_true_label(client, served_runs):
     answer = client.get("/api/explore/random", params={"run": "lesson-cnn-cifar10", "index": 7}).json()
     test = Predictor.from_run(served_runs / "lesson-cnn-cifar10").split("test")
-    assert np.array_equal(png(answer["image"]), test.images[7].numpy().transpose(1, 2, 0))
+    assert np.array_equal(pixels(answer["image"]), test.images[7].numpy().transpose(1, 2, 0))
     assert answer["label"] == int(test.labels[7]) and answer["label_name"] in ("airplane", "cat", "dog", "bird",
                                                                                 "automobile", "deer", "frog",
                                                                                 "horse", "ship", "truck")

@@ -4,8 +4,6 @@ Set CNNLAB_SCREENSHOTS=docs to have the browser tests write docs/serve-kernels.p
 """
 from __future__ import annotations
 
-import base64
-import io
 import itertools
 import json
 import os
@@ -17,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from conftest import pixels, serving
 from cnnlab.filters import (KERNELS, LESSON_FILTERS, apply_kernel, blur, conv_demo, display_mode, explain_sizes,
                             load_picture, to_uint8)
 from cnnlab.serve import create_app
@@ -30,10 +29,6 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     return TestClient(create_app(tmp_path_factory.mktemp("no-runs")))      # the lessons need no trained run
-
-
-def pixels(data_url: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.partition(",")[2]))))
 
 
 def a_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -218,25 +213,9 @@ def test_the_conv_layer_shows_conv_demos_maps(client):
 
 @pytest.fixture(scope="module")
 def lessons_server(tmp_path_factory):
-    """The explorer over an empty RUNS_DIR, in a thread: conftest's live_server, without waiting for its training
-    (the lessons need no run). Yields the base URL."""
-    import threading
-    import time
-
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(create_app(tmp_path_factory.mktemp("no-runs")), host="127.0.0.1", port=0,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(10)
+    """The explorer over an empty RUNS_DIR (the lessons need no run, so no waiting for served_runs' training)."""
+    with serving(tmp_path_factory.mktemp("no-runs")) as url:
+        yield url
 
 
 def open_panel(browser, lessons_server, panel):

@@ -5,12 +5,9 @@ trains (through the endpoints and in a real browser), runs compared.
 `python tests/test_serve_monitor.py` makes docs/serve-monitor.png from runs on Debian's Fashion-MNIST."""
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
-import io
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -18,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_mnist
+from conftest import make_mnist, pixels, serving
 from fastapi.testclient import TestClient
 
 from cnnlab.predict import Predictor
 from cnnlab.serve import create_app
-from cnnlab.serve.monitor import wide_range
+from cnnlab.plots.training import wide_range
 from cnnlab.training.config import make_config
 from cnnlab.training.loop import train, train_note
 from cnnlab.training.record import RunRecord, compare_table
@@ -34,12 +31,6 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def client(served_runs):
     return TestClient(create_app(served_runs))
-
-
-def pixels(data_url: str) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.partition(",")[2]))))
 
 
 def tiny_training(data: Path, epochs: int):
@@ -217,27 +208,6 @@ def test_the_monitor_page_shows_curves_a_cell_and_a_comparison(browser, live_ser
         found(browser, f'#monitor tr[data-run="{name}"] input[type=checkbox]')[0].click()
     wait(browser, lambda: len(found(browser, '#monitor svg[data-chart="compare"] path.line')) == 2)
     assert "mlp-mnist" in found(browser, "#monitor pre.compare-table")[0].text
-
-
-@contextlib.contextmanager
-def serving(runs: Path):
-    """The explorer over `runs` in a thread (the session's live_server serves the shared runs, which this test must
-    not add to)."""
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(runs), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_the_page_follows_a_run_while_it_trains(browser, tmp_path):
