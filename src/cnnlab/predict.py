@@ -21,6 +21,7 @@ from torch import nn
 
 from cnnlab.data import Batches, ImageSet, Preprocess, load_dataset, split
 from cnnlab.data.augment import augment_for
+from cnnlab.data.batches import evaluation_batch
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 from cnnlab.models.layers import layer_output, resolve_layer
@@ -125,7 +126,7 @@ class Predictor:
     def evaluate(self, split_name: str = "test", data_root=None, perturb: str = "", seed: int = 0) -> Evaluation:
         """Loss and accuracy on the run's test (or validation) split. `perturb`, e.g. "rotate=30,translate=0.1",
         moves every image by a seeded random transform first: how robust is the model to what it did not see?"""
-        batches = Batches(self.split(split_name, data_root), 1024, self.preprocess,
+        batches = Batches(self.split(split_name, data_root), evaluation_batch(self.preprocess.shape), self.preprocess,
                           augment=augment_for(perturb, self.preprocess), seed=seed)
         return evaluate(self.model, batches, len(self.classes))
 

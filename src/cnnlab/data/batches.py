@@ -18,6 +18,13 @@ from cnnlab.data.preprocess import Preprocess
 from cnnlab.errors import MAX_SEED, whole
 
 
+def evaluation_batch(shape: tuple[int, int, int]) -> int:
+    """Images per batch where no gradient is kept (validation, test): 1024, fewer for large images, so that a
+    batch's input stays near 32 MB of floats (a 96x96 photo folder's first conv layer would need 600 MB at 1024)."""
+    c, h, w = shape
+    return max(1, min(1024, 2 ** 23 // (c * h * w)))
+
+
 class Batches:
     def __init__(self, data: ImageSet, batch_size: int, preprocess: Preprocess, device="cpu", shuffle: bool = False,
                  augment: Callable | None = None, seed: int = 0, channels_last: bool = False,

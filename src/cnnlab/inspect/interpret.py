@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cnnlab.data.batches import evaluation_batch
 from cnnlab.errors import whole
 from cnnlab.predict import Predictor, as_predictor
 
@@ -29,13 +30,14 @@ class Interpretation:
     split: str
 
 
-def interpret(model_or_run, split: str = "test", data_root=None, top: int = 16, batch_size: int = 1024
-              ) -> Interpretation:
+def interpret(model_or_run, split: str = "test", data_root=None, top: int = 16) -> Interpretation:
     """The `top` highest-loss images of the run's test (or validation) split and its most confused class pairs."""
     whole(top, "top", 1)
     predictor: Predictor = as_predictor(model_or_run)
     part = predictor.split(split, data_root)
-    probabilities = torch.cat([predictor.probabilities(chunk) for chunk in part.images.split(batch_size)])
+    step = evaluation_batch(tuple(part.storage.shape[1:]))
+    probabilities = torch.cat([predictor.probabilities(part.pixels(slice(start, start + step)))
+                               for start in range(0, len(part), step)])
     predicted = probabilities.argmax(1)
     truth = probabilities.gather(1, part.labels.view(-1, 1))[:, 0]
     loss = -truth.clamp_min(1e-12).log()

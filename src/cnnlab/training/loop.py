@@ -20,6 +20,7 @@ from torch import nn
 
 from cnnlab.data import Batches, Dataset, Preprocess, channel_stats, load_dataset, split
 from cnnlab.data.augment import augment_for
+from cnnlab.data.batches import evaluation_batch
 from cnnlab.data.preprocess import LIGHT_ON_DARK
 from cnnlab.errors import CnnlabError
 from cnnlab.models import Recipe, count_parameters, create_model, get_spec
@@ -128,7 +129,8 @@ class Run:
         world = self.world
         if world.distributed:
             part = part.subset(torch.arange(len(part.labels)).tensor_split(world.size)[world.rank])
-        batches = Batches(part, 1024, self.preprocess, self.config.device, channels_last=self.channels_last)
+        batches = Batches(part, evaluation_batch(self.data.shape), self.preprocess, self.config.device,
+                          channels_last=self.channels_last)
         local = evaluate(self.model, batches, len(self.data.classes), self.precision)
         if not world.distributed:
             return local
