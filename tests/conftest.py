@@ -77,6 +77,19 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny models (`pytestmark = pytest.mark.usefixtures("one_thread")`): on a busy machine a second
+    thread waits for a core more than it helps. Restored after the module: other tests compare runs bit for bit
+    with runs in child processes, which use torch's default."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def mnist_root(tmp_path):
     return make_mnist(tmp_path / "data")

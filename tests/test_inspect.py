@@ -23,13 +23,7 @@ from cnnlab.training.loop import train
 from conftest import make_mnist
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: on a busy machine a second thread waits for a core more than it helps."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SHAPES = ["plus", "cross", "ring"]

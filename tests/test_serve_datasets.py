@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from conftest import make_mnist, pixels
 from fastapi.testclient import TestClient
 
@@ -18,7 +17,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.serve import create_app
 from cnnlab.training.record import RunRecord
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from cnnlab.images import digit_like_mnist
 from cnnlab.predict import Predictor
 from cnnlab.serve import create_app
 
-torch.set_num_threads(1)        # single images: a second thread only waits on a shared 2-core machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 MNIST_RUNS = ("mlp-mnist", "mnist-cnn-mnist")
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import make_mnist, pixels, serving
 from fastapi.testclient import TestClient
 
@@ -25,7 +24,7 @@ from cnnlab.training.config import make_config
 from cnnlab.training.loop import train, train_note
 from cnnlab.training.record import RunRecord, compare_table
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -104,4 +104,8 @@ export async function webcamFrame() {
 document.getElementById("tabs").addEventListener("click", (event) => {
   if (event.target.dataset.panel) show(event.target.dataset.panel);
 });
+// a link to #monitor, or the browser's back button, opens that tab
+window.addEventListener("hashchange", () => {
+  if (location.hash.slice(1) in panels) show(location.hash.slice(1));
+});
 show(location.hash.slice(1) in panels ? location.hash.slice(1) : "explore");
