@@ -18,6 +18,7 @@ FIRST_SESSION = """a first session:
   cnnlab train mnist-cnn --dataset mnist            # a small CNN: ~99.4% on MNIST in under a minute on a CPU
   cnnlab evaluate runs/mnist-cnn-mnist              # overall and per-class test accuracy
   cnnlab explain runs/mnist-cnn-mnist --method filters      # what its first layer learned
+  cnnlab serve                                      # all of it live in your browser: draw a digit, watch it think
 
 Run `cnnlab COMMAND --help` for a command's options and an example."""
 
