@@ -189,7 +189,8 @@ def screenshot(out) -> None:
     from pathlib import Path
 
     from selenium.webdriver.common.keys import Keys
-    from test_serve_monitor import chromium, serving, whole_page
+    from conftest import serving
+    from test_serve_monitor import chromium, whole_page
 
     with tempfile.TemporaryDirectory() as runs, serving(Path(runs)) as url, chromium() as browser:
         browser.get(url + "#datasets")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cnnlab.data import ImageSet
 from cnnlab.data.batches import evaluation_batch
 from cnnlab.errors import whole
 from cnnlab.predict import Predictor, as_predictor
@@ -30,11 +31,13 @@ class Interpretation:
     split: str
 
 
-def interpret(model_or_run, split: str = "test", data_root=None, top: int = 16) -> Interpretation:
-    """The `top` highest-loss images of the run's test (or validation) split and its most confused class pairs."""
+def interpret(model_or_run, split: str = "test", data_root=None, top: int = 16, images: ImageSet | None = None
+              ) -> Interpretation:
+    """The `top` highest-loss images of the run's test (or validation) split and its most confused class pairs.
+    `images`: that split, when the caller holds it already (it is not read again)."""
     whole(top, "top", 1)
     predictor: Predictor = as_predictor(model_or_run)
-    part = predictor.split(split, data_root)
+    part = images if images is not None else predictor.split(split, data_root)
     step = evaluation_batch(tuple(part.storage.shape[1:]))
     probabilities = torch.cat([predictor.probabilities(part.pixels(slice(start, start + step)))
                                for start in range(0, len(part), step)])

@@ -152,7 +152,7 @@ def samples(dataset_id: str = Query(alias="dataset", description="an id from GET
     for k, name in enumerate(data.classes[:MAX_CLASSES_SHOWN]):
         members = (part.labels == k).nonzero().flatten()
         chosen = members[torch.randperm(len(members), generator=generator)[:per_class]]
-        rows.append({"class": name, "count": len(members), "images": [thumbnail(part.images[i]) for i in chosen]})
+        rows.append({"class": name, "count": len(members), "images": [thumbnail(part.pixels(i)) for i in chosen]})
     return {"dataset": dataset_id, "split": split, "classes": len(data.classes), "shape": list(data.shape),
             "rows": rows}
 
@@ -183,6 +183,6 @@ def augment(request: AugmentRequest, store: RunStore = Depends(get_store)) -> di
     within(request.seed, "seed", 0, 2 ** 31 - 1, "a whole number from 0 to 2^31 - 1")
     augmentation = parse_augment(request.spec)          # a bad spec fails before the data set is read
     data = dataset(store, request.dataset)
-    grid = preview(data.train.images[:request.count], augmentation.spec, request.seed, request.copies)
+    grid = preview(data.train.pixels(slice(0, request.count)), augmentation.spec, request.seed, request.copies)
     return {"spec": augmentation.spec, "describe": augmentation.describe(), "image": png_data_url(grid),
             "rows": request.count, "columns": 1 + request.copies, "tile": list(data.shape[1:])}

@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.layers import every_layer_output
+from cnnlab.models.layers import default_layer, every_layer_output
+from cnnlab.plots.base import to_display
 from cnnlab.plots.inspection import heat_overlay
-from cnnlab.serve.payloads import ImageInput, channel_maps, decode_image, png_data_url
+from cnnlab.serve.payloads import ImageInput, channel_maps, decode_image, pixels_data_url, png_data_url
 from cnnlab.serve.store import RunStore, get_store
 
 router = APIRouter(prefix="/explore", tags=["explore"])
@@ -89,11 +89,11 @@ def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
         pixels, notes = model_input(predictor, image, request.drawing)
         with every_layer_output(predictor.model) as outputs:
             scores = predictor.probabilities(pixels)[0]
-        methods = [m for m in ATTRIBUTIONS if m != "gradcam" or has_conv(predictor.model)]
+        methods = [m for m in ATTRIBUTIONS if m != "gradcam" or default_layer(predictor.model) is not None]
         classes, score_name = predictor.classes, predictor.score_name
     return {  # encoded outside the lock: the copies in `outputs` are this request's own
         "run": request.run, "classes": classes, "scores": scores.tolist(), "score_name": score_name,
-        "predicted": int(scores.argmax()), "input": png_data_url(picture(pixels[0])), "notes": notes,
+        "predicted": int(scores.argmax()), "input": pixels_data_url(pixels[0]), "notes": notes,
         "methods": methods, "layers": layer_payloads(outputs, request.max_channels)}
 
 
@@ -142,20 +142,6 @@ def thumbnail_maps(maps: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(maps, (max(1, round(h / factor)), max(1, round(w / factor))))
 
 
-def has_conv(model: nn.Module) -> bool:
-    """Grad-CAM weights a conv layer's maps: without one (the MLP) only saliency and occlusion apply."""
-    from cnnlab.models.layers import default_layer
-
-    return default_layer(model) is not None
-
-
-def picture(pixels) -> np.ndarray:
-    """uint8 [C, H, W] -> [H, W] grey or [H, W, 3] RGB, the layout PNGs take."""
-    from cnnlab.plots.base import to_display
-
-    return to_display(np.asarray(pixels))[0]
-
-
 # --- what counts for a class --------------------------------------------------------------------------------------
 
 class AttributionRequest(RunImage):
@@ -181,7 +167,7 @@ def attribution(request: AttributionRequest, store: RunStore = Depends(get_store
     return {"run": request.run, "method": request.method, "target": target, "class": classes[target],
             "description": describe(request.method, pixels.shape[1]), "strongest": [row, col],
             "empty": not heat.any(), "range": [float(heat.min()), float(heat.max())], "heat": channel_maps(heat[None]),
-            "overlay": png_data_url(heat_overlay(picture(pixels[0]), heat, request.method in SIGNED))}
+            "overlay": png_data_url(heat_overlay(to_display(pixels[0].numpy())[0], heat, request.method in SIGNED))}
 
 
 # --- test images --------------------------------------------------------------------------------------------------
@@ -192,7 +178,7 @@ def random_test_image(run: str = Query(description="run folder name"),
                       store: RunStore = Depends(get_store)) -> dict:
     """A test image of the run's data set (the one at `index`, or a random one), as a PNG data URL with its true
     label."""
-    classes = store.record(run).classes          # first: a run deleted since its split was cached is gone
+    classes = store.record(run).classes
     test = store.split(run, "test")
     if index is None:
         index = random.randrange(len(test))
@@ -200,5 +186,5 @@ def random_test_image(run: str = Query(description="run folder name"),
         raise CnnlabError(f"test image {index} does not exist: the test split has {len(test)} images, "
                           f"0 to {len(test) - 1}")
     label = int(test.labels[index])
-    return {"image": png_data_url(picture(test.images[index].numpy())), "label": label, "label_name": classes[label],
+    return {"image": pixels_data_url(test.pixels(index)), "label": label, "label_name": classes[label],
             "index": index, "count": len(test)}

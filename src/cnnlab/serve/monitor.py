@@ -19,9 +19,8 @@ from pydantic import BaseModel, Field
 
 from cnnlab.errors import CnnlabError, within
 from cnnlab.inspect.interpret import interpret
-from cnnlab.plots.base import to_display
 from cnnlab.plots.training import wide_range
-from cnnlab.serve.payloads import png_data_url
+from cnnlab.serve.payloads import pixels_data_url
 from cnnlab.serve.store import NotFound, RunStore, get_store
 from cnnlab.training.folder import is_training, locked_inodes
 from cnnlab.training.loop import train_note
@@ -169,9 +168,9 @@ def test_split(store: RunStore, name: str):
 
 
 def rank(store: RunStore, name: str, version: int | None) -> Ranked:
-    size = len(test_split(store, name))             # before taking the predictor: split() takes it too
+    test = test_split(store, name)                  # before taking the predictor: split() takes it too
     with store.predictor(name) as predictor:
-        found = interpret(predictor, "test", top=size)
+        found = interpret(predictor, "test", top=len(test), images=test)
     k = len(found.classes)
     confusion = np.bincount(found.actual * k + found.predicted, minlength=k * k).reshape(k, k)
     return Ranked(version, found.classes, confusion, found.index, found.loss, found.actual, found.predicted,
@@ -188,11 +187,6 @@ def confusion(name: str, store: RunStore = Depends(get_store)) -> dict:
             "accuracy": correct / max(1, int(found.confusion.sum()))}
 
 
-def thumbnail(image) -> str:
-    """A uint8 [C, H, W] test image as a PNG data URL."""
-    return png_data_url(to_display(image)[0])
-
-
 @router.get("/runs/{name}/confusion/{true}/{predicted}")
 def confusion_cell(name: str, true: int, predicted: int,
                    limit: int = Query(48, description="most images returned, 1 to 500"),
@@ -207,9 +201,9 @@ def confusion_cell(name: str, true: int, predicted: int,
         if not 0 <= value < k:
             raise CnnlabError(f"{what} {value}: this run has classes 0 to {k - 1}")
     cell = np.flatnonzero((found.actual == true) & (found.predicted == predicted))     # keeps the ranking's order
-    images = test_split(store, name).images
+    test = test_split(store, name)
     return {"true": found.classes[true], "predicted": found.classes[predicted], "count": len(cell),
-            "images": [{"index": int(found.index[i]), "image": thumbnail(images[int(found.index[i])]),
+            "images": [{"index": int(found.index[i]), "image": pixels_data_url(test.pixels(int(found.index[i]))),
                         "probability": float(found.probability[i]), "true_probability": float(np.exp(-found.loss[i])),
                         "loss": float(found.loss[i])} for i in cell[:limit]]}
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from cnnlab.errors import CnnlabError
 from cnnlab.images import open_image, png_bytes
+from cnnlab.plots.base import to_display
 
 MAX_UPLOAD_BYTES = 20_000_000     # a 50-MP JPEG is ~15 MB; a request larger than this is refused before decoding
 
@@ -37,6 +38,11 @@ def decode_image(data_url: str, name: str = "upload"):
 def png_data_url(image: np.ndarray) -> str:
     """uint8 grey [H, W] or RGB [H, W, 3] -> a PNG data URL (fast encoding: these are shown once)."""
     return "data:image/png;base64," + base64.b64encode(png_bytes(image, fast=True)).decode()
+
+
+def pixels_data_url(pixels) -> str:
+    """uint8 [C, H, W], the models' layout (a tensor or an array) -> a PNG data URL, grey or RGB."""
+    return png_data_url(to_display(np.asarray(pixels))[0])
 
 
 def channel_maps(maps: np.ndarray) -> dict:
