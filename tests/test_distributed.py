@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 def launch(*argv, **kwargs) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}    # a crash shows its stack
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300, env=environment,
                           **kwargs)
 
@@ -56,7 +56,7 @@ def on_one_and_two(tmp_path, data, model: str, epochs: int) -> tuple[str, str]:
     script.write_text(EXACT)
     one = launch(sys.executable, script, tmp_path / "one", data, model, epochs)
     two = launch(*TORCHRUN, "--standalone", "--nproc-per-node", 2, script, tmp_path / "two", data, model, epochs)
-    assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[:4000]      # the ranks' own words come first
     return one.stdout, two.stdout
 
 

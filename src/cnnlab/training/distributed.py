@@ -119,6 +119,14 @@ def lost_peer(error: Exception) -> CnnlabError:
                        "epoch is kept: continue with `cnnlab train --resume RUN` (any number of processes)")
 
 
-def leave(world: World) -> None:
+def leave(world: World, together: bool) -> None:
+    """Leave the process group; `together` (after a run that ended well in every process) first waits for all, so
+    that none closes its connections while another is still using them (rank 0 writes the report and figures
+    after the last collective)."""
     if world.distributed and dist.is_initialized():
+        if together:
+            try:
+                dist.barrier()
+            except RuntimeError:        # a process that failed after the last collective reports that itself
+                pass
         dist.destroy_process_group()

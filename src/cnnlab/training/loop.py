@@ -255,6 +255,7 @@ def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = 
     world, device = join(config.device)
     if not world.main:
         progress, log = False, (lambda line: None)
+    run, ended_well = None, False
     try:
         run = Run(dataclasses.replace(config, device=device), folder, data, fresh=not resume, world=world)
         with contextlib.ExitStack() as held:
@@ -269,8 +270,11 @@ def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = 
             run.folder = Path(agree(world, run.folder, refusal))
             first_epoch = run.resume(log) if resume else 1
             run_epochs(run, first_epoch, progress, on_epoch_end, log)
+        ended_well = True
     finally:
-        leave(world)
+        if run is not None and world.distributed:
+            run.loss = run.loss.module      # DDP holds the process group: let it go now, not at interpreter exit
+        leave(world, together=ended_well)
     return run
 
 
