@@ -18,13 +18,13 @@ from conftest import make_mnist
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
-# One epoch of the MLP through the Python API, dropout off (its masks are drawn per process), fp32.
+# One epoch of the MLP through the Python API, dropout and augmentation off (drawn per process), fp32.
 EXACT = """
 import sys
 from cnnlab.training.config import make_config
 from cnnlab.training.loop import train
 config = make_config(sys.argv[3], "mnist", data_root=sys.argv[2], precision="fp32", epochs=int(sys.argv[4]),
-                     batch_size=100, model_args={"dropout": 0.0} if sys.argv[3] == "mlp" else {})
+                     batch_size=100, augment="", model_args={"dropout": 0.0} if sys.argv[3] == "mlp" else {})
 train(config, sys.argv[1], progress=False)
 """
 

@@ -63,8 +63,9 @@ def test_the_sample_grid_never_shows_an_image_twice():
 
 
 def test_the_curves_say_how_train_was_measured_and_read_well():
-    lesson_recipe = make_config("mlp", "mnist").recipe
+    lesson_recipe = make_config("mlp", "mnist", "lesson").recipe
     assert train_note(create_model("mlp"), lesson_recipe) == "dropout on"
+    assert train_note(create_model("mlp"), make_config("mlp", "mnist").recipe) == "dropout on; augmented images"
     cnn_recipe = make_config("mnist-cnn", "mnist").recipe
     note = train_note(create_model("mnist-cnn"), cnn_recipe)
     assert "dropout" not in note and "label smoothing 0.1" in note and "augmented" in note

