@@ -12,6 +12,7 @@ peak figure is made of), so GFLOP/s here means "of the arithmetic that matters",
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 
 import torch
@@ -19,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.models import create_model, get_spec
 from cnnlab.training.loop import has_conv, make_optimizer
-from cnnlab.training.metrics import loss_and_scores
+from cnnlab.training.metrics import loss_and_scores, resolve_precision
 
 
 def timed(step, seconds: float) -> float:
@@ -72,7 +73,9 @@ def training_step(name: str, *, channels_last: bool, bf16: bool = False, compile
         model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(recipe, model)
     if fused:       # the same groups and settings, stepped by one fused kernel per group
-        optimizer = type(optimizer)(optimizer.param_groups, **{**optimizer.defaults, "fused": True})
+        accepted = inspect.signature(type(optimizer)).parameters
+        settings = {k: v for k, v in optimizer.defaults.items() if k in accepted}
+        optimizer = type(optimizer)(optimizer.param_groups, **{**settings, "fused": True})
     forward = torch.compile(model) if compiled else model
 
     def step():
@@ -90,8 +93,8 @@ def main():
     parser.add_argument("--models", default="lesson-cnn,mnist-cnn")
     parser.add_argument("--seconds", type=float, default=4.0, help="timing per measurement (default 4)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"bf16 hardware: {torch.backends.mkldnn.is_bf16_supported()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; cnnlab trains here in "
+          f"{resolve_precision('auto', 'cpu')}")
     peak = peaks(args.seconds)
     for what, gflops in peak.items():
         print(f"peak  {what:<28} {gflops:8.1f} GFLOP/s")

@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 
-from cnnlab.data import load_dataset
 from cnnlab.models import create_model
 from cnnlab.models import Recipe
 from cnnlab.predict import Predictor
