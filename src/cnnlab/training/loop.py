@@ -336,13 +336,11 @@ def finish(run: Run, log=print) -> None:
     write the report and the figures."""
     record = run.record
     last, best = record.history[-1].epoch, record.best.epoch
-    if last != best:
-        last_test = run.evaluate(run.data.test)
-        record.last_epoch_test = LastEpochTest(last, last_test.loss, last_test.accuracy)
+    last_weights_test = run.evaluate(run.data.test) if last != best else None
     run.model.load_state_dict(run.best_state)      # what best.safetensors holds, in every process's memory
     test = run.evaluate(run.data.test)
-    if last == best:
-        record.last_epoch_test = LastEpochTest(last, test.loss, test.accuracy)
+    last_test = test if last_weights_test is None else last_weights_test
+    record.last_epoch_test = LastEpochTest(last, last_test.loss, last_test.accuracy)
     if not run.world.main:
         return
     record.status = "finished"
@@ -351,7 +349,7 @@ def finish(run: Run, log=print) -> None:
     log(lesson_table(test, run.data.classes))
     if last != best:
         log(f"(the weights of epoch {best}, the lowest validation loss, were tested; the last epoch's, {last}, give "
-            f"{100 * record.last_epoch_test.accuracy:.2f}%)")
+            f"{100 * last_test.accuracy:.2f}%)")
     warning = no_better_than_guessing(test.accuracy, run.data.test.labels, run.data.classes)
     if warning:
         log(warning)
