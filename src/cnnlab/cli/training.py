@@ -124,6 +124,8 @@ def add_recipe_options(p) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     p.add_argument("--weight-decay", type=float)
+    p.add_argument("--bias-lr-scale", type=float,
+                   help="learning-rate multiplier for biases and batch-norm shifts (cifar-fast's recipe: 64)")
     p.add_argument("--schedule", choices=["constant", "onecycle", "exponential"],
                    help="learning rate over time: constant; onecycle (warm up, then cosine down to ~0); exponential "
                         "(multiplied by --decay every epoch, a little each step)")
@@ -155,8 +157,8 @@ def without_option(argv: list[str], option: str) -> list[str]:
     return kept
 
 
-RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "decay", "label_smoothing",
-                  "augment")
+RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "bias_lr_scale", "schedule", "decay",
+                  "label_smoothing", "augment")
 RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights")
 
 

@@ -26,6 +26,7 @@ class Recipe:
     momentum: float = 0.9         # sgd only
     nesterov: bool = False        # sgd only
     weight_decay: float = 0.0
+    bias_lr_scale: float = 1.0    # learning-rate multiplier for biases and norm shifts (the parameters not decayed)
     schedule: str = "onecycle"    # constant | onecycle (linear warm-up, then cosine to ~0) | exponential
     warmup: float = 0.2           # onecycle: fraction of the steps spent warming up
     decay: float = 0.96           # exponential: lr multiplier per epoch (applied a little every step)
@@ -39,6 +40,8 @@ class Recipe:
         whole(self.batch_size, "batch size")
         within(self.lr, "learning rate", 0, math.inf, "more than 0", low_open=True, high_open=True)
         within(self.momentum, "momentum", 0, 1, "in [0, 1)", high_open=True)
+        within(self.bias_lr_scale, "bias learning-rate scale", 0, 10_000, "more than 0 (1: the same as the weights)",
+               low_open=True)
         within(self.weight_decay, "weight decay", 0, 100, "from 0 to 100 (usual values: 5e-4 to 0.1)")
         within(self.warmup, "warm-up fraction", 0, 1, "in [0, 1)", high_open=True)
         within(self.decay, "decay", 0, 1, "in (0, 1], the learning rate's multiplier per epoch", low_open=True)

@@ -6,7 +6,8 @@ CIFAR-10 and image folders alike. What a family's forward returns is declared he
 image); everything downstream asks the spec instead of probing the model. A model that needs its own loss defines
 `loss(x, y) -> (loss, scores)`; otherwise training uses cross-entropy on the logits. A model that must undo the
 input normalization itself (CapsNet reconstructs [0, 1] pixels) registers `takes_normalization=True` and is built
-with the run's measured `mean` and `std`.
+with the run's measured `mean` and `std`. A model registered with `initialized_from_data=True` sets some weights
+from the training images before training starts (cifar-fast's whitening layer): `model.initialize_from(images)`.
 
 Recipes are named: `default` (our fastest route to the target accuracy), `lesson` (the course notebook's), and,
 where one network needs different settings on another data set, a recipe named after that data set, which
@@ -30,6 +31,7 @@ class ModelSpec:
     recipes: dict[str, Recipe] = field(default_factory=dict)
     outputs: str = "logits"                             # logits | capsules
     takes_normalization: bool = False                   # built with mean=..., std=... of the training data
+    initialized_from_data: bool = False                 # model.initialize_from(normalized training images)
 
     @property
     def capsules(self) -> bool:
@@ -49,7 +51,7 @@ MODELS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, description: str, default_input: tuple[int, int, int], recipes: dict[str, Recipe] | None = None,
-             outputs: str = "logits", takes_normalization: bool = False):
+             outputs: str = "logits", takes_normalization: bool = False, initialized_from_data: bool = False):
     """Decorator: `@register("mlp", ...)` on a function `build(in_channels, num_classes, image_size, **kw)`."""
     if outputs not in ("logits", "capsules"):
         raise ValueError(f"model {name!r}: outputs must be 'logits' or 'capsules'")
@@ -58,7 +60,7 @@ def register(name: str, description: str, default_input: tuple[int, int, int], r
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")
         MODELS[name] = ModelSpec(name, build, description, default_input, dict(recipes or {}), outputs,
-                                 takes_normalization)
+                                 takes_normalization, initialized_from_data)
         return build
     return wrap
 

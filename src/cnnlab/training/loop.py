@@ -35,14 +35,22 @@ from cnnlab.version import __version__
 
 
 def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
-    """Weight decay on weights only: decaying biases and norm scales just hurts."""
+    """Weight decay on weights only: decaying biases and norm scales just hurts. Each group's `lr_scale` is its
+    share of the scheduled learning rate (biases may learn faster: `recipe.bias_lr_scale`)."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay, "lr_scale": 1.0},
+              {"params": rest, "weight_decay": 0.0, "lr_scale": recipe.bias_lr_scale}]
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
     cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
     return cls(groups, lr=recipe.lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The scheduled learning rate, times each group's share (a checkpoint from before shares had none: 1)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def fits(model: nn.Module, name: str, shape: tuple[int, int, int]) -> None:
@@ -104,6 +112,9 @@ class Run:
         self.channels_last = has_conv(self.model)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if spec.initialized_from_data and fresh:        # resumed, those weights come from last.safetensors
+            sample = self.train_set.subset(torch.arange(min(5000, len(self.train_set))))
+            self.model.initialize_from(next(iter(self.batches(sample, batch_size=len(sample.labels))))[0])
         self.precision = resolve_precision(config.precision, config.device)
         self.optimizer = make_optimizer(config.recipe, self.model)
         self.loss = LossOf(self.model, config.recipe.label_smoothing)
@@ -187,8 +198,7 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
                unit="batch")
     for i, (x, y) in enumerate(bar):
         lr = recipe.lr_at((epoch - 1) * steps_per_epoch + i, total_steps, steps_per_epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(optimizer, lr)
         with autocast(run.config.device, run.precision):
             loss, scores = run.loss(x, y)
         optimizer.zero_grad(set_to_none=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from cnnlab.data.augment import augment_for
 from cnnlab.errors import CnnlabError, whole
 from cnnlab.training.config import RunConfig
-from cnnlab.training.loop import Run
+from cnnlab.training.loop import Run, set_lr
 from cnnlab.training.metrics import autocast, loss_and_scores
 
 
@@ -49,8 +49,7 @@ def lr_find(config: RunConfig, start: float = 1e-7, end: float = 10.0, steps: in
             stream = iter(batches)
             batch = next(stream)
         x, y = batch
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(run.optimizer, lr)
         with autocast(config.device, run.precision):
             loss, _ = loss_and_scores(run.model, x, y, recipe.label_smoothing)
         run.optimizer.zero_grad(set_to_none=True)
