@@ -1,13 +1,14 @@
 """The training step against this machine's own limit: images/s and achieved GFLOP/s of each model's step (forward,
 backward, optimizer, at its default recipe's batch size), beside the peak the same machine reaches on a big matmul
 and a big convolution timed in the same run; then what each variant changes, as a ratio to the step cnnlab takes
-(channels_last for conv models, fp32 on CPUs without bf16 hardware): plain NCHW memory layout, bf16 autocast,
-torch.compile, a fused optimizer.
+(channels_last for conv models; bf16 autocast on CPUs with bf16 hardware, fp32 elsewhere): plain NCHW memory
+layout, the other precision, torch.compile, a fused optimizer. The step's GFLOP/s are set against the peak of its
+own precision.
 
 FLOPs are counted by torch.utils.flop_counter on one step (matmuls and convolutions, forward and backward: what a
 peak figure is made of), so GFLOP/s here means "of the arithmetic that matters", the usual MFU convention.
 
-    .venv/bin/python bench/step_speed.py [--models lesson-cnn,mnist-cnn] [--seconds 4]
+    .venv/bin/python bench/step_speed.py [--models lesson-cnn,mnist-cnn,cifar-fast] [--seconds 4]
 """
 from __future__ import annotations
 
@@ -47,16 +48,17 @@ def flops_of(step) -> int:
     return counter.get_total_flops()
 
 
-def peaks(seconds: float) -> dict[str, float]:
-    """GFLOP/s of a 2048x2048 matmul (fp32 and bf16) and of a 3x3 convolution, 128 -> 128 channels on 32x32 maps."""
+def peaks(seconds: float) -> dict[str, dict[str, float]]:
+    """GFLOP/s of a 2048x2048 matmul and of a 3x3 convolution (128 -> 128 channels on 32x32 maps, channels_last),
+    in fp32 and in bf16: {precision: {what: GFLOP/s}}."""
     out = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-        out[f"matmul {str(dtype)[6:]}"] = 2 * 2048 ** 3 / timed(lambda: a @ b, seconds) / 1e9
     conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(memory_format=torch.channels_last)
     x = torch.randn(64, 128, 32, 32).to(memory_format=torch.channels_last)
-    with torch.no_grad():
-        out["conv fp32 (channels_last)"] = flops_of(lambda: conv(x)) / timed(lambda: conv(x), seconds) / 1e9
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out[precision] = {"matmul": 2 * 2048 ** 3 / timed(lambda: a @ b, seconds) / 1e9,
+                              "conv": flops_of(lambda: conv(x)) / timed(lambda: conv(x), seconds) / 1e9}
     return out
 
 
@@ -90,27 +92,28 @@ def training_step(name: str, *, channels_last: bool, bf16: bool = False, compile
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="lesson-cnn,mnist-cnn")
+    parser.add_argument("--models", default="lesson-cnn,mnist-cnn,cifar-fast")
     parser.add_argument("--seconds", type=float, default=4.0, help="timing per measurement (default 4)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; cnnlab trains here in "
-          f"{resolve_precision('auto', 'cpu')}")
+    precision = resolve_precision("auto", "cpu")
+    bf16, other = precision == "bf16", "fp32" if precision == "bf16" else "bf16"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; cnnlab trains here in {precision}")
     peak = peaks(args.seconds)
-    for what, gflops in peak.items():
-        print(f"peak  {what:<28} {gflops:8.1f} GFLOP/s")
-    top = max(peak["matmul float32"], peak["conv fp32 (channels_last)"])
+    for p, measured in peak.items():
+        print("peak  " + ", ".join(f"{what} {p} {gflops:.1f}" for what, gflops in measured.items()) + " GFLOP/s")
+    top = max(peak[precision].values())
     for name in args.models.split(","):
-        step, batch, conv = training_step(name, channels_last=True)
+        step, batch, conv = training_step(name, channels_last=True, bf16=bf16)
         base_seconds, flops = timed(step, args.seconds), flops_of(step)
         print(f"\n{name}: batch {batch}, {flops / batch / 1e6:.1f} MFLOP per image per step (fwd+bwd)")
-        print(f"  cnnlab's step {'(channels_last)' if conv else ''}: {batch / base_seconds:8.0f} images/s, "
-              f"{flops / base_seconds / 1e9:6.1f} GFLOP/s = {100 * flops / base_seconds / 1e9 / top:.0f}% of the "
-              f"fp32 peak")
-        variants = {"fused optimizer": dict(channels_last=conv, fused=True),
-                    "bf16 autocast": dict(channels_last=conv, bf16=True),
-                    "torch.compile": dict(channels_last=conv, compiled=True)}
+        print(f"  cnnlab's step ({precision}{', channels_last' if conv else ''}): {batch / base_seconds:8.0f} "
+              f"images/s, {flops / base_seconds / 1e9:6.1f} GFLOP/s = {100 * flops / base_seconds / 1e9 / top:.0f}% "
+              f"of the {precision} peak")
+        variants = {"fused optimizer": dict(channels_last=conv, bf16=bf16, fused=True),
+                    f"{other} instead": dict(channels_last=conv, bf16=not bf16),
+                    "torch.compile": dict(channels_last=conv, bf16=bf16, compiled=True)}
         if conv:
-            variants["NCHW (no channels_last)"] = dict(channels_last=False)
+            variants["NCHW (no channels_last)"] = dict(channels_last=False, bf16=bf16)
         for label, options in variants.items():
             try:
                 variant, _, _ = training_step(name, **options)
