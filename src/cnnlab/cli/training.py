@@ -1,6 +1,7 @@
 """Commands about models and their training: train, evaluate, predict, models, datasets."""
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -132,6 +133,9 @@ def add_recipe_options(p) -> None:
     p.add_argument("--decay", type=float, help="exponential schedule: learning-rate multiplier per epoch")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--augment", help="training augmentation, e.g. flip,rotate=10,crop=4 (none: no augmentation)")
+    p.add_argument("--lookahead", action=argparse.BooleanOptionalAction, default=None,
+                   help="every 5 steps pull the weights back toward their running average, more so near the end "
+                        "(cifar-fast's recipe: on)")
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
     p.add_argument("--weights", metavar="FILE.pth", help="start from these weights (torchvision's published .pth "
@@ -158,7 +162,7 @@ def without_option(argv: list[str], option: str) -> list[str]:
 
 
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "bias_lr_scale", "schedule", "decay",
-                  "label_smoothing", "augment")
+                  "label_smoothing", "augment", "lookahead")
 RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights")
 
 

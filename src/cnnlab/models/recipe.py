@@ -32,6 +32,7 @@ class Recipe:
     decay: float = 0.96           # exponential: lr multiplier per epoch (applied a little every step)
     label_smoothing: float = 0.0
     augment: str = ""             # e.g. "flip,crop=4" (see cnnlab.data.augment)
+    lookahead: bool = False       # every few steps pull the weights back toward their running average (airbench's)
 
     def __post_init__(self):
         from cnnlab.data.augment import parse_augment
@@ -61,7 +62,8 @@ class Recipe:
     def describe(self) -> str:
         """One line for the training log, e.g. 'sgd lr 0.05 onecycle, batch 128, 10 epochs'."""
         schedule = self.schedule + (f" x{self.decay:g}/epoch" if self.schedule == "exponential" else "")
-        return f"{self.optimizer} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
+        lookahead = " with lookahead" if self.lookahead else ""
+        return f"{self.optimizer}{lookahead} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
         """Learning rate for optimizer step `step` (0-based): a pure function, so resuming needs no scheduler state."""

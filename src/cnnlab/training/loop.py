@@ -69,6 +69,26 @@ def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+class Lookahead:
+    """Slow weights (airbench's Lookahead): every `every` steps they move toward the trained weights by a step that
+    shrinks as training ends, and the trained weights are set to them: the end of a run averages its last steps.
+    The epoch's last step updates too, so between epochs both agree and a resumed run needs no extra state."""
+
+    def __init__(self, model: nn.Module, every: int = 5):
+        self.tensors = [t for t in model.state_dict().values() if t.is_floating_point()]   # norm statistics too
+        self.slow = [t.detach().clone() for t in self.tensors]
+        self.every = every
+
+    def step(self, step: int, total_steps: int, epoch_ends: bool) -> None:
+        if step % self.every and not epoch_ends:
+            return
+        keep = 0.95 ** self.every * (step / total_steps) ** 3       # ~0 early on: the slow weights just follow
+        with torch.no_grad():
+            for slow, fast in zip(self.slow, self.tensors):
+                slow.lerp_(fast, 1 - keep)
+                fast.copy_(slow)
+
+
 class LossOf(nn.Module):
     """The training loss as a module's forward: what DistributedDataParallel wraps (it syncs the gradients of what
     its forward used, and CapsNet's loss runs the model's forward itself)."""
@@ -193,6 +213,7 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
     correct = torch.zeros((), dtype=torch.long, device=run.config.device)
     first_bad = torch.tensor(steps_per_epoch, device=run.config.device)   # the first step whose loss is not finite
     lr = recipe.lr
+    lookahead = Lookahead(model) if recipe.lookahead else None
     # disable=None: no bar when stderr is not a terminal (a log file would get hundreds of updates per epoch)
     bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if progress else True,
                unit="batch")
@@ -207,6 +228,8 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
         else:
             loss.backward()
         optimizer.step()
+        if lookahead:
+            lookahead.step((epoch - 1) * steps_per_epoch + i + 1, total_steps, i == steps_per_epoch - 1)
         loss_sum += loss.detach() * len(y)
         first_bad = torch.minimum(first_bad, torch.where(loss.detach().isfinite(), steps_per_epoch, i))  # no sync
         correct += (scores.argmax(1) == y).sum()
