@@ -36,9 +36,10 @@ def lesson_epoch_seconds(model: str, dataset: torch.utils.data.Dataset, **model_
 
 
 def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: str | None = None, seed: int = 0,
-                   device: str = "cpu", **changes):
-    """Train `model` with its recipe on the loaded `data`, checking test accuracy after every epoch (the check is
-    not counted). Returns (seconds to `target` or None, that epoch, final test accuracy, seconds in all)."""
+                   device: str = "cpu", valid_fraction: float = 0.2, **changes):
+    """Train `model` with its recipe on the loaded `data` (`valid_fraction` of its training set held out), checking
+    test accuracy after every epoch (the check is not counted). Returns (seconds to `target` or None, that epoch,
+    final test accuracy, seconds in all)."""
     recipe = get_spec(model).recipe(recipe_name, data.name).replace(**changes)
     checks = {"seconds": 0.0, "reached": None, "epoch": None}
     start = time.perf_counter()
@@ -52,8 +53,8 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
             checks["reached"], checks["epoch"] = t0 - start - checks["seconds"], epoch
         checks["seconds"] += time.perf_counter() - t0
 
-    run = train(RunConfig(model, data.name, recipe, seed=seed, device=device), folder, data=data, progress=False,
-                on_epoch_end=check, log=lambda line: None)
+    config = RunConfig(model, data.name, recipe, seed=seed, device=device, valid_fraction=valid_fraction)
+    run = train(config, folder, data=data, progress=False, on_epoch_end=check, log=lambda line: None)
     total = time.perf_counter() - start - checks["seconds"]
     return checks["reached"], checks["epoch"], run.record.test.accuracy, total
 

@@ -8,7 +8,7 @@ import torch
 from cnnlab.models import Recipe, create_model, get_spec
 from cnnlab.training.checkpoint import read_state
 from cnnlab.training.config import RunConfig
-from cnnlab.training.loop import make_optimizer, set_lr, train
+from cnnlab.training.loop import Lookahead, make_optimizer, set_lr, train
 
 TINY = {"widths": [8, 16, 16]}          # the real widths' structure, small enough for a test
 
@@ -33,6 +33,18 @@ def test_the_first_layer_whitens_2x2_patches_of_the_training_images():
     assert torch.allclose(first.T @ first / len(first), torch.eye(12), atol=0.02)   # white: identity covariance
     assert torch.equal(second, -first)                                       # and each direction's negative
     assert not model.whiten.weight.requires_grad
+
+
+def test_every_conv_starts_by_passing_its_inputs_through():
+    model = create_model("cifar-fast", **TINY)
+    for group in model.groups:
+        for conv in (group[0], group[4]):
+            x = torch.randn(2, conv.in_channels, 8, 8)
+            with torch.no_grad():
+                out = conv(x)
+            n = min(conv.in_channels, conv.out_channels)
+            assert torch.allclose(out[:, :n], x[:, :n], atol=1e-5)        # the first outputs: the first inputs
+            assert out[:, n:].abs().sum() > 0 or n == conv.out_channels    # any others: random filters
 
 
 def test_in_eval_mode_an_image_and_its_mirror_get_the_same_scores():
@@ -63,8 +75,27 @@ def test_biases_and_norm_shifts_learn_at_the_recipes_scale():
         Recipe(epochs=1, batch_size=8, lr=0.1, bias_lr_scale=0)
 
 
+def test_lookahead_pulls_the_weights_back_toward_their_slow_copy_every_few_steps():
+    layer = torch.nn.Linear(2, 2)
+    lookahead = Lookahead(layer, every=5)
+    start = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    lookahead.step(3, 10, epoch_ends=False)              # not a fifth step: nothing happens
+    assert torch.equal(layer.weight, start + 1)
+    lookahead.step(5, 10, epoch_ends=False)              # halfway: keep 0.95^5 * 0.5^3 of the slow weights
+    keep = 0.95 ** 5 * 0.5 ** 3
+    assert torch.allclose(layer.weight, start + (1 - keep))
+    assert torch.equal(lookahead.slow[0], layer.weight)
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    lookahead.step(7, 10, epoch_ends=True)               # an epoch's last step always updates: nothing left over
+    assert torch.equal(lookahead.slow[0], layer.weight)
+    assert get_spec("cifar-fast").recipe().lookahead
+
+
 def config(root):
-    recipe = get_spec("cifar-fast").recipe().replace(epochs=3, batch_size=32)
+    recipe = get_spec("cifar-fast").recipe().replace(epochs=6, batch_size=32)
     return RunConfig("cifar-fast", "cifar10", recipe, data_root=str(root), precision="fp32", model_args=TINY)
 
 
