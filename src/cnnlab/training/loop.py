@@ -218,7 +218,8 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
     bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if progress else True,
                unit="batch")
     for i, (x, y) in enumerate(bar):
-        lr = recipe.lr_at((epoch - 1) * steps_per_epoch + i, total_steps, steps_per_epoch)
+        step = (epoch - 1) * steps_per_epoch + i          # 0-based, over the whole run
+        lr = recipe.lr_at(step, total_steps, steps_per_epoch)
         set_lr(optimizer, lr)
         with autocast(run.config.device, run.precision):
             loss, scores = run.loss(x, y)
@@ -229,7 +230,7 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
             loss.backward()
         optimizer.step()
         if lookahead:
-            lookahead.step((epoch - 1) * steps_per_epoch + i + 1, total_steps, i == steps_per_epoch - 1)
+            lookahead.step(step + 1, total_steps, i == steps_per_epoch - 1)     # counts the steps taken
         loss_sum += loss.detach() * len(y)
         first_bad = torch.minimum(first_bad, torch.where(loss.detach().isfinite(), steps_per_epoch, i))  # no sync
         correct += (scores.argmax(1) == y).sum()
