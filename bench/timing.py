@@ -54,7 +54,7 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
         checks["seconds"] += time.perf_counter() - t0
 
     config = RunConfig(model, data.name, recipe, seed=seed, device=device, valid_fraction=valid_fraction)
-    run = train(config, folder, data=data, progress=False, on_epoch_end=check, log=lambda line: None)
+    run = train(config, folder, overwrite=True, data=data, progress=False, on_epoch_end=check, log=lambda line: None)
     total = time.perf_counter() - start - checks["seconds"]
     return checks["reached"], checks["epoch"], run.record.test.accuracy, total
 

@@ -133,10 +133,12 @@ def test_train_from_torchvision_style_weights(mnist_root, tmp_path, capsys):
 
     start = create_model("mlp", num_classes=1000)      # like an ImageNet checkpoint: another class count
     torch.save(start.state_dict(), tmp_path / "start.pth")
-    code, out, _ = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--epochs", 1, "--out", tmp_path / "r",
+    code, out, _ = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--epochs", 1, "--batch-size", 64,
+                       "--out", tmp_path / "r",
                        "--weights", tmp_path / "start.pth", "--no-progress")
     assert code == 0 and "1000 classes in the file, 10 in the model" in out
-    code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--weights", tmp_path / "none.pth")
+    code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--batch-size", 64,
+                       "--weights", tmp_path / "none.pth")
     assert code == 2 and "none.pth" in err
 
 
@@ -147,5 +149,6 @@ def test_predict_top_k_below_one_and_out_naming_a_file_are_one_line(run_dir, mni
     code, _, err = cli(capsys, "predict", run_dir, tmp_path / "blank.png", "--top-k", "-1")
     assert code == 2 and "top-k -1: must be at least 1" in err and err.count("\n") == 1
     (tmp_path / "afile").write_text("not a folder")
-    code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--out", tmp_path / "afile")
+    code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--batch-size", 64,
+                       "--out", tmp_path / "afile")
     assert code == 2 and err.count("\n") == 1 and "afile" in err

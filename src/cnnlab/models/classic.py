@@ -13,6 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.dropout import Dropout
 from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
 
@@ -64,8 +65,8 @@ class AlexNet(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+            Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
 
@@ -122,8 +123,8 @@ class VGG(nn.Module):
             return
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), Dropout(dropout),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
 

@@ -2,6 +2,7 @@
 from torch import nn
 import torch.nn.functional as F
 
+from cnnlab.models.dropout import Dropout
 from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
 
@@ -22,7 +23,7 @@ class LessonCNN(nn.Module):
         side = image_size // 2 // 2 // 2
         self.fc1 = nn.Linear(64 * side * side, 500)
         self.fc2 = nn.Linear(500, num_classes)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x):
         # relu(pool(x)) == pool(relu(x)) exactly (both are monotone), and pooling first leaves ReLU a quarter

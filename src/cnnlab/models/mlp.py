@@ -1,6 +1,7 @@
 """The lesson's multi-layer perceptron: flatten, 512, 512, classes; ReLU and dropout 0.2 between."""
 from torch import nn
 
+from cnnlab.models.dropout import Dropout
 from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
 
@@ -11,7 +12,7 @@ class MLP(nn.Module):
         self.fc1 = nn.Linear(in_features, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.fc3 = nn.Linear(hidden, num_classes)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -21,8 +22,9 @@ class MLP(nn.Module):
         return self.fc3(x)
 
 
-MLP_MNIST = Recipe(epochs=20, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.0, schedule="onecycle",
-                   augment="crop=2")
+# batch 512 at lr 3e-3: the same 10 epochs in half the time of batch 128 (the step is mostly fixed costs on a CPU)
+MLP_MNIST = Recipe(epochs=10, batch_size=512, lr=3e-3, optimizer="adamw", weight_decay=0.0, schedule="onecycle",
+                   warmup=0.1, augment="crop=2")
 
 
 @register(
@@ -30,12 +32,14 @@ MLP_MNIST = Recipe(epochs=20, batch_size=128, lr=2e-3, optimizer="adamw", weight
     "the lesson's MLP: 784-512-512-10, ReLU, dropout 0.2",
     default_input=(1, 28, 28),
     recipes={
-        # random 2-pixel shifts (batched on the device) stop the overfitting that made 12 epochs without them peak at
-        # epoch 8 (98.17-98.57%): MNIST test 98.91-99.13% over seeds 0-4, the best epoch the last or nearly
+        # random 2-pixel shifts (batched on the device) keep it from overfitting: MNIST test 98.61-98.88% over seeds
+        # 0-4 (98.0% after epoch 5, 5-6 s in, on 2 cores with bf16); 12 epochs at batch 256 gave 98.73-98.86% (98.0%
+        # after epoch 6-7), 20 at batch 128 98.91-99.13% (98.0% after epoch 7-10)
         "default": MLP_MNIST,
         # clothes are not shifted digits: with crop=2 Fashion-MNIST gave 88.12% (20 epochs), none 89.74%, flip 89.52%;
-        # flip, label smoothing 0.1 and 30 epochs 90.15%, 89.62%, 89.82% (seeds 0-2)
-        "fashion-mnist": MLP_MNIST.replace(epochs=30, label_smoothing=0.1, augment="flip"),
+        # flip, label smoothing 0.1, 30 epochs and Lookahead: 90.07, 90.36, 90.02, 90.00, 90.15% (seeds 0-4; without
+        # Lookahead 89.91-90.07%)
+        "fashion-mnist": MLP_MNIST.replace(epochs=30, label_smoothing=0.1, augment="flip", lookahead=True),
         "lesson": Recipe(epochs=50, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant"),
     },
 )

@@ -141,3 +141,9 @@ def _load_optimizer(optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> 
     for pid, plain in meta.get("plain_state", {}).items():
         state.setdefault(int(pid), {}).update(plain)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # a fused step walks a parameter and its state as flat memory: each buffer must be laid out as its parameter is
+    # (channels_last conv weights), and a file gives them back contiguous
+    for param, param_state in optimizer.state.items():
+        for name, value in param_state.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                param_state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
