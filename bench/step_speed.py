@@ -3,8 +3,7 @@ backward, optimizer, at its default recipe's batch size), beside the peak the sa
 and a big convolution timed in the same run; then what each variant changes, as a ratio to the step cnnlab takes
 (channels_last for conv models; bf16 autocast on CPUs with bf16 hardware, fp32 elsewhere; a fused optimizer): plain
 NCHW memory layout, the other precision, torch.compile, torch's default (unfused) optimizer step, torch's own
-dropout instead of cnnlab's (models with dropout). The step's GFLOP/s
-are set against the peak of its own precision.
+dropout instead of cnnlab's (models with dropout). The step's GFLOP/s are set against the peak of its own precision.
 
 FLOPs are counted by torch.utils.flop_counter on one step (matmuls and convolutions, forward and backward: what a
 peak figure is made of), so GFLOP/s here means "of the arithmetic that matters", the usual MFU convention.

@@ -32,8 +32,8 @@ def world(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("bad-input")
     root = make_mnist(base / "data", n_train=200, n_test=50)
-    assert main(["train", "mlp", "--data-root", str(root), "--epochs", "1", "--batch-size", "64", "--no-progress", "--out",
-                 str(base / "runs"), "--name", "run"]) == 0
+    assert main(["train", "mlp", "--data-root", str(root), "--epochs", "1", "--batch-size", "64", "--no-progress",
+                 "--out", str(base / "runs"), "--name", "run"]) == 0
     picture = base / "digit.png"
     Image.new("L", (28, 28)).save(picture)
     return root, base / "runs" / "run", picture
@@ -42,8 +42,10 @@ def world(tmp_path_factory):
 def commands(root, run, picture, out) -> dict[str, list[str]]:
     """One working command line per command with number options, to which one bad option is added."""
     return {
-        "train": ["train", "mlp", "--data-root", root, "--epochs", "1", "--batch-size", "64", "--no-progress", "--out", out],
-        "lr-find": ["lr-find", "mlp", "--data-root", root, "--steps", "10", "--batch-size", "64", "--out", f"{out}/lr.png"],
+        "train": ["train", "mlp", "--data-root", root, "--epochs", "1", "--batch-size", "64", "--no-progress",
+                  "--out", out],
+        "lr-find": ["lr-find", "mlp", "--data-root", root, "--steps", "10", "--batch-size", "64",
+                    "--out", f"{out}/lr.png"],
         "evaluate": ["evaluate", run],
         "predict": ["predict", run, picture],
         "augment-preview": ["augment-preview", "--dataset", "mnist", "--data-root", root, "--augment", "flip",

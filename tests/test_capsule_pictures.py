@@ -36,7 +36,8 @@ def test_capsnet_run_draws_reconstructions_and_capsule_dimensions(mnist_root, tm
 
 
 def test_capsule_dims_on_a_model_without_capsules_is_a_clear_error(mnist_root, tmp_path, capsys):
-    main(["train", "mlp", "--data-root", str(mnist_root), "--epochs", "1", "--batch-size", "64", "--out", str(tmp_path), "--no-progress"])
+    main(["train", "mlp", "--data-root", str(mnist_root), "--epochs", "1", "--batch-size", "64", "--out", str(tmp_path),
+          "--no-progress"])
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
     capsys.readouterr()
     code = main(["explain", str(tmp_path / "mlp-mnist"), str(tmp_path / "blank.png"), "--method", "capsule-dims"])

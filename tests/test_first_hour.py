@@ -136,8 +136,8 @@ def test_lr_find_sweeps_up_stops_when_the_loss_explodes_and_suggests_a_tenth_of_
     assert all(a < b for a, b in zip(found.lrs, found.lrs[1:])) and np.isfinite(found.losses).all()
     assert len(found.lrs) < 60                                    # lr 10 blows the loss up before the end
     assert found.suggestion == pytest.approx(found.lrs[int(np.argmin(found.losses))] / 10)
-    assert main(["lr-find", "mlp", "--data-root", str(mnist_root), "--steps", "30", "--batch-size", "64", "--no-progress",
-                 "--out", str(tmp_path / "lr.png")]) == 0
+    assert main(["lr-find", "mlp", "--data-root", str(mnist_root), "--steps", "30", "--batch-size", "64",
+                 "--no-progress", "--out", str(tmp_path / "lr.png")]) == 0
     out = capsys.readouterr().out
     assert "cnnlab train mlp --dataset mnist --lr " in out and (tmp_path / "lr.png").stat().st_size > 5000
     assert not list(tmp_path.glob("*/run.json"))                  # a sweep leaves no run behind

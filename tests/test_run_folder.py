@@ -104,8 +104,8 @@ def test_killed_at_random_instants_then_resumed_ends_as_the_uninterrupted_run(mn
 
 
 def test_a_diverging_run_stops_in_one_line_saying_what_to_try(mnist_root, tmp_path, capsys):
-    code = main(["train", "mlp", "--data-root", str(mnist_root), "--batch-size", "64", "--optimizer", "sgd", "--lr", "1e6",
-                 "--schedule", "constant", "--epochs", "2", "--no-progress", "--out", str(tmp_path)])
+    code = main(["train", "mlp", "--data-root", str(mnist_root), "--batch-size", "64", "--optimizer", "sgd",
+                 "--lr", "1e6", "--schedule", "constant", "--epochs", "2", "--no-progress", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "epoch 1: at step" in err and "became inf or nan: training diverged" in err and "--lr 1e+05" in err
@@ -147,7 +147,7 @@ def test_a_finished_run_is_never_replaced_unasked(mnist_root, tmp_path, capsys):
     assert (folder / "best.safetensors").read_bytes() == before
     assert main([*command(mnist_root, folder), "--overwrite", "--seed", "1"]) == 0
     assert (folder / "best.safetensors").read_bytes() != before
-    assert main(["train", "mlp", "--data-root", str(mnist_root), "--epochs", "1", "--batch-size", "64", "--no-progress", "--out",
+    assert main(["train", "mlp", "--data-root", str(mnist_root), "--epochs", "1", "--no-progress", "--out",
                  str(tmp_path / "runs"), "--name", "early", "--batch-size", "99999"]) == 2
     assert not (tmp_path / "runs" / "early").exists()            # refused before the first epoch: no folder left
 

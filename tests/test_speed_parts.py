@@ -55,9 +55,10 @@ def test_the_fused_step_is_torchs_update(optimizer):
     start = [p.detach().clone() for p in fused_model.parameters()]
     fused = make_optimizer(recipe, fused_model)
     assert all(group["fused"] for group in fused.param_groups)
-    groups = [{k: v for k, v in group.items() if k not in ("params", "fused")} for group in fused.param_groups]
-    plain = type(fused)([{**g, "params": [p for p in plain_model.parameters() if (p.ndim > 1) == (i == 0)]}
-                         for i, g in enumerate(groups)])
+    twin = {id(p): q for p, q in zip(fused_model.parameters(), plain_model.parameters())}
+    # the same groups and settings over the twin model's parameters, stepped as torch does by default
+    plain = type(fused)([{**{k: v for k, v in group.items() if k != "fused"},
+                          "params": [twin[id(p)] for p in group["params"]]} for group in fused.param_groups])
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     for _ in range(3):
         for model, opt in ((fused_model, fused), (plain_model, plain)):
