@@ -181,6 +181,11 @@ def test_channel_stats_match_numpy_also_on_a_subset():
         mean, std = channel_stats(part)
         x = x.numpy().astype(np.float64) / 255
         assert np.allclose(mean, x.mean((0, 2, 3))) and np.allclose(std, x.std((0, 2, 3)))
+    large = torch.randint(0, 256, (20, 1, 1100, 1100), dtype=torch.uint8)     # read in two chunks...
+    large[:13] //= 2                                                          # ...that differ
+    mean, std = channel_stats(ImageSet(large, torch.zeros(20, dtype=torch.long)))
+    x = large.numpy().astype(np.float64) / 255
+    assert np.allclose(mean, x.mean()) and np.allclose(std, x.std())
 
 
 def test_batches_normalize_shuffle_per_epoch_and_cover_everything(mnist_root):
