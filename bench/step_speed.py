@@ -20,7 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.models import create_model, get_spec
-from cnnlab.models.dropout import Dropout
+from cnnlab.models.dropout import Dropout, set_dropout
 from cnnlab.training.loop import has_conv, make_optimizer
 from cnnlab.training.metrics import loss_and_scores, resolve_precision
 
@@ -71,6 +71,8 @@ def training_step(name: str, *, channels_last: bool, bf16: bool = False, compile
     c, h, _ = spec.default_input
     torch.manual_seed(0)
     model = create_model(name, in_channels=c, num_classes=10, image_size=h).train()
+    if recipe.dropout is not None:
+        set_dropout(model, recipe.dropout)
     if torch_dropout:
         for module in model.modules():
             if isinstance(module, Dropout):
@@ -93,7 +95,7 @@ def training_step(name: str, *, channels_last: bool, bf16: bool = False, compile
         loss.backward()
         optimizer.step()
 
-    return step, recipe.batch_size, has_conv(model), any(isinstance(m, Dropout) for m in model.modules())
+    return step, recipe.batch_size, has_conv(model), any(isinstance(m, Dropout) and m.p > 0 for m in model.modules())
 
 
 def main():

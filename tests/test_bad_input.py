@@ -16,7 +16,7 @@ HUGE = "99999999999999999999999"       # past every 64-bit integer
 BAD_NUMBERS = ("nan", "inf", "-1", "0", HUGE)
 
 # (command, option, value) pairs that are fine: a zero weight decay, a seed of 0, a top-k above the class count...
-TRAINING_ACCEPTS = {("--weight-decay", "0"), ("--label-smoothing", "0"), ("--seed", "0"),
+TRAINING_ACCEPTS = {("--weight-decay", "0"), ("--label-smoothing", "0"), ("--dropout", "0"), ("--seed", "0"),
                     ("--image-size", HUGE)}         # ignored for MNIST: only image folders are resized
 ACCEPTED = {(command, option, value) for command in ("train", "lr-find") for option, value in TRAINING_ACCEPTS} | {
             ("evaluate", "--seed", "0"), ("predict", "--top-k", HUGE), ("conv-demo", "--padding", "0"),

@@ -18,7 +18,8 @@ def cli(capsys, *argv):
 @pytest.fixture
 def run_dir(mnist_root, tmp_path, capsys):
     code, out, _ = cli(capsys, "train", "mlp", "--dataset", "mnist", "--data-root", mnist_root, "--epochs", 3,
-                       "--batch-size", 32, "--lr", 3e-3, "--lookahead", "--out", tmp_path / "runs", "--no-progress")
+                       "--batch-size", 32, "--lr", 3e-3, "--lookahead", "--dropout", 0.1, "--out", tmp_path / "runs",
+                       "--no-progress")
     assert code == 0, out
     assert "Test accuracy (overall)" in out and "run folder:" in out
     return tmp_path / "runs" / "mlp-mnist"
@@ -28,6 +29,7 @@ def test_train_evaluate_predict(run_dir, tmp_path, capsys):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["config"]["recipe"]["epochs"] == 3 and info["config"]["recipe"]["batch_size"] == 32
     assert info["config"]["recipe"]["lookahead"]                    # a switch that the mlp's recipe leaves off
+    assert info["config"]["recipe"]["dropout"] == 0.1               # the mlp's own rate is 0.2
 
     code, out, _ = cli(capsys, "evaluate", run_dir)
     assert code == 0

@@ -135,3 +135,18 @@ def test_the_last_epochs_test_accuracy_is_recorded_beside_the_best_ones(mnist_ro
     assert said == (record.best.epoch != epochs)
     if record.best.epoch == epochs:
         assert (last.loss, last.accuracy) == (record.test.loss, record.test.accuracy)
+
+
+def test_a_recipes_dropout_is_what_the_model_trains_with_and_is_checked(mnist_root, tmp_path):
+    from cnnlab.errors import CnnlabError
+
+    run = train(config(mnist_root, epochs=1, dropout=0.0), tmp_path / "run", progress=False, log=lambda s: None)
+    rates = [m.p for m in run.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates == [0.0] and create_model("mlp").dropout.p == 0.2      # the model's own rate is 0.2
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["recipe"]["dropout"] == 0.0
+    assert "dropout 0" in RECIPE.replace(dropout=0.0).describe() and "dropout" not in RECIPE.describe()
+    with pytest.raises(CnnlabError, match="dropout 1.0: must be in"):
+        RECIPE.replace(dropout=1.0)
+    no_dropout = RunConfig("mnist-cnn", "mnist", RECIPE.replace(dropout=0.1), data_root=str(mnist_root))
+    with pytest.raises(CnnlabError, match="MnistCNN has no dropout layer"):
+        train(no_dropout, tmp_path / "cnn", progress=False, log=lambda s: None)

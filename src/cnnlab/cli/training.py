@@ -136,6 +136,8 @@ def add_recipe_options(p) -> None:
     p.add_argument("--lookahead", action=argparse.BooleanOptionalAction, default=None,
                    help="every 5 steps pull the weights back toward their running average, more so near the end "
                         "(cifar-fast's recipe: on)")
+    p.add_argument("--dropout", type=float, help="models with dropout: the share of values it zeroes in training "
+                                                 "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)")
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
     p.add_argument("--weights", metavar="FILE.pth", help="start from these weights (torchvision's published .pth "
@@ -162,7 +164,7 @@ def without_option(argv: list[str], option: str) -> list[str]:
 
 
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "bias_lr_scale", "schedule", "decay",
-                  "label_smoothing", "augment", "lookahead")
+                  "label_smoothing", "augment", "lookahead", "dropout")
 RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights")
 
 

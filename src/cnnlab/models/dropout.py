@@ -9,6 +9,8 @@ torch's own dropout runs. Being an nn.Dropout, it is what the rest of cnnlab exp
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
+
 
 class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -19,3 +21,14 @@ class Dropout(nn.Dropout):
         draws = words.view(torch.int16)[:n].view(x.shape)          # uniform on [-32768, 32767]
         keep = draws >= round(self.p * 65536) - 32768
         return x * keep * (1 / (1 - self.p))
+
+
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Every dropout layer of `model` drops with probability `p` from now on (a recipe's setting: the layers and
+    the weights stay the model's own)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    if not layers:
+        raise CnnlabError(f"{type(model).__name__} has no dropout layer: leave the recipe's dropout unset "
+                          "(--dropout applies to mlp, lesson-cnn, alexnet and vgg)")
+    for layer in layers:
+        layer.p = p

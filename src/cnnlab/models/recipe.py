@@ -33,6 +33,7 @@ class Recipe:
     label_smoothing: float = 0.0
     augment: str = ""             # e.g. "flip,crop=4" (see cnnlab.data.augment)
     lookahead: bool = False       # every few steps pull the weights back toward their running average (airbench's)
+    dropout: float | None = None  # models with dropout: its rate in training (None: the model's own)
 
     def __post_init__(self):
         from cnnlab.data.augment import parse_augment
@@ -47,6 +48,8 @@ class Recipe:
         within(self.warmup, "warm-up fraction", 0, 1, "in [0, 1)", high_open=True)
         within(self.decay, "decay", 0, 1, "in (0, 1], the learning rate's multiplier per epoch", low_open=True)
         within(self.label_smoothing, "label smoothing", 0, 1, "in [0, 1)", high_open=True)
+        if self.dropout is not None:
+            within(self.dropout, "dropout", 0, 1, "in [0, 1)", high_open=True)
         for value, name, known in ((self.optimizer, "optimizer", OPTIMIZERS), (self.schedule, "schedule", SCHEDULES)):
             if value not in known:
                 raise CnnlabError(f"unknown {name} {value!r}; use one of {', '.join(known)}")
@@ -63,7 +66,9 @@ class Recipe:
         """One line for the training log, e.g. 'sgd lr 0.05 onecycle, batch 128, 10 epochs'."""
         schedule = self.schedule + (f" x{self.decay:g}/epoch" if self.schedule == "exponential" else "")
         lookahead = " with lookahead" if self.lookahead else ""
-        return f"{self.optimizer}{lookahead} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
+        dropout = "" if self.dropout is None else f", dropout {self.dropout:g}"
+        return (f"{self.optimizer}{lookahead} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
+                f"{dropout}")
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
         """Learning rate for optimizer step `step` (0-based): a pure function, so resuming needs no scheduler state."""

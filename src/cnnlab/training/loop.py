@@ -24,6 +24,7 @@ from cnnlab.data.batches import evaluation_batch
 from cnnlab.data.preprocess import LIGHT_ON_DARK
 from cnnlab.errors import CnnlabError
 from cnnlab.models import Recipe, count_parameters, create_model, get_spec
+from cnnlab.models.dropout import set_dropout
 from cnnlab.training.checkpoint import (load_training_state, read_metadata, read_state, save_state,
                                         save_training_state)
 from cnnlab.training.config import RunConfig
@@ -125,6 +126,8 @@ class Run:
         if spec.takes_normalization:
             self.model_args.update(mean=mean, std=std)
         self.model = create_model(config.model, **self.model_args)
+        if config.recipe.dropout is not None:
+            set_dropout(self.model, config.recipe.dropout)
         fits(self.model, config.model, self.data.shape)
         self.weights_note = None
         if config.weights and fresh:        # resumed, the weights come from last.safetensors, not the .pth again
