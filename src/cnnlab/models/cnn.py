@@ -88,7 +88,7 @@ LESSON_CNN_SHORT = LESSON_CNN_BASE.replace(epochs=7, lr=0.08, dropout=0.0)
     default_input=(3, 32, 32),
     recipes={
         "default": LESSON_CNN_SHORT,
-        # Fashion-MNIST's 28x28 clothes want longer: 10 epochs of the default gave 91.0%; 15 epochs without label
+        # Fashion-MNIST's 28x28 clothes want longer: 10 epochs of the base gave 91.0%; 15 epochs without label
         # smoothing 91.75% and 91.71% (seeds 0, 1); 15 with smoothing 91.49-91.71%; crop=2 hurt (90.5% in 12)
         "fashion-mnist": LESSON_CNN_BASE.replace(epochs=15, warmup=0.2, label_smoothing=0.0),
         # longer pays once the images are shifted too: CIFAR-10 80.66/81.03/80.59% after 40 epochs (seeds 0-2,
