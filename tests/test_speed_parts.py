@@ -1,11 +1,13 @@
 """The faster parts of the training step do what the slower ones they replace did: cnnlab's dropout drops each
-value independently with probability p, and the fused optimizer step is torch's update, rounded differently."""
+value independently with probability p, its max-pool gives torch's values, and the fused optimizer step is torch's
+update, rounded differently."""
 import pytest
 import torch
 from torch import nn
 
 from cnnlab.models import Recipe, create_model
 from cnnlab.models.dropout import Dropout
+from cnnlab.models.pooling import MaxPool2d
 from cnnlab.training.loop import make_optimizer, set_lr
 
 
@@ -43,6 +45,41 @@ def test_dropout_is_nothing_in_eval_mode_and_its_gradient_is_its_mask():
 def test_the_lessons_networks_use_it():
     for name in ("mlp", "lesson-cnn"):
         assert any(type(m) is Dropout for m in create_model(name).modules()), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(4, 8, 16, 16), (3, 5, 7, 9), (6, 15, 14)])    # odd sides; one image, no batch
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_without_gradient_gives_torchs_values_by_its_own_path(dtype, shape, channels_last, monkeypatch):
+    torch.manual_seed(0)
+    x = torch.randn(shape).to(dtype).round(decimals=1)         # rounded: many ties between the four of a window
+    x.view(-1)[::37] = float("nan")                            # a NaN wins its window, as in torch's pooling
+    x.view(-1)[::11] = -float("inf")
+    channels_last = channels_last and x.ndim == 4
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    expected = nn.functional.max_pool2d(x, 2, 2)
+    monkeypatch.setattr(nn.MaxPool2d, "forward", lambda *_: pytest.fail("torch's pooling was used"))
+    with torch.no_grad():
+        out = MaxPool2d(2, 2)(x)
+    assert torch.equal(out.isnan(), expected.isnan()) and expected.isnan().any()
+    assert torch.equal(out.nan_to_num(), expected.nan_to_num())
+    assert out.dtype == dtype and out.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_max_pool_with_gradient_or_another_window_is_torchs():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, 8, requires_grad=True)
+    MaxPool2d(2).eval()(x).square().sum().backward()         # eval mode, but a gradient is wanted: torch's pooling
+    mine = x.grad.clone()
+    x.grad = None
+    nn.functional.max_pool2d(x, 2).square().sum().backward()
+    assert torch.equal(mine, x.grad)
+    with torch.no_grad():
+        for args in ((3, 2), (2, 1), (2, 2, 1)):        # windows that overlap, or a padded one: torch's pooling
+            assert torch.equal(MaxPool2d(*args)(x), nn.functional.max_pool2d(x, *args)), args
+        assert torch.equal(MaxPool2d(2, ceil_mode=True)(x), nn.functional.max_pool2d(x, 2, ceil_mode=True))
+    assert all(type(m) is MaxPool2d for m in create_model("lesson-cnn").modules() if isinstance(m, nn.MaxPool2d))
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])

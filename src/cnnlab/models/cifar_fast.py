@@ -14,6 +14,7 @@ The ideas are the speed-run literature's (Page's ResNet recipe, Keller Jordan's 
 import torch
 from torch import nn
 
+from cnnlab.models.pooling import MaxPool2d
 from cnnlab.models.recipe import Recipe
 from cnnlab.models.registry import register
 
@@ -29,7 +30,7 @@ class ConvGroup(nn.Sequential):
     """conv -> 2x2 max-pool -> norm -> GELU -> conv -> norm -> GELU: halves the image, changes the width."""
 
     def __init__(self, cin: int, cout: int):
-        super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), norm(cout), nn.GELU(),
+        super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False), MaxPool2d(2), norm(cout), nn.GELU(),
                          nn.Conv2d(cout, cout, 3, padding=1, bias=False), norm(cout), nn.GELU())
         for conv in (self[0], self[4]):     # each conv starts by passing its inputs on (the extra outputs random)
             nn.init.dirac_(conv.weight[:conv.in_channels])

@@ -14,6 +14,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.dropout import Dropout
+from cnnlab.models.pooling import MaxPool2d
 from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
 
@@ -96,7 +97,7 @@ def vgg_features(depth: int, in_channels: int, batch_norm: bool) -> nn.Sequentia
     layers, channels = [], in_channels
     for v in VGG_LAYERS[depth]:
         if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
+            layers.append(MaxPool2d(2, 2))
             continue
         layers.append(nn.Conv2d(channels, v, 3, padding=1))
         layers += [nn.BatchNorm2d(v)] if batch_norm else []

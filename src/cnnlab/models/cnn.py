@@ -3,6 +3,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from cnnlab.models.dropout import Dropout
+from cnnlab.models.pooling import MaxPool2d
 from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
 
@@ -19,7 +20,7 @@ class LessonCNN(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1)
         self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
         self.conv3 = nn.Conv2d(32, 64, 3, padding=1)
-        self.pool = nn.MaxPool2d(2, 2)
+        self.pool = MaxPool2d(2, 2)
         side = image_size // 2 // 2 // 2
         self.fc1 = nn.Linear(64 * side * side, 500)
         self.fc2 = nn.Linear(500, num_classes)
@@ -43,7 +44,7 @@ def block(cin: int, cout: int, kernel: int = 3, stride: int = 1, pool: bool = Fa
     kind of features: these cheap-looking layers are memory-bound, and on a CPU this trained MnistCNN 1.7x faster.
     """
     layers = [nn.Conv2d(cin, cout, kernel, stride, padding=1, bias=False)]
-    layers += [nn.MaxPool2d(2)] if pool else []
+    layers += [MaxPool2d(2)] if pool else []
     return nn.Sequential(*layers, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
