@@ -150,3 +150,18 @@ def test_a_recipes_dropout_is_what_the_model_trains_with_and_is_checked(mnist_ro
     no_dropout = RunConfig("mnist-cnn", "mnist", RECIPE.replace(dropout=0.1), data_root=str(mnist_root))
     with pytest.raises(CnnlabError, match="MnistCNN has no dropout layer"):
         train(no_dropout, tmp_path / "cnn", progress=False, log=lambda s: None)
+
+
+def test_validation_loss_is_the_training_criterion_label_smoothing_included(mnist_root, tmp_path):
+    import torch.nn.functional as F
+
+    run = train(config(mnist_root, epochs=1, label_smoothing=0.3), tmp_path / "run", progress=False,
+                log=lambda s: None)
+    x, y = next(iter(run.batches(run.valid_set, batch_size=len(run.valid_set.labels))))
+    with torch.no_grad():
+        scores = run.model.eval()(x)
+    smoothed, plain = F.cross_entropy(scores, y, label_smoothing=0.3), F.cross_entropy(scores, y)
+    assert smoothed > plain + 0.1                          # the two differ, so the test tells them apart
+    assert run.record.history[0].valid_loss == pytest.approx(float(smoothed), rel=1e-5)
+    assert Predictor.from_run(tmp_path / "run").evaluate().loss == pytest.approx(run.record.test.loss, rel=1e-6)
+    assert "label smoothing 0.3" in run.config.recipe.describe()

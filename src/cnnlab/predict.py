@@ -128,7 +128,8 @@ class Predictor:
         moves every image by a seeded random transform first: how robust is the model to what it did not see?"""
         batches = Batches(self.split(split_name, data_root), evaluation_batch(self.preprocess.shape), self.preprocess,
                           augment=augment_for(perturb, self.preprocess), seed=seed)
-        return evaluate(self.model, batches, len(self.classes))
+        smoothing = self.record.config.recipe.label_smoothing if self.record else 0.0    # the loss training reported
+        return evaluate(self.model, batches, len(self.classes), label_smoothing=smoothing)
 
     def split(self, split_name: str = "test", data_root=None) -> ImageSet:
         """The run's test split, or the validation split it held out of training (same seed, same images)."""

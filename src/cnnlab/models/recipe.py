@@ -67,8 +67,9 @@ class Recipe:
         schedule = self.schedule + (f" x{self.decay:g}/epoch" if self.schedule == "exponential" else "")
         lookahead = " with lookahead" if self.lookahead else ""
         dropout = "" if self.dropout is None else f", dropout {self.dropout:g}"
+        smoothing = f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else ""
         return (f"{self.optimizer}{lookahead} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
-                f"{dropout}")
+                f"{dropout}{smoothing}")
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
         """Learning rate for optimizer step `step` (0-based): a pure function, so resuming needs no scheduler state."""

@@ -46,7 +46,7 @@ def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None)
 
 def training_curves(history: list[dict], best_epoch: int | None = None, train_note: str = ""):
     """Train and validation loss and accuracy per epoch. `train_note` says how the train figures were measured
-    when they are not comparable to validation's, e.g. "dropout on; loss with label smoothing 0.1"."""
+    when they are not comparable to validation's, e.g. "dropout on; augmented images"."""
     loss_title = "Loss per epoch" + ("\n" + textwrap.fill(f"(train: {train_note})", 60) if train_note else "")
     return _epoch_panels([("train", history, "train"), ("validation", history, "valid")],
                          (loss_title, "Accuracy per epoch"), best_epoch)

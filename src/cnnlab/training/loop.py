@@ -168,7 +168,8 @@ class Run:
             part = part.subset(torch.arange(len(part.labels)).tensor_split(world.size)[world.rank])
         batches = Batches(part, evaluation_batch(self.data.shape), self.preprocess, self.config.device,
                           channels_last=self.channels_last)
-        local = evaluate(self.model, batches, len(self.data.classes), self.precision)
+        local = evaluate(self.model, batches, len(self.data.classes), self.precision,
+                         self.config.recipe.label_smoothing)
         if not world.distributed:
             return local
         loss_sum, confusion = total(world, torch.tensor(local.loss * local.total, dtype=torch.float64),
@@ -418,8 +419,6 @@ def train_note(model: nn.Module, recipe: Recipe) -> str:
         notes.append("batch norm on batch statistics")
     if recipe.augment:
         notes.append("augmented images")
-    if recipe.label_smoothing:
-        notes.append(f"loss with label smoothing {recipe.label_smoothing:g}, so it stays above 0")
     return "; ".join(notes)
 
 

@@ -59,13 +59,15 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model, batches, num_classes: int, precision: str = "fp32") -> Evaluation:
+def evaluate(model, batches, num_classes: int, precision: str = "fp32", label_smoothing: float = 0.0) -> Evaluation:
+    """The loss is the training's criterion (`label_smoothing` as the recipe's), as the lesson measures it: on the
+    same scale as the training loss, and lowest where the model generalizes best."""
     was_training = model.training
     model.eval()
     loss_sum, confusion, predictions = 0.0, torch.zeros(num_classes, num_classes, dtype=torch.long), []
     with autocast(batches.device, precision):
         for x, y in batches:
-            loss, scores = loss_and_scores(model, x, y)
+            loss, scores = loss_and_scores(model, x, y, label_smoothing)
             loss_sum += float(loss) * len(y)
             pred = scores.argmax(1)
             predictions.append(pred.cpu())
