@@ -79,8 +79,9 @@ def main():
 
     if args.mnist_root:
         mnist = load_dataset("mnist", data_root=args.mnist_root, download=False)
-        report("cnnlab mnist-cnn, default recipe", 0.99, None,
-               cnnlab_time_to("mnist-cnn", mnist, 0.99, "/tmp/cnnlab-bench-mnist-cnn", seed=args.seed))
+        report("cnnlab mnist-cnn, quick recipe", 0.99, None,         # the default is built for 99.6%, in 20 epochs
+               cnnlab_time_to("mnist-cnn", mnist, 0.99, "/tmp/cnnlab-bench-mnist-cnn", recipe_name="quick",
+                              seed=args.seed))
 
 
 if __name__ == "__main__":
