@@ -114,8 +114,9 @@ MNIST_CNN_QUICK = Recipe(epochs=4, batch_size=256, lr=4e-3, optimizer="adamw", w
     default_input=(1, 28, 28),
     recipes={
         # for 99.6%: small rotations and 2-pixel shifts, 20 epochs, Lookahead: 99.62-99.66% over seeds 0-4 in
-        # 176-218 s of training on 2 cores with bf16. 16 epochs ended at 99.58% (seeds 0, 1); 12 epochs of shifts alone 99.46-99.60%, 20 with rotate=10 but no
-        # Lookahead 99.57% (seed 2, last epoch), width 48 for 10 epochs 99.53-99.65% (the epochs kept)
+        # 176-218 s of training on 2 cores with bf16. 16 epochs ended at 99.58% (seeds 0, 1); 12 epochs of shifts
+        # alone 99.46-99.60%, 20 with rotate=10 but no Lookahead 99.57% (seed 2, last epoch), width 48 for 10 epochs
+        # 99.53-99.65% (the epochs kept)
         "default": MNIST_CNN_QUICK.replace(epochs=20, augment="rotate=8,crop=2", lookahead=True),
         # for a first comparison with the MLP: 99.39-99.44% over 4 seeds after 4 epochs (~35 s), 99.0% after 2
         "quick": MNIST_CNN_QUICK,
