@@ -29,6 +29,6 @@ def set_dropout(model: nn.Module, p: float) -> None:
     layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     if not layers:
         raise CnnlabError(f"{type(model).__name__} has no dropout layer: leave the recipe's dropout unset "
-                          "(--dropout applies to mlp, lesson-cnn, alexnet and vgg)")
+                          "(`cnnlab summary MODEL` lists a model's layers)")
     for layer in layers:
         layer.p = p
