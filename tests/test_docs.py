@@ -84,7 +84,7 @@ def run_server(command: str, cwd: Path, env: dict) -> None:
     server = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        for _ in range(600):
+        for _ in range(1800):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
                     assert page.status == 200 and b"cnnlab" in page.read()
@@ -92,7 +92,7 @@ def run_server(command: str, cwd: Path, env: dict) -> None:
             except OSError:
                 assert server.poll() is None, f"{command!r} stopped: {server.stdout.read()}"
                 time.sleep(0.1)
-        raise AssertionError(f"{command!r} did not answer in 60 s")
+        raise AssertionError(f"{command!r} did not answer in 3 minutes")
     finally:
         os.killpg(server.pid, 15)
         server.wait(20)
