@@ -154,12 +154,12 @@ def user_images(images):
     a list), arrays and tensors as uint8 pixels. Whole numbers 0..255 of any integer type are pixels; floats must be
     0..1 (images as matplotlib and many libraries hold them) and are scaled by 255. Anything else is refused in one
     line: a model answers garbage with the same confidence as a picture."""
-    if isinstance(images, (str, Path)) or hasattr(images, "mode"):
+    if is_picture(images):
         return [images]
     if isinstance(images, (list, tuple)):
         if not images:
             raise CnnlabError(f"no images given (an empty {type(images).__name__}); {ACCEPTED}")
-        pictures = [isinstance(i, (str, Path)) or hasattr(i, "mode") for i in images]
+        pictures = [is_picture(i) for i in images]
         if all(pictures):
             return list(images)
         if any(pictures):
@@ -203,8 +203,14 @@ def pixels_of(array, name: str) -> np.ndarray:
 
 def are_pictures(images) -> bool:
     """A list of files or PIL images (to be converted to what the model takes), rather than arrays of pixels."""
-    return isinstance(images, (list, tuple)) and bool(images) and \
-        (isinstance(images[0], (str, Path)) or hasattr(images[0], "mode"))
+    return isinstance(images, (list, tuple)) and bool(images) and is_picture(images[0])
+
+
+def is_picture(item) -> bool:
+    """A file name or a PIL image (a tensor has a `.mode` too: the type is checked, not the attribute)."""
+    from PIL import Image
+
+    return isinstance(item, (str, Path, Image.Image))
 
 
 def as_predictor(model_or_run) -> Predictor:

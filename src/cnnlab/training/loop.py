@@ -147,6 +147,7 @@ class Run:
                 config, recipe=config.recipe.replace(batch_size=len(self.train_set)))
         mean, std = channel_stats(self.train_set)
         self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
+        augment_for(config.recipe.augment, self.preprocess)        # checked against the image size, before any file
         c, h, _ = self.data.shape
         self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
                            **config.model_args}
