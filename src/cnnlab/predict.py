@@ -26,7 +26,7 @@ from torch import nn
 from cnnlab.data import Batches, ImageSet, Preprocess, load_dataset, split
 from cnnlab.data.augment import augment_for
 from cnnlab.data.batches import evaluation_batch
-from cnnlab.errors import CnnlabError, whole
+from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 from cnnlab.models.layers import layer_output, resolve_layer
 from cnnlab.training.checkpoint import load_weights
@@ -114,7 +114,10 @@ class Predictor:
 
     def top_k(self, images, k: int = 3) -> list[list[tuple[str, float]]]:
         """For each image, the k most likely classes with their probabilities (capsule lengths for CapsNet)."""
-        whole(k, "top-k")
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise CnnlabError(f"top-k {k!r}: must be a whole number, at least 1")
+        if k < 1:
+            raise CnnlabError(f"top-k {k}: must be at least 1")
         probs = self.probabilities(images)
         values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
         names = self.classes or [str(i) for i in range(probs.shape[1])]

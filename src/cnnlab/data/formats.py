@@ -26,7 +26,7 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path
-from cnnlab.images import SIXTEEN_BIT, attempt, decode_square, image_header
+from cnnlab.images import MAX_PIXELS, SIXTEEN_BIT, attempt, decode_square, image_header
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -318,6 +318,9 @@ def read_image_folder(root: str | Path, channels: int | None = None, image_size:
     unknown = sorted(set(c for _, c in files) - set(index))
     if unknown:
         raise CnnlabError(f"{root}: classes {unknown} are not among the training classes {classes}")
+    if image_size is not None and image_size ** 2 > MAX_PIXELS:       # each image would be refused, one by one
+        raise CnnlabError(f"image size {image_size} gives {image_size ** 2 / 1e6:,.0f} Mpx per image, over cnnlab's "
+                          f"limit of {MAX_PIXELS / 1e6:.0f} Mpx; choose a smaller --image-size")
     if out is not None and image_size is not None:      # fewest bytes it could take: one channel
         check_room(out.parent, len(files), channels or 1, image_size)
     with _parallel_map(len(files)) as parallel_map:
