@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.explanation import Explanation, explain
-from cnnlab.predict import Predictor
+from cnnlab.predict import Predictor, user_images
 from cnnlab.training.config import make_config
 from cnnlab.training.folder import new_run_folder
 from cnnlab.training.loop import committed_record, curves, train as train_run
@@ -52,11 +52,11 @@ class Run:
         return self.record.test.accuracy if self.record.test else None
 
     def predict(self, images, top_k: int = 3) -> list[list[tuple[str, float]]]:
-        """The top-k classes of each image (files, PIL images, or uint8 pixels [N, C, H, W])."""
-        return self.predictor.top_k(images, top_k)
+        """The top-k classes of each image: files, PIL images, or pixels [N, C, H, W] (uint8, or floats 0..1)."""
+        return self.predictor.top_k(user_images(images), top_k)
 
     def probabilities(self, images):
-        return self.predictor.probabilities(images).numpy()
+        return self.predictor.probabilities(user_images(images)).numpy()
 
     def explain(self, images, method: str = "gradcam", **options) -> Explanation:
         """`.array` (the maps), `.lines` (what was found) and `.figure`; options as in `cnnlab.inspect.explain`."""

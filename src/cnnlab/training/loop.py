@@ -69,6 +69,25 @@ def fits(model: nn.Module, name: str, shape: tuple[int, int, int]) -> None:
                           "for small images (mnist-cnn, lesson-cnn, resnet18-cifar)") from None
 
 
+def fits_in_memory(name: str, image_size: int) -> None:
+    """The model built for image_size x image_size on the meta device (no memory): one whose training state alone
+    (weights, gradients, two optimizer moments) is more than this machine's memory is refused before any data is
+    read. A model that cannot be built so is left to the checks after loading."""
+    import os
+
+    try:
+        with torch.device("meta"):
+            parameters = count_parameters(create_model(name, in_channels=3, num_classes=2, image_size=image_size))
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (RuntimeError, TypeError, ValueError, OSError, CnnlabError):
+        return
+    need = 4 * 4 * parameters
+    if need > memory:
+        raise CnnlabError(f"{name} for {image_size}x{image_size} images has {parameters:,} parameters: training "
+                          f"them needs {need / 2**30:,.0f} GiB, this machine has {memory / 2**30:,.0f} GiB; "
+                          "choose a smaller --image-size")
+
+
 def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
@@ -112,13 +131,23 @@ class Run:
                  world: World = World()):
         self.config, self.folder, self.world = config, Path(folder), world
         torch.manual_seed(config.seed)
+        if data is None and config.image_size:
+            fits_in_memory(config.model, config.image_size)         # before a single image is decoded at that size
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
         self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
+        self.batch_note = None
         if config.recipe.batch_size > len(self.train_set):
-            raise CnnlabError(f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
-                              f"training images; use --batch-size {len(self.train_set)} or less")
+            if config.recipe.batch_size not in {r.batch_size for r in get_spec(config.model).recipes.values()}:
+                raise CnnlabError(f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
+                                  f"training images; use --batch-size {len(self.train_set)} or less")
+            # the recipe's batch, not the user's: a small folder trains as one batch (recorded so, for --resume)
+            self.batch_note = (f"the {len(self.train_set)} training images are fewer than the recipe's batch of "
+                               f"{config.recipe.batch_size}: all of them are trained on as one batch")
+            config = self.config = dataclasses.replace(
+                config, recipe=config.recipe.replace(batch_size=len(self.train_set)))
         mean, std = channel_stats(self.train_set)
         self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
+        augment_for(config.recipe.augment, self.preprocess)        # checked against the image size, before any file
         c, h, _ = self.data.shape
         self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
                            **config.model_args}
@@ -331,6 +360,8 @@ def run_epochs(run: Run, first_epoch: int, progress: bool, on_epoch_end, log) ->
         f"{run.precision}{processes}")
     if run.weights_note:
         log(run.weights_note)
+    if run.batch_note:
+        log(run.batch_note)
     try:
         for epoch in range(first_epoch, recipe.epochs + 1):
             log(run_epoch(run, train_batches, epoch, progress))
