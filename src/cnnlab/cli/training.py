@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 from pathlib import Path
 
 from cnnlab.cli.base import add_command, output_path
@@ -138,7 +139,8 @@ def add_recipe_options(p) -> None:
                         "(cifar-fast's recipe: on)")
     p.add_argument("--dropout", type=float, help="models with dropout: the share of values it zeroes in training "
                                                  "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)")
-    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
+    p.add_argument("--valid-fraction", type=float, help="share of training data held out for validation (default: "
+                                                         "the recipe's, 0.2 for most; cifar-fast's 0.04)")
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
     p.add_argument("--weights", metavar="FILE.pth", help="start from these weights (torchvision's published .pth "
                                                           "files load; a different class count re-initializes "
@@ -181,9 +183,13 @@ def _train(args) -> int:
     else:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
-        run = api.train(args.model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
-                        folder=Path(args.out) / args.name if args.name else None, overwrite=args.overwrite,
-                        **_options(args))
+        try:
+            run = api.train(args.model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
+                            folder=run_name(args.out, args.name), overwrite=args.overwrite, **_options(args))
+        except KeyboardInterrupt as stop:
+            if is_main_process() and getattr(stop, "saved", None) is False:   # nothing to resume: the same command
+                print(f"start again with: cnnlab {shlex.join(args.argv)}")
+            raise
     if not is_main_process():           # rank 0 reports for all
         return 0
     record = run.record
@@ -191,6 +197,15 @@ def _train(args) -> int:
           f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")
     print(f"run folder: {run.folder}  (curves.png, confusion.png, samples.png, best.safetensors, run.json)")
     return 0
+
+
+def run_name(out: str, name: str | None) -> Path | None:
+    """`--out/--name`: one folder inside --out, never a path that leads out of it (`..`, `a/b`, `/abs`)."""
+    if name is None:
+        return None
+    if name in ("", ".", "..") or Path(name).name != name or "/" in name or os.sep in name:
+        raise CnnlabError(f"--name {name!r}: give a plain folder name, made inside --out ({out}); no '/' or '..'")
+    return Path(out) / name
 
 
 def _options(args) -> dict:
