@@ -121,20 +121,24 @@ def load_weights(path, model: torch.nn.Module) -> None:
 
 
 def _load_state(model, state, path) -> None:
-    expected = model.state_dict()
-    for name, tensor in state.items():
-        if name in expected and tensor.dtype != expected[name].dtype:
-            raise CnnlabError(f"{path}: tensor {name} is stored as {str(tensor.dtype).removeprefix('torch.')}, "
-                              f"the model's is {str(expected[name].dtype).removeprefix('torch.')}: the file is "
-                              "damaged; restore it, or train the run again")
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CnnlabError(f"{path}: tensor {name} holds inf or nan values: the file is damaged (or saved from "
-                              "a run that diverged); restore it, or train the run again")
+    _check_tensors(path, state, model.state_dict())
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).splitlines()[0:2]
         raise CnnlabError(f"{path}: weights do not fit this model ({' '.join(first)})") from None
+
+
+def _check_tensors(path, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], prefix: str = "") -> None:
+    """Each tensor of the model's own type, with no inf or nan: anything else is a damaged file, refused on load."""
+    for name, tensor in state.items():
+        if name in expected and tensor.dtype != expected[name].dtype:
+            stored, wanted = (str(t.dtype).removeprefix("torch.") for t in (tensor, expected[name]))
+            raise CnnlabError(f"{path}: tensor {prefix}{name} is stored as {stored}, the model's is {wanted}: the "
+                              "file is damaged; restore it, or train the run again")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CnnlabError(f"{path}: tensor {prefix}{name} holds inf or nan values: the file is damaged (or "
+                              "saved from a run that diverged); restore it, or train the run again")
 
 
 def save_training_state(path, model, optimizer, epoch: int, best: dict[str, torch.Tensor] | None = None,
@@ -177,6 +181,7 @@ def load_training_state(path, model, optimizer) -> tuple[int, dict[str, torch.Te
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
     best = {k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")}
+    _check_tensors(path, best, model.state_dict(), "best.")
     return epoch, best or None, meta.get("record")
 
 
