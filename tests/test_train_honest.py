@@ -129,3 +129,43 @@ def test_a_loaded_checkpoint_keeps_no_hold_on_its_file(tmp_path):
     _, best, _ = load_training_state(path, model, make_optimizer(config.recipe, model))
     maps = open("/proc/self/maps").read()
     assert str(path) not in maps and best is not None
+
+
+def test_compare_says_when_losses_are_of_different_kinds(mnist_root, tmp_path, capsys, monkeypatch):
+    import cnnlab
+    from cnnlab import plots
+
+    for name, smoothing in (("plain", 0.0), ("smoothed", 0.2)):
+        cnnlab.train("mlp", "mnist", data_root=str(mnist_root), epochs=1, batch_size=64, precision="fp32",
+                     label_smoothing=smoothing, folder=tmp_path / name, progress=False, log=lambda line: None)
+    drawn = []
+    real = plots.compare_curves
+    monkeypatch.setattr(plots, "compare_curves", lambda names, histories: drawn.append(names) or real(names, histories))
+    assert main(["compare", str(tmp_path / "plain"), str(tmp_path / "smoothed"), "--out", str(tmp_path / "c.png")]) == 0
+    assert "losses are of different kinds" in capsys.readouterr().out
+    assert drawn == [["plain (cross-entropy)", "smoothed (cross-entropy, label smoothing 0.2)"]]
+    assert main(["compare", str(tmp_path / "plain"), str(tmp_path / "plain"), "--out", str(tmp_path / "d.png")]) == 0
+    assert "different kinds" not in capsys.readouterr().out
+
+
+def test_layers_and_explanation_names_say_what_they_are(tmp_path):
+    from cnnlab.cli.inspection import default_reason, images_name
+    from cnnlab.models import create_model
+    from cnnlab.models.layers import default_layer
+
+    capsnet = create_model("capsnet")
+    assert default_layer(capsnet) == "conv1" and "not its last conv" in default_reason(capsnet)
+    assert default_reason(create_model("lesson-cnn", in_channels=3, image_size=32)) == "the last conv layer"
+
+    assert images_name(["a/cat.png", "dog.jpg", "frog.png"]) == "cat+dog+frog"
+    assert images_name(["cat.png"] * 5) == "cat-and-4-more"
+    assert images_name([]) == ""
+
+
+def test_summary_and_models_count_with_the_same_classes_and_say_so(capsys):
+    assert main(["summary", "resnet18"]) == 0
+    assert "1,000 classes: 11,689,512 parameters" in capsys.readouterr().out
+    assert main(["models"]) == 0
+    assert any("11,689,512" in line and "1000" in line for line in capsys.readouterr().out.splitlines())
+    assert main(["summary", "resnet18", "--classes", "10"]) == 0
+    assert "10 classes: 11,181,642 parameters" in capsys.readouterr().out

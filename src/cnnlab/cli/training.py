@@ -95,7 +95,8 @@ def register(sub) -> None:
         cnnlab summary runs/mlp-mnist              # the model of a trained run""", _summary)
     p.add_argument("model", help="model name, or a run folder")
     p.add_argument("--input", help="input shape CxHxW (default: the model's own, or the run's)")
-    p.add_argument("--classes", type=int, help="number of classes (default: 10, or the run's)")
+    p.add_argument("--classes", type=int, help="number of classes (default: the run's, or as `cnnlab models` lists "
+                                               "it: 1000 for ImageNet-shaped models, else 10)")
 
     p = add_command(sub, "compare", "compare runs: one table and one figure of their validation curves", """
         cnnlab train mlp --dataset mnist && cnnlab train mnist-cnn --dataset mnist
@@ -289,8 +290,11 @@ def _summary(args) -> int:
         record = RunRecord.load(args.model)
         name, model_args = record.model.name, dict(record.model.args)
     else:
-        c, h, _ = get_spec(args.model).default_input
-        name, model_args = args.model, {"in_channels": c, "image_size": h}
+        from cnnlab.models.summary import listed_classes
+
+        spec = get_spec(args.model)
+        c, h, _ = spec.default_input         # the classes `cnnlab models` counts with: the same number in both
+        name, model_args = args.model, {"in_channels": c, "image_size": h, "num_classes": listed_classes(spec)}
     shape = (model_args["in_channels"], model_args["image_size"], model_args["image_size"])
     if args.input:
         match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", args.input)
@@ -314,6 +318,11 @@ def _compare(args) -> int:
     names = [Path(folder).name for folder in args.runs]
     print(compare_table(names, records))
     histories = [[e.__dict__ for e in r.history] for r in records]
+    losses = [r.loss_name for r in records]
+    if len(set(losses)) > 1:        # say so, on the figure too: a smoothed loss never gets near 0
+        names = [f"{name} ({loss})" for name, loss in zip(names, losses)]
+        print("note: these runs' losses are of different kinds (" + "; ".join(names) + "): their loss curves are "
+              "not comparable, their accuracies are")
     print(f"figure: {save(compare_curves(names, histories), args.out)}")
     return 0
 def _datasets(args) -> int:

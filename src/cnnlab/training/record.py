@@ -139,6 +139,14 @@ class RunRecord:
         return Preprocess((c, h, w), tuple(self.data.mean), tuple(self.data.std), self.data.name in LIGHT_ON_DARK)
 
     @property
+    def loss_name(self) -> str:
+        """What the run's loss figures measure: losses of different kinds are not on one scale."""
+        if self.model.outputs == "capsules":
+            return "margin loss"
+        smoothing = self.config.recipe.label_smoothing
+        return f"cross-entropy, label smoothing {smoothing:g}" if smoothing else "cross-entropy"
+
+    @property
     def spec(self):
         """The registry's entry for the model: what its outputs are, how it is built."""
         return get_spec(self.model.name)
