@@ -169,3 +169,26 @@ def test_summary_and_models_count_with_the_same_classes_and_say_so(capsys):
     assert any("11,689,512" in line and "1000" in line for line in capsys.readouterr().out.splitlines())
     assert main(["summary", "resnet18", "--classes", "10"]) == 0
     assert "10 classes: 11,181,642 parameters" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("given", [["--data-root", "/my data"], ["--data-root=/my data"], []])
+def test_main_sh_looks_for_mnist_where_data_root_says(tmp_path, given):
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(Path(__file__).parents[1] / "scripts" / "main.sh", repo / "scripts" / "main.sh")
+    (repo / "scripts" / "setup.sh").write_text("#!/bin/sh\n")
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    calls = tmp_path / "calls"
+    # a stand-in cnnlab that records each call, one argument a line
+    (repo / ".venv" / "bin" / "cnnlab").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" "--" >> "{calls}"\n')
+    for script in ("scripts/main.sh", "scripts/setup.sh", ".venv/bin/cnnlab"):
+        (repo / script).chmod(0o755)
+    subprocess.run(["bash", str(repo / "scripts" / "main.sh"), *given], check=True, timeout=60)
+    datasets_call, train_call = calls.read_text().split("--\n")[:2]
+    assert datasets_call.splitlines()[:3] == ["datasets", "mnist", "--download"]
+    assert ("/my data" in datasets_call.splitlines()) == bool(given)
+    assert train_call.splitlines()[:4] == ["train", "mlp", "--dataset", "mnist"]
