@@ -172,12 +172,43 @@ RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "im
 
 
 def _train(args) -> int:
-    from cnnlab import api
     from cnnlab.errors import whole
-    from cnnlab.training.distributed import is_main_process, launch
+    from cnnlab.training.distributed import LAUNCHED, ReportedElsewhere, launch
 
     if whole(args.nproc, "nproc", 1, 1024) > 1 and "WORLD_SIZE" not in os.environ:
-        return launch(args.nproc, without_option(args.argv, "--nproc"))
+        folder, argv = launched_folder(args)
+        return launch(args.nproc, argv, folder)
+    try:
+        return _train_here(args)
+    except ReportedElsewhere:
+        if os.environ.get(LAUNCHED):        # the launcher says it, once
+            return 2
+        raise
+
+
+def launched_folder(args) -> tuple[Path, list[str]]:
+    """The run folder of a `--nproc` training, named before the processes start (so that the launcher can say
+    where to resume), and the command line each process runs."""
+    argv = without_option(args.argv, "--nproc")
+    if args.resume:
+        return Path(args.resume), argv
+    if not args.model:
+        raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
+    from cnnlab.training.config import make_config
+    from cnnlab.training.folder import new_run_folder
+
+    folder = run_name(args.out, args.name)
+    if folder is None:
+        config = make_config(args.model, args.dataset, args.recipe, **_options(args))
+        folder = new_run_folder(args.out, f"{config.model}-{config.dataset}")
+        argv = [*argv, "--name", folder.name]
+    return folder, argv
+
+
+def _train_here(args) -> int:
+    from cnnlab import api
+    from cnnlab.training.distributed import is_main_process
+
     progress = not args.no_progress
     if args.resume:
         run = api.resume(args.resume, model=args.model, data_root=args.data_root, progress=progress)
