@@ -192,3 +192,17 @@ def test_main_sh_looks_for_mnist_where_data_root_says(tmp_path, given):
     assert datasets_call.splitlines()[:3] == ["datasets", "mnist", "--download"]
     assert ("/my data" in datasets_call.splitlines()) == bool(given)
     assert train_call.splitlines()[:4] == ["train", "mlp", "--dataset", "mnist"]
+
+
+def test_cnnlab_makes_waiting_openmp_threads_sleep_not_spin():
+    # spinning threads beside busy processes made an MLP epoch 7-10x slower (bench/epoch_under_load.py)
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    shown = subprocess.run([sys.executable, "-c", "import cnnlab, os; print(os.environ['OMP_WAIT_POLICY'])"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert shown.stdout.strip() == "PASSIVE", shown.stderr
+    kept = subprocess.run([sys.executable, "-c", "import cnnlab, os; print(os.environ['OMP_WAIT_POLICY'])"],
+                          capture_output=True, text=True, env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, timeout=120)
+    assert kept.stdout.strip() == "ACTIVE"          # a user's own choice stands
