@@ -12,6 +12,7 @@ contract), `cnnlab.training`, `cnnlab.inspect`, `cnnlab.plots`.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
@@ -28,7 +29,9 @@ class Run:
     """A finished (or interrupted) training run in its folder."""
 
     def __init__(self, folder, weights: str = "best"):
-        self.folder, self.weights = Path(folder), weights
+        if weights not in ("best", "last"):
+            raise CnnlabError(f"weights {weights!r:.60}: use best or last")
+        self.folder, self.weights = Path(folder_path(folder, "run folder")), weights
         self.record = RunRecord.load(self.folder)
         self._predictor: Predictor | None = None
 
@@ -77,7 +80,8 @@ def train(model: str, dataset: str | None = None, *, folder=None, out="runs", re
     data_root, valid_fraction, ...). The run goes into `folder` (default: out/MODEL-DATASET, numbered if taken);
     a folder that holds a run already is refused unless `overwrite`."""
     config = make_config(model, dataset, recipe, **options)
-    folder = Path(folder) if folder else new_run_folder(out, f"{config.model}-{config.dataset}")
+    folder = folder_path(folder, "folder") if folder is not None else \
+        new_run_folder(folder_path(out, "out"), f"{config.model}-{config.dataset}")
     train_run(config, folder, overwrite=overwrite, progress=progress, log=log)
     return Run(folder)
 
@@ -90,10 +94,17 @@ def load(folder, weights: str = "best") -> Run:
 def resume(folder, model: str | None = None, data_root=None, progress: bool = True, log=print) -> Run:
     """Continue an interrupted run from its last finished epoch; it ends as if it had never stopped. Everything
     comes from the run folder; `data_root` says where the data set is if it has moved."""
-    config = committed_record(folder).config
+    config = committed_record(folder_path(folder, "run folder")).config
     if model and model != config.model:
         raise CnnlabError(f"{folder} trains {config.model}, not {model}")
     if data_root:
-        config.data_root = str(data_root)
+        config.data_root = str(Path(folder_path(data_root, "data_root")).resolve())
     train_run(config, folder, resume=True, progress=progress, log=log)
     return Run(folder)
+
+
+def folder_path(value, what: str) -> Path:
+    """A folder given as text or a Path; anything else is one line, not a TypeError from deep inside."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise CnnlabError(f"{what} {value!r:.60}: give a folder's path (a string or a pathlib.Path)")
+    return Path(value)

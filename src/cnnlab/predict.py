@@ -23,14 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data import Batches, ImageSet, Preprocess, load_dataset, split
+from cnnlab.data import ImageSet, Preprocess, load_dataset, split
 from cnnlab.data.augment import augment_for
-from cnnlab.data.batches import evaluation_batch
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 from cnnlab.models.layers import layer_output, resolve_layer
 from cnnlab.training.checkpoint import load_weights
-from cnnlab.training.metrics import Evaluation, evaluate
+from cnnlab.training.metrics import Evaluation, evaluate_images
 from cnnlab.training.record import RunRecord
 
 
@@ -132,10 +131,11 @@ class Predictor:
     def evaluate(self, split_name: str = "test", data_root=None, perturb: str = "", seed: int = 0) -> Evaluation:
         """Loss and accuracy on the run's test (or validation) split. `perturb`, e.g. "rotate=30,translate=0.1",
         moves every image by a seeded random transform first: how robust is the model to what it did not see?"""
-        batches = Batches(self.split(split_name, data_root), evaluation_batch(self.preprocess.shape), self.preprocess,
-                          augment=augment_for(perturb, self.preprocess), seed=seed)
-        smoothing = self.record.config.recipe.label_smoothing if self.record else 0.0    # the loss training reported
-        return evaluate(self.model, batches, len(self.classes), label_smoothing=smoothing)
+        images = self.split(split_name, data_root)
+        record = self.record        # the loss and precision training reported its figures with
+        return evaluate_images(self.model, images, self.preprocess, len(self.classes), record.model.precision,
+                               record.config.recipe.label_smoothing, augment=augment_for(perturb, self.preprocess),
+                               seed=seed)
 
     def split(self, split_name: str = "test", data_root=None) -> ImageSet:
         """The run's test split, or the validation split it held out of training (same seed, same images)."""
