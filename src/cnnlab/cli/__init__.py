@@ -20,6 +20,7 @@ FIRST_SESSION = """a first session:
   cnnlab evaluate runs/mnist-cnn-mnist                   # overall and per-class test accuracy
   cnnlab explain runs/mnist-cnn-mnist --method filters   # what its first layer learned
   cnnlab serve                                           # all of it in your browser: draw a digit, watch it think
+  cnnlab lessons --copy my-lessons                       # the lesson as ten notebooks with exercises
 
 Run `cnnlab COMMAND --help` for a command's options and an example."""
 
