@@ -33,6 +33,9 @@ from cnnlab.training.metrics import Evaluation, evaluate_images
 from cnnlab.training.record import RunRecord
 
 
+TEST_PREFIX = "test:"      # test:N, the run's test image N, wherever an image file is taken
+
+
 class Predictor:
     """A model in eval() mode with its input contract: the image shape, the normalization and the class names."""
 
@@ -42,6 +45,7 @@ class Predictor:
         self.model = model.eval()
         self.preprocess = preprocess or Preprocess.identity()
         self.classes, self.outputs, self.record, self.folder = classes, outputs, record, folder
+        self._test: ImageSet | None = None      # the test split, read on the first `test:N`
 
     @classmethod
     def from_run(cls, folder, weights: str = "best") -> "Predictor":
@@ -73,12 +77,40 @@ class Predictor:
 
     def prepare(self, images) -> tuple[torch.Tensor, list[list[str]]]:
         """Files or PIL images -> uint8 [N, C, H, W] as the model takes them, and the changes made to each."""
-        from cnnlab.images import open_image
-
         if self.input_shape is None:
             raise CnnlabError("a bare model has no input contract: give it arrays, not image files")
-        prepared = [self.preprocess.prepare(open_image(i) if isinstance(i, (str, Path)) else i) for i in images]
+        prepared = [self.preprocess.prepare(self.picture(i) if isinstance(i, (str, Path)) else i) for i in images]
         return torch.stack([pixels for pixels, _ in prepared]), [notes for _, notes in prepared]
+
+    def picture(self, source):
+        """A PIL image from an image file, `sample:NAME` (a picture drawn by code, `cnnlab samples`) or `test:N`
+        (image N of the run's test split), so that every example runs without a file of one's own."""
+        from PIL import Image
+
+        from cnnlab.filters.samples import SAMPLE_PREFIX, sample_image
+        from cnnlab.images import open_image
+
+        text = str(source)
+        if text.startswith(SAMPLE_PREFIX):
+            return Image.fromarray(sample_image(text[len(SAMPLE_PREFIX):]))
+        if text.startswith(TEST_PREFIX):
+            index = self.test_index(text)
+            if self._test is None:
+                self._test = self.split("test")
+            pixels = self._test.pixels(index)[0].numpy()    # [C, H, W]
+            return Image.fromarray(pixels.transpose(1, 2, 0) if pixels.shape[0] == 3 else pixels[0])
+        return open_image(source)
+
+    def test_index(self, source: str) -> slice:
+        """`test:N` -> the slice [N:N+1] of the test split, checked against its size before the data is read."""
+        if self.record is None:
+            raise CnnlabError(f"{source}: a test image needs a trained run (its data set); give an image file")
+        number, size = source[len(TEST_PREFIX):], self.record.data.test_size
+        if not number.isdigit() or int(number) >= size:
+            raise CnnlabError(f"{source}: the run's test split has {size} images: write test:N with N from 0 to "
+                              f"{size - 1}")
+        index = int(number)
+        return slice(index, index + 1)
 
     def inputs(self, images) -> torch.Tensor:
         """Any accepted form of images -> the float model input [N, C, H, W]."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, default_name, output_path, save_array
+from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_path, save_array
 from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
 
@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="PNG to write (default: RUN/top-losses-SPLIT.png)")
 
     p = add_command(sub, "explain", "see inside a trained CNN: filters, feature maps, heat maps, patches, dreams", """
+        cnnlab explain runs/lesson-cnn-cifar10 test:3 --method gradcam
+        cnnlab explain runs/lesson-cnn-cifar10 sample:car --method occlusion
         cnnlab explain runs/lesson-cnn-cifar10 cat.png --method gradcam
         cnnlab explain runs/lesson-cnn-cifar10 cat.png dog.png --method smoothgrad --target cat
         cnnlab explain runs/lesson-cnn-cifar10 --method filters
@@ -49,7 +51,7 @@ def register(sub) -> None:
         input the model sees, then drawn over the image. Images are converted to the model's channels and size,
         and each change is reported.""")
     p.add_argument("run", help="run folder made by `cnnlab train`")
-    p.add_argument("images", nargs="*", metavar="IMAGE", help=f"image files (not needed by {', '.join(WITHOUT_IMAGES)})")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help=f"{MODEL_IMAGE_HELP} (not needed by {', '.join(WITHOUT_IMAGES)})")
     p.add_argument("--method", required=True, choices=EXPLANATIONS, metavar="METHOD", help="one of the methods above")
     p.add_argument("--layer", help="layer name from `cnnlab layers RUN` (default: the last conv layer)")
     p.add_argument("--target", help="class index or name (default: the predicted class)")

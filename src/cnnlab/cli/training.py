@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, output_path
+from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, output_path
 from cnnlab.errors import CnnlabError
 
 DATASET_NAMES = ["mnist", "fashion-mnist", "cifar10", "imagefolder"]
@@ -64,11 +64,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --perturb")
 
     p = add_command(sub, "predict", "classify image files with a trained run (top-k classes)", """
-        cnnlab predict runs/mlp-mnist digit.png photo.jpg --top-k 3""", _predict, description="""
+        cnnlab predict runs/mlp-mnist test:0 sample:digit7 --top-k 3
+        cnnlab predict runs/mlp-mnist my-digit.png""", _predict, description="""
         Classify images of any size or mode: each is converted to what the model was trained on (channels,
         size; for MNIST-style models, dark-on-light images are inverted) and every change is reported.""")
     p.add_argument("run", help="run folder made by `cnnlab train`")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help=MODEL_IMAGE_HELP)
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--weights", choices=["best", "last"], default="best")
 
@@ -207,6 +208,7 @@ def launched_folder(args) -> tuple[Path, list[str]]:
 
 def _train_here(args) -> int:
     from cnnlab import api
+    from cnnlab.cli.next_steps import next_commands
     from cnnlab.training.distributed import is_main_process
 
     progress = not args.no_progress
@@ -228,6 +230,7 @@ def _train_here(args) -> int:
     print(f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
           f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")
     print(f"run folder: {run.folder}  (curves.png, confusion.png, samples.png, best.safetensors, run.json)")
+    print("\nnext, try:\n" + "\n".join(f"  {line}" for line in next_commands(run)))
     return 0
 
 
