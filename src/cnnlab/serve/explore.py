@@ -33,7 +33,7 @@ router = APIRouter(prefix="/explore", tags=["explore"])
 MAX_CHANNELS = 32        # thumbnails per layer unless the page asks for more: a row the eye can take in
 MAX_SIDE = 56            # larger feature maps are averaged down to this: a thumbnail cannot show more
 DRAWABLE = (1, 28, 28)   # models that take what the drawing canvas makes: MNIST-style digits
-ATTRIBUTIONS = ("gradcam", "saliency", "occlusion")
+ATTRIBUTIONS = {"gradcam": "Grad-CAM", "saliency": "Saliency", "occlusion": "Occlusion"}     # name: as shown
 DRAWING_NOTE = "drawing made MNIST-style: cropped to the ink, scaled into 20x20, centred by its mass in 28x28"
 
 
@@ -48,6 +48,7 @@ class RunSummary(BaseModel):
     classes: list[str] = []
     drawable: bool = Field(False, description="28x28 grey input: the page offers the drawing canvas")
     problem: str | None = Field(None, description="why the run cannot be opened (its run.json is unreadable)")
+    label_smoothing: float = Field(0.0, description="the recipe's label smoothing: its top probability stays below 1")
 
 
 @router.get("/runs", response_model=list[RunSummary])
@@ -64,8 +65,19 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
         found.append(RunSummary(
             name=name, model=record.model.name, dataset=record.data.name,
             test_accuracy=record.test.accuracy if record.test else None, input_shape=shape,
-            classes=record.classes, drawable=tuple(shape) == DRAWABLE))
+            classes=record.classes, drawable=tuple(shape) == DRAWABLE,
+            label_smoothing=record.config.recipe.label_smoothing))
     return found
+
+
+@router.get("/methods")
+def methods() -> list[dict]:
+    """The attribution methods the panel offers: name, how the page labels it, what its map shows, and whether the
+    map is signed (negative = evidence against the class)."""
+    from cnnlab.inspect.attributions import METHODS, SIGNED
+
+    return [{"name": name, "label": label, "description": METHODS[name], "signed": name in SIGNED}
+            for name, label in ATTRIBUTIONS.items()]
 
 
 # --- one image through the model ----------------------------------------------------------------------------------
@@ -146,7 +158,7 @@ def thumbnail_maps(maps: torch.Tensor) -> torch.Tensor:
 
 class AttributionRequest(RunImage):
     target: int = Field(ge=0, description="class index whose evidence is shown")
-    method: Literal["gradcam", "saliency", "occlusion"] = Field("gradcam", description="gradcam, saliency or occlusion")
+    method: Literal[tuple(ATTRIBUTIONS)] = Field("gradcam", description=", ".join(ATTRIBUTIONS))
 
 
 @router.post("/attribution")
@@ -166,8 +178,16 @@ def attribution(request: AttributionRequest, store: RunStore = Depends(get_store
     row, col = divmod(int(np.abs(heat).argmax()), heat.shape[1])
     return {"run": request.run, "method": request.method, "target": target, "class": classes[target],
             "description": describe(request.method, pixels.shape[1]), "strongest": [row, col],
+            "signed": request.method in SIGNED,
+            "strongest_for": position(heat, heat.argmax()) if heat.max() > 0 else None,
+            "strongest_against": position(heat, heat.argmin()) if heat.min() < 0 else None,
             "empty": not heat.any(), "range": [float(heat.min()), float(heat.max())], "heat": channel_maps(heat[None]),
             "overlay": png_data_url(heat_overlay(to_display(pixels[0].numpy())[0], heat, request.method in SIGNED))}
+
+
+def position(heat: np.ndarray, index) -> list[int]:
+    """A flat index into a [H, W] map -> [row, column]."""
+    return list(divmod(int(index), heat.shape[1]))
 
 
 # --- test images --------------------------------------------------------------------------------------------------

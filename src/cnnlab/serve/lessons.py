@@ -222,13 +222,30 @@ def filter_picture(body: FilterRequest) -> dict:
     picture = PICTURES.get(body.image)
     source = picture if body.color else grey(picture)
     result = apply_kernel(blur(source, body.border) if body.blur_first else source, kernel, body.border)
+    if not np.isfinite(result).all():
+        raise CnnlabError(f"the kernel's weights (up to {np.abs(kernel).max():.3g}) are too large: the filtered "
+                          "picture overflows float32 (beyond ±3.4e38); use smaller weights")
     mode = display_mode(kernel, body.display)
     _, black, white, caption = scale_for_display(result, mode)
     response = kernel_response(kernel, RESPONSE_SIZE)
     return {"label": label, "filtered": png_data_url(to_uint8(result, mode)), "display": mode, "caption": caption,
+            "why": display_reason(kernel, body.display, mode),
             "black": black, "white": white, "low": float(result.min()), "high": float(result.max()),
             "response": png_data_url(magma_picture(response)),
             "gain": float(response[RESPONSE_SIZE // 2, RESPONSE_SIZE // 2]), "response_max": float(response.max())}
+
+
+def display_reason(kernel: np.ndarray, display: str, mode: str) -> str:
+    """Why `auto` chose `mode`, in words for the page; empty when the display was chosen by hand."""
+    if display != "auto":
+        return ""
+    total = f"{float(kernel.sum()):.4g}"
+    if mode == "abs":
+        return "auto: the weights sum to 0 (an edge detector), so the size of the response is shown"
+    if mode == "clip":
+        return f"auto: the weights sum to {total} > 0 (as a blur's do), so the output is shown as pixels, clipped"
+    return (f"auto: the weights sum to {total} < 0, so most of the output is negative: shown signed, mid-grey = 0, "
+            "darker below 0, brighter above")
 
 
 # --- convolution arithmetic --------------------------------------------------------------------------------------
