@@ -268,6 +268,11 @@ def size_explanation(size: int, kernel: int, stride: int, padding: int, dilation
     out = output_size(size, span, stride, padding)
     lines = [f"The {window} moves {stride} pixel{'s' if stride > 1 else ''} at a time over the {padded}x{padded} "
              f"padded input and fits {out} times along each side: a {out}x{out} output."]
+    if stride > span:
+        gap = stride - span
+        rows = f"{gap} row{'s' if gap > 1 else ''} and column{'s' if gap > 1 else ''}"
+        lines.append(f"Stride {stride} is longer than the {span}-pixel window: between one window and the next, "
+                     f"{rows} are skipped. Those pixels (hatched) are never multiplied: they cannot change the output.")
     leftover = (padded - span) % stride
     if leftover:
         plural = "s" if leftover > 1 else ""
