@@ -215,7 +215,7 @@ def first_conv(request: FirstConvRequest, store: RunStore = Depends(get_store)) 
         seen, output = layer_input_output(predictor.model, conv, predictor.inputs(pixels))
         layer = next(n for n, m in predictor.model.named_modules() if m is conv)
     weights = conv.weight.detach()[request.channel].double()          # [C_in, k, k]
-    bias = float(conv.bias[request.channel]) if conv.bias is not None else 0.0
+    bias = float(conv.bias.detach()[request.channel]) if conv.bias is not None else 0.0
     partials = [F.conv2d(seen[:, c:c + 1].double(), weights[c][None, None], stride=conv.stride,
                          padding=conv.padding, dilation=conv.dilation)[0, 0] for c in range(seen.shape[1])]
     return {"run": request.run, "layer": layer, "channel": request.channel, "channels": conv.out_channels,
