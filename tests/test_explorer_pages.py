@@ -47,6 +47,18 @@ def found(browser, css):
     return browser.find_elements("css selector", css)
 
 
+def first(browser, css):
+    """The first element `css` finds, once the page has made one."""
+    return wait(browser, lambda: found(browser, css))[0]
+
+
+def choose(browser, select, value):
+    """Pick `value` in the <select> `select`, once the page has listed it."""
+    from selenium.webdriver.support.ui import Select
+
+    Select(first(browser, f"{select} option[value='{value}']").find_element("xpath", "..")).select_by_value(value)
+
+
 def text(browser, css) -> str:
     return browser.execute_script("return document.querySelector(arguments[0])?.textContent ?? ''", css)
 
@@ -178,7 +190,7 @@ def test_heat_maps_have_a_legend_and_occlusion_is_not_strongest_at(browser, live
     from selenium.webdriver.support.ui import Select
 
     open_panel(browser, live_server, "explore")
-    Select(found(browser, "#explore select.runs")[0]).select_by_value("lesson-cnn-cifar10")
+    choose(browser, "#explore select.runs", "lesson-cnn-cifar10")
     wait(browser, lambda: len(found(browser, "#explore button.bar")) == 10)
     assert [o.text for o in Select(found(browser, "#explore select.method")[0]).options] == \
         ["Grad-CAM", "Saliency", "Occlusion"]
@@ -190,12 +202,10 @@ def test_heat_maps_have_a_legend_and_occlusion_is_not_strongest_at(browser, live
     caption = wait(browser, lambda: (lambda t: "against" in t and t)(text(browser, "#explore .evidence > "
                                                                               "p.caption:last-child")))
     assert "Strongest at" not in caption and "Red speaks for the class, blue against it" in caption
-    assert "against the class" in text(browser, "#explore .evidence .legend")
+    assert "blue = evidence against the class" in text(browser, "#explore .evidence .legend")
 
 
 def test_label_smoothing_is_said_where_probabilities_are_shown(browser, live_server, served_runs):
-    from selenium.webdriver.support.ui import Select
-
     from cnnlab.training.record import RunRecord
 
     open_panel(browser, live_server, "explore")
@@ -203,7 +213,7 @@ def test_label_smoothing_is_said_where_probabilities_are_shown(browser, live_ser
                 for run in ("mnist-cnn-mnist", "mlp-mnist")}
     assert smoothed["mnist-cnn-mnist"] > 0 and smoothed["mlp-mnist"] == 0     # both cases are seen
     for run, smoothing in smoothed.items():
-        Select(found(browser, "#explore select.runs")[0]).select_by_value(run)
+        choose(browser, "#explore select.runs", run)
         note = found(browser, "#explore .smoothing")[0]
         if smoothing:
             wait(browser, note.is_displayed)
@@ -215,10 +225,8 @@ def test_label_smoothing_is_said_where_probabilities_are_shown(browser, live_ser
 
 
 def test_a_failed_upload_clears_the_last_answer_and_says_why_at_the_upload(browser, live_server, tmp_path):
-    from selenium.webdriver.support.ui import Select
-
     open_panel(browser, live_server, "explore")
-    Select(found(browser, "#explore select.runs")[0]).select_by_value("lesson-cnn-cifar10")
+    choose(browser, "#explore select.runs", "lesson-cnn-cifar10")
     wait(browser, lambda: len(found(browser, "#explore button.bar")) == 10 and found(browser, "#explore .layer"))
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is not a picture")
@@ -320,10 +328,8 @@ def test_the_window_that_does_not_fit_and_the_rows_a_stride_skips_are_said(brows
 
 
 def test_one_channel_of_the_trained_first_layer_is_its_kernels_summed_plus_the_bias(browser, live_server):
-    from selenium.webdriver.support.ui import Select
-
     open_panel(browser, live_server, "convolution")
-    Select(found(browser, "#convolution .first-conv select")[0]).select_by_value("lesson-cnn-cifar10")
+    choose(browser, "#convolution .first-conv select", "lesson-cnn-cifar10")
     wait(browser, lambda: len(found(browser, "#convolution .channel-row")) == 3)
     assert "red" in text(browser, "#convolution .channel-rows") and "bias" in text(browser, "#convolution .total")
     found(browser, "#convolution .channel-row img.map")[2].click()           # a pixel of the first partial map
@@ -334,7 +340,7 @@ def test_one_channel_of_the_trained_first_layer_is_its_kernels_summed_plus_the_b
     own = float(re.search(r"own output there: (-?[\d.e-]+)", sum_text).group(1))
     assert len(numbers) == 4 and sum(numbers) == pytest.approx(total, abs=2e-3) and own == pytest.approx(total,
                                                                                                          abs=2e-3)
-    Select(found(browser, "#convolution .first-conv select")[0]).select_by_value("mlp-mnist")
+    choose(browser, "#convolution .first-conv select", "mlp-mnist")
     wait(browser, lambda: "has no conv layer" in text(browser, "#convolution .first-conv .panel-error"))
     assert not found(browser, "#convolution .channel-row")
 
@@ -382,11 +388,11 @@ def test_a_broken_run_is_one_line_and_a_starting_run_shows_epoch_0(browser, odd_
 
 def test_a_confusion_cell_title_goes_with_its_run(browser, live_server):
     open_panel(browser, live_server, "monitor")
-    found(browser, '#monitor tr[data-run="mlp-mnist"] td.name')[0].click()
+    first(browser, '#monitor tr[data-run="mlp-mnist"] td.name').click()
     cells = wait(browser, lambda: found(browser, '#monitor .matrix[data-run="mlp-mnist"] td.diagonal'))
     cells[0].click()
     wait(browser, lambda: text(browser, "#monitor .cell h3").startswith("true 0"))
-    found(browser, '#monitor tr[data-run="mnist-cnn-mnist"] td.name')[0].click()
+    first(browser, '#monitor tr[data-run="mnist-cnn-mnist"] td.name').click()
     wait(browser, lambda: found(browser, '#monitor .matrix[data-run="mnist-cnn-mnist"]'))
     assert text(browser, "#monitor .cell h3") == "Click a cell to see its test images"
     assert not found(browser, "#monitor .thumbs img")
@@ -425,21 +431,24 @@ def screenshots(runs: Path, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     with serving(runs) as url, chromium(1400, 1300) as browser:
-        def take(panel, prepare, term):
+        def take(name, panel, prepare, term, within="", height=1300):
+            browser.set_window_size(1400, height)
             open_panel(browser, url, panel)
             prepare()
             time.sleep(2)
-            hovered = found(browser, f'#{panel} dfn.term[data-term="{term}"]')[0]
-            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", hovered)
+            hovered = found(browser, f'#{panel} {within} dfn.term[data-term="{term}"]')[0]
+            browser.execute_script("arguments[0].scrollIntoView({block: arguments[1]})", hovered,
+                                   "start" if within else "center")
+            browser.execute_script("window.scrollBy(0, -60)")
             ActionChains(browser).move_to_element(hovered).perform()
             time.sleep(0.5)
-            browser.save_screenshot(str(out / f"{panel}.png"))
-            picture = Image.open(out / f"{panel}.png").convert("RGB")
+            browser.save_screenshot(str(out / f"{name}.png"))
+            picture = Image.open(out / f"{name}.png").convert("RGB")
             picture.resize((1200, round(picture.height * 1200 / picture.width)), Image.LANCZOS).quantize(
-                256).save(out / f"{panel}.png", optimize=True)
+                256).save(out / f"{name}.png", optimize=True)
 
         def explore():
-            Select(found(browser, "#explore select.runs")[0]).select_by_value("lesson-cnn-cifar10")
+            choose(browser, "#explore select.runs", "lesson-cnn-cifar10")
             wait(browser, lambda: found(browser, "#explore button.bar"))
             Select(found(browser, "#explore select.method")[0]).select_by_value("occlusion")
             found(browser, "#explore button.bar.top")[0].click()
@@ -453,7 +462,6 @@ def screenshots(runs: Path, out: Path) -> None:
 
         def convolution():
             wait(browser, lambda: len(found(browser, "#convolution .channel-row")) >= 1)
-            browser.execute_script("document.querySelector('#convolution .first-conv').scrollIntoView()")
 
         def monitor():
             wait(browser, lambda: found(browser, "#monitor .matrix td"))
@@ -461,10 +469,12 @@ def screenshots(runs: Path, out: Path) -> None:
         def datasets():
             wait(browser, lambda: found(browser, "#datasets img.preview[src]"))
 
-        for panel, prepare, term in (("explore", explore, "softmax"), ("kernels", kernels, "kernel"),
-                                     ("convolution", convolution, "bias"),
-                                     ("monitor", monitor, "confusion-matrix"), ("datasets", datasets, "augmentation")):
-            take(panel, prepare, term)
+        take("explore", "explore", explore, "softmax")
+        take("kernels", "kernels", kernels, "fourier")
+        take("convolution", "convolution", convolution, "stride")
+        take("convolution-channels", "convolution", convolution, "bias", within=".first-conv")
+        take("monitor", "monitor", monitor, "confusion-matrix", height=2000)      # down to the matrix's legend
+        take("datasets", "datasets", datasets, "augmentation")
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ def layer_input_output(model: torch.nn.Module, layer: torch.nn.Module, x: torch.
 
 
 def rounded(values: torch.Tensor) -> list:
-    return np.round(values.double().numpy(), 4).tolist()
+    return np.round(values.double().numpy(), 6).tolist()
 
 
 def signed_picture(values: torch.Tensor) -> str:

@@ -333,7 +333,7 @@ async function loadFirstConv() {
     el("figure", {}, picture(answer.inputs[c], `input ${names[c]}`), el("figcaption", {}, `input: ${names[c]}`)),
     el("span", { class: "op" }, "⊛"),
     el("figure", {}, grid(k, k, 40, (r, col) => kernel[r][col].toFixed(2), (r, col) => signClass(kernel[r][col])).svg,
-      el("figcaption", {}, `its kernel`)),
+      el("figcaption", {}, "its kernel (green +, red −)")),
     el("span", { class: "op" }, "="),
     el("figure", {}, picture(answer.partial_pictures[c], `partial map ${names[c]}`),
       el("figcaption", {}, `partial map ${c + 1}`)),

@@ -1,7 +1,7 @@
 // The data panel: the data sets cnnlab finds (its usual places, and where the runs found theirs), a grid of samples
 // per class of the one picked, and the augmentation preview: its controls are made from the operations the library
 // lists (api/datasets/augmentations), and the same images are augmented again as a control moves.
-import { api, latestOnly } from "./api.js";
+import { api, latest, latestOnly, STALE } from "./api.js";
 import { el } from "./dom.js";
 import { intro } from "./glossary.js";
 
@@ -104,14 +104,13 @@ async function pick(id) {
 
 // ---------------------------------------------------------------- samples per class
 
-let asked = 0;                // the latest samples request: an older answer arriving after it is dropped
+const samplesAsked = latest();  // an older samples answer arriving after a newer question is dropped
 
 async function showSamples() {
   const query = new URLSearchParams({ dataset: picked.id, per_class: view.perClass.value, split: view.split.value,
     seed });
-  const mine = ++asked;
-  const answer = await api(`datasets/samples?${query}`);
-  if (mine !== asked) return;
+  const answer = await samplesAsked(() => api(`datasets/samples?${query}`));
+  if (answer === STALE) return;
   const [, height] = answer.shape;
   const side = height <= 48 ? 2 * height : 96;           // small images doubled, pixel for pixel
   view.title.textContent = `Samples per class: ${picked.id}, ${answer.split}`;

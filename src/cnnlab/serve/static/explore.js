@@ -84,7 +84,7 @@ function build(section) {
   v.method = el("select", { class: "method", "aria-label": "attribution method", onchange: showEvidence });
   v.overlay = el("img", { class: "overlay", alt: "heat map over the input" });
   v.overlayCaption = el("p", { class: "caption" }, "Click a class bar to see which pixels count for that class.");
-  v.methodNote = el("p", { class: "caption method-note" });
+  v.methodNote = el("p", { class: "method-note" });
   v.legend = el("div", { class: "legend" });
   const evidence = el("div", { class: "card evidence" }, el("h2", {}, "Where is the evidence?"),
     el("label", {}, "method ", v.method), v.methodNote, v.overlay, v.legend, v.overlayCaption);
@@ -460,7 +460,8 @@ function clearEvidence() {
 
 async function showEvidence() {
   const method = methods[view.method.value];
-  view.methodNote.replaceChildren(...prose(`{${method.name}}: ${method.description}`));
+  const what = method.description.replace(new RegExp(`^${method.label}: `, "i"), "");     // "Grad-CAM: ..."
+  view.methodNote.replaceChildren(...prose(`{${method.name}|${method.label}} shows: ${what}`));
   if (state.target === null || !state.input) return;
   view.overlayCaption.textContent = `computing ${method.label} for ${state.run.classes[state.target]}…`;
   try {
@@ -480,7 +481,7 @@ function legendOf({ signed, range: [low, high] }) {
   const top = Math.max(Math.abs(low), Math.abs(high)).toPrecision(2);
   if (signed) {
     return colourLegend(["#053061", "#4393c3", "#f7f7f7", "#d6604d", "#67001f"],
-      [`−${top}: against the class`, "0", `+${top}: for it`], "blue = evidence against, red = evidence for");
+      [`−${top} against`, "0", `+${top} for`], "blue = evidence against the class, red = for it");
   }
   return colourLegend(["#000004", "#57106e", "#bc3754", "#f98e09", "#fcffa4"], ["0: none", `${top}: strongest`],
     "dark = no evidence, bright = strong evidence for the class");

@@ -86,8 +86,9 @@ export function lessonLink(name) {
 
 // A panel's opening: a few sentences (each a prose() string) and the lessons it belongs to.
 export function intro(sentences, lessons) {
+  const links = lessons.flatMap((name, i) => [i ? " · " : "", lessonLink(name)]);
   return el("div", { class: "card intro" }, ...sentences.map((text) => el("p", {}, ...prose(text))),
-    el("p", { class: "lessons" }, "Learn more: ", ...lessons.flatMap((name, i) => [i ? " · " : "", lessonLink(name)])));
+    el("p", { class: "lessons" }, "Learn more: ", ...links));
 }
 
 // One tooltip for the whole page, shown beside the term under the pointer or keyboard focus.

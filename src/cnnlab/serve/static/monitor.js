@@ -1,7 +1,7 @@
 // The training monitor: the runs under RUNS_DIR with their state; the chosen run's loss and accuracy curves (redrawn
 // while it trains: the page polls a cheap stamp every two seconds); its confusion matrix on the test split, where a
 // click on a cell shows that cell's test images, highest loss first; and ticked runs compared on one chart.
-import { api } from "./api.js";
+import { api, latest, STALE } from "./api.js";
 import { colourLegend, el, svg } from "./dom.js";
 import { intro } from "./glossary.js";
 
@@ -29,6 +29,8 @@ let chosen = null;            // the run shown in detail
 let cell = null;              // [true, predicted] of the confusion cell shown
 let polling = false;          // a poll still waiting for its answers: the next one is skipped
 const compared = new Set();
+// latest answer wins, for each kind of question: a run picked, or a cell clicked, meanwhile makes older answers stale
+const [curvesAsked, confusionAsked, cellAsked, compareAsked] = [latest(), latest(), latest(), latest()];
 
 export async function init(section) {
   view = build(section);
@@ -122,8 +124,8 @@ async function choose(name) {
     view.cellTitle.textContent = CELL_TITLE;
     view.cellImages.replaceChildren();
   }
-  const answer = await api(`monitor/runs/${encodeURIComponent(name)}/curves`);
-  if (name !== chosen) return;                            // another run was picked meanwhile
+  const answer = await curvesAsked(() => api(`monitor/runs/${encodeURIComponent(name)}/curves`));
+  if (answer === STALE) return;
   drawCurves(answer);
   if (answer.run.best_epoch != null) await showConfusion(changed);
   else {
@@ -154,8 +156,8 @@ async function showConfusion(fresh) {
     view.matrix.replaceChildren(el("p", { class: "note" }, "testing the best weights…"));
     delete view.matrix.dataset.run;
   }
-  const answer = await api(`monitor/runs/${encodeURIComponent(name)}/confusion`);
-  if (name !== chosen) return;                            // another run was picked meanwhile
+  const answer = await confusionAsked(() => api(`monitor/runs/${encodeURIComponent(name)}/confusion`));
+  if (answer === STALE || name !== chosen) return;
   view.matrix.replaceChildren(matrix(answer));
   view.matrix.dataset.run = name;
   if (cell) await showCell(...cell);
@@ -199,7 +201,9 @@ async function showCell(i, j) {
   for (const td of view.matrix.querySelectorAll("td")) {
     td.classList.toggle("picked", +td.dataset.true === i && +td.dataset.predicted === j);
   }
-  const answer = await api(`monitor/runs/${encodeURIComponent(chosen)}/confusion/${i}/${j}?limit=60`);
+  const path = `monitor/runs/${encodeURIComponent(chosen)}/confusion/${i}/${j}?limit=60`;
+  const answer = await cellAsked(() => api(path));
+  if (answer === STALE) return;
   const shown = answer.images.length < answer.count ? `, the first ${answer.images.length}` : "";
   // ranked by loss, -log p(true class): under each image that probability, so the order shows
   const order = i === j ? "least sure first" : "most confident mistakes first";
@@ -224,7 +228,8 @@ async function drawComparison() {
     return;
   }
   const metric = view.metric.value;
-  const answer = await api("monitor/compare", { runs: names, metric });
+  const answer = await compareAsked(() => api("monitor/compare", { runs: names, metric }));
+  if (answer === STALE) return;
   const accuracy = metric.endsWith("acc");
   const series = answer.series.map((s) => ({ label: s.run, colour: RUN_COLOURS[names.indexOf(s.run) % 12],
     points: s.epochs.map((epoch, k) => [epoch, (accuracy ? 100 : 1) * s.values[k]]) }));
@@ -258,7 +263,8 @@ async function update() {
     chosen = null;
     view.title.textContent = "That run is gone (its folder was removed).";
   } else if (chosen && changed.includes(chosen)) {
-    const answer = await api(`monitor/runs/${encodeURIComponent(chosen)}/curves`);
+    const answer = await curvesAsked(() => api(`monitor/runs/${encodeURIComponent(chosen)}/curves`));
+    if (answer === STALE) return;
     drawCurves(answer);
     if (after.best_epoch != null && after.best_epoch !== before?.best_epoch) await showConfusion(false);
   }
@@ -293,7 +299,8 @@ function chart({ title, yLabel, series, log = false, best = null, name, width = 
       transform: `rotate(-90 14 ${margin.top + inner.h / 2})` }, yLabel),
     svg("rect", { x: margin.left, y: margin.top, width: inner.w, height: inner.h, class: "frame" }));
   if (best != null) {
-    picture.append(svg("line", { x1: sx(best), x2: sx(best), y1: margin.top, y2: margin.top + inner.h, class: "best" }));
+    picture.append(svg("line", { x1: sx(best), x2: sx(best), y1: margin.top, y2: margin.top + inner.h,
+      class: "best" }));
   }
   for (const s of series) {
     const kept = s.points.filter(([, y]) => Number.isFinite(y) && (!log || y > 0));
