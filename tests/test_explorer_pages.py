@@ -8,6 +8,7 @@ that never reached the page, pictures that said nothing), each driven in a real 
 from __future__ import annotations
 
 import fcntl
+import json
 import re
 import shutil
 import sys
@@ -148,6 +149,20 @@ def test_the_first_conv_layer_taken_apart_adds_up_to_its_output(client, served_r
 # ---------------------------------------------------------------- each panel explains itself
 
 
+def test_a_lesson_link_downloads_its_notebook_and_names_only_notebooks(client, tmp_path, monkeypatch):
+    notebook = {"cells": [{"cell_type": "markdown", "source": ["# 6. The convolutional layer"]}], "nbformat": 4}
+    (tmp_path / "06-conv-layer.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / "secret.txt").write_text("not a lesson")
+    monkeypatch.setattr("cnnlab.serve.lessons.LESSON_FOLDER", tmp_path)
+    answer = client.get("/api/lessons/06-conv-layer.ipynb")
+    assert answer.status_code == 200 and answer.json() == notebook
+    assert 'filename="06-conv-layer.ipynb"' in answer.headers["content-disposition"]
+    for name in ("secret.txt", "07-cifar-cnn.ipynb"):
+        refused = client.get(f"/api/lessons/{name}")
+        assert refused.status_code == 404 and "`cnnlab lessons` lists them" in refused.json()["error"]
+    assert client.get("/api/lessons/..%2F06-conv-layer.ipynb").status_code == 404
+
+
 @pytest.mark.parametrize("panel", PANELS)
 def test_each_panel_opens_with_an_introduction_a_lesson_and_defined_terms(browser, live_server, panel):
     from selenium.webdriver.common.action_chains import ActionChains
@@ -157,7 +172,7 @@ def test_each_panel_opens_with_an_introduction_a_lesson_and_defined_terms(browse
     assert len(intro.find_elements("css selector", "p")) >= 3          # a few sentences and the lessons
     lesson = intro.find_element("css selector", "a.lesson")
     assert re.fullmatch(r"Lesson \d+: .+ \(run cnnlab lessons\)", lesson.text)
-    assert re.fullmatch(r"docs/lessons/\d\d-[a-z0-9-]+\.ipynb", lesson.get_attribute("href").split("/", 3)[3])
+    assert re.fullmatch(r"api/lessons/\d\d-[a-z0-9-]+\.ipynb", lesson.get_attribute("href").split("/", 3)[3])
     terms = intro.find_elements("css selector", "dfn.term")
     assert terms
     definitions = glossary()

@@ -15,10 +15,12 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from cnnlab.errors import CnnlabError, whole
@@ -344,3 +346,19 @@ def stage_maps(maps: np.ndarray, title: str, mode: str) -> dict:
     pictures = to_uint8(maps, mode)
     return {"title": title, "width": maps.shape[2], "height": maps.shape[1], "black": black, "white": white,
             "maps": [png_data_url(picture) for picture in pictures]}
+
+
+# --- the lesson notebooks the panels link to -----------------------------------------------------------------------
+
+LESSON_FOLDER = Path(__file__).resolve().parents[1] / "lessons"      # cnnlab/lessons/NN-name.ipynb, in the package
+
+
+@router.get("/lessons/{name}")
+def lesson_notebook(name: str) -> FileResponse:
+    """A lesson notebook (such as 06-conv-layer.ipynb) to download and open in Jupyter; `cnnlab lessons --copy DIR`
+    copies them all. Looked up by name among the packaged notebooks: a name is never opened as a path."""
+    notebooks = {path.name: path for path in LESSON_FOLDER.glob("*.ipynb")} if LESSON_FOLDER.is_dir() else {}
+    if name not in notebooks:
+        raise NotFound(f"lesson notebook {name!r} is not among the {len(notebooks)} installed with cnnlab; "
+                       "`cnnlab lessons` lists them")
+    return FileResponse(notebooks[name], media_type="application/x-ipynb+json", filename=name)

@@ -79,8 +79,8 @@ export function prose(text) {
 // A lesson notebook's link: "Lesson 6: the convolutional layer (run `cnnlab lessons`)".
 export function lessonLink(name) {
   const number = Number(name.slice(0, 2));
-  return el("a", { class: "lesson", href: `docs/lessons/${name}.ipynb`, "data-lesson": name,
-    title: `${name}.ipynb: \`cnnlab lessons\` copies the notebooks to a folder to open in Jupyter` },
+  return el("a", { class: "lesson", href: `api/lessons/${name}.ipynb`, download: `${name}.ipynb`, "data-lesson": name,
+    title: `${name}.ipynb, to open in Jupyter; \`cnnlab lessons --copy DIR\` copies all ten` },
   `Lesson ${number}: ${LESSONS[name]}`, " (run ", el("code", {}, "cnnlab lessons"), ")");
 }
 
