@@ -229,6 +229,8 @@ def test_label_smoothing_is_said_where_probabilities_are_shown(browser, live_ser
     assert smoothed["mnist-cnn-mnist"] > 0 and smoothed["mlp-mnist"] == 0     # both cases are seen
     for run, smoothing in smoothed.items():
         choose(browser, "#explore select.runs", run)
+        first(browser, "#explore button.random").click()          # probabilities shown: a test image's
+        wait(browser, lambda: len(found(browser, "#explore button.bar")) == 10)
         note = found(browser, "#explore .smoothing")[0]
         if smoothing:
             wait(browser, note.is_displayed)

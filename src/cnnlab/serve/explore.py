@@ -48,7 +48,6 @@ class RunSummary(BaseModel):
     classes: list[str] = []
     drawable: bool = Field(False, description="28x28 grey input: the page offers the drawing canvas")
     problem: str | None = Field(None, description="why the run cannot be opened (its run.json is unreadable)")
-    label_smoothing: float = Field(0.0, description="the recipe's label smoothing: its top probability stays below 1")
 
 
 @router.get("/runs", response_model=list[RunSummary])
@@ -65,13 +64,12 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
         found.append(RunSummary(
             name=name, model=record.model.name, dataset=record.data.name,
             test_accuracy=record.test.accuracy if record.test else None, input_shape=shape,
-            classes=record.classes, drawable=tuple(shape) == DRAWABLE,
-            label_smoothing=record.config.recipe.label_smoothing))
+            classes=record.classes, drawable=tuple(shape) == DRAWABLE))
     return found
 
 
 @router.get("/methods")
-def methods() -> list[dict]:
+def attribution_methods() -> list[dict]:
     """The attribution methods the panel offers: name, how the page labels it, what its map shows, and whether the
     map is signed (negative = evidence against the class)."""
     from cnnlab.inspect.attributions import METHODS, SIGNED
@@ -106,7 +104,8 @@ def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
     return {  # encoded outside the lock: the copies in `outputs` are this request's own
         "run": request.run, "classes": classes, "scores": scores.tolist(), "score_name": score_name,
         "predicted": int(scores.argmax()), "input": pixels_data_url(pixels[0]), "notes": notes,
-        "methods": methods, "layers": layer_payloads(outputs, request.max_channels)}
+        "methods": methods, "layers": layer_payloads(outputs, request.max_channels),
+        "label_smoothing": store.record(request.run).config.recipe.label_smoothing}    # why it looks less sure
 
 
 def model_input(predictor, image, drawing: bool) -> tuple[torch.Tensor, list[str]]:

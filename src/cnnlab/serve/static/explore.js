@@ -120,7 +120,6 @@ async function chooseRun(name) {
     `${run.input_shape.join("×")} · ${run.classes.length} classes`);
   state.target = null;
   state.picked = null;
-  showSmoothing(run);
   clearResults("");
   if (run.drawable && state.source !== "picture") return startDrawing();
   if (state.source === "picture") return sendPicture(state.picture);
@@ -128,11 +127,10 @@ async function chooseRun(name) {
 }
 
 // Why a run trained with label smoothing looks less sure than one without: its targets were never 1.
-function showSmoothing(run) {
-  const epsilon = run.label_smoothing;
+function showSmoothing({ label_smoothing: epsilon, classes }) {
   view.smoothing.hidden = !epsilon;
   if (!epsilon) return;
-  const top = 1 - epsilon + epsilon / run.classes.length;
+  const top = 1 - epsilon + epsilon / classes.length;
   view.smoothing.replaceChildren(...prose(`This run was trained with {label-smoothing|label smoothing} ${epsilon}: ` +
     `its target for the right class was ${top.toFixed(3)}, not 1, so even a sure answer reads near ` +
     `${top.toFixed(2)}. It looks less sure than a model trained without it (the MLP, say), not because it is ` +
@@ -299,6 +297,7 @@ function clearResults(message) {
   view.seenCaption.textContent = "";
   view.notes.replaceChildren();
   view.bars.replaceChildren();
+  view.smoothing.hidden = true;
   view.layers.replaceChildren();
   view.zoom.getContext("2d").clearRect(0, 0, view.zoom.width, view.zoom.height);
   view.zoomCaption.textContent = "Click a channel to enlarge it.";
@@ -314,6 +313,7 @@ function showAnswer(answer) {
   view.seenCaption.textContent = `the model's input (${state.run.input_shape.join("×")})`;
   view.notes.replaceChildren(...answer.notes.map((note) => el("li", {}, note)));
   showBars(classes, scores, predicted);
+  showSmoothing(answer);
   for (const option of view.method.options) option.disabled = !answer.methods.includes(option.value);
   if (view.method.selectedOptions[0].disabled) view.method.value = answer.methods[0];
   state.layers = answer.layers;
