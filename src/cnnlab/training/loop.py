@@ -135,7 +135,6 @@ class Run:
             fits_in_memory(config.model, config.image_size)         # before a single image is decoded at that size
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
         self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
-        held_out(len(self.train_set), len(self.valid_set), config.valid_fraction)
         self.batch_note = None
         if config.recipe.batch_size > len(self.train_set):
             if config.recipe.batch_size not in {r.batch_size for r in get_spec(config.model).recipes.values()}:
@@ -250,15 +249,6 @@ def close(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     return a == b
-
-
-def held_out(train: int, valid: int, fraction: float) -> None:
-    """Both parts of the split hold images, or one line saying which fraction would."""
-    n = train + valid
-    if not train or not valid:
-        empty = "training" if not train else "validation"
-        raise CnnlabError(f"--valid-fraction {fraction:g} leaves no {empty} image of the {n:,}; choose one between "
-                          f"{1 / max(n, 1):.3g} and {1 - 1 / max(n, 1):.3g} (usual: 0.1 to 0.2)")
 
 
 def committed_record(folder) -> RunRecord:
