@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def client(served_runs):
-    return TestClient(create_app(served_runs))
+    return TestClient(create_app(served_runs), base_url="http://127.0.0.1")
 
 
 def listed(client) -> dict[str, dict]:

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def client(served_runs):
-    return TestClient(create_app(served_runs))
+    return TestClient(create_app(served_runs), base_url="http://127.0.0.1")
 
 
 def tiny_training(data: Path, epochs: int):
@@ -131,7 +131,8 @@ def test_a_run_that_stopped_says_how_to_continue(tmp_path, served_runs):
         record = RunRecord.load(folder)
         record.status = status
         record.save(folder)
-    rows = {r["name"]: r for r in TestClient(create_app(runs)).get("/api/monitor/runs").json()}
+    client = TestClient(create_app(runs), base_url="http://127.0.0.1")
+    rows = {r["name"]: r for r in client.get("/api/monitor/runs").json()}
     for status in ("running", "interrupted"):
         row = rows[f"stopped-{status}"]
         assert row["state"] == "stopped" and f"cnnlab train --resume {runs.resolve()}/stopped-{status}" in row["detail"]
@@ -143,14 +144,15 @@ def test_a_run_whose_data_set_moved_says_so_in_one_line(tmp_path, served_runs):
     record = RunRecord.load(folder)
     record.config.data_root = str(tmp_path / "gone")
     record.save(folder)
-    answer = TestClient(create_app(tmp_path / "runs")).get("/api/monitor/runs/moved/confusion")
+    client = TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1")
+    answer = client.get("/api/monitor/runs/moved/confusion")
     error = answer.json()["error"]
     assert answer.status_code == 400 and "\n" not in error
     assert error.startswith("run 'moved': its test images cannot be read: data set 'mnist' not found")
 
 
 def test_a_run_in_training_is_seen_at_each_epoch(tmp_path):
-    client = TestClient(create_app(tmp_path / "runs"))
+    client = TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1")
     seen = []
 
     def look(epoch, run):
