@@ -22,7 +22,7 @@ from cnnlab.data.augment import OPS, PRESETS, parse_augment, preview
 from cnnlab.data.sources import search_roots
 from cnnlab.errors import CnnlabError, within
 from cnnlab.plots.base import to_display
-from cnnlab.serve.payloads import png_data_url
+from cnnlab.serve.payloads import bounds, png_data_url
 from cnnlab.serve.store import NotFound, RunStore, get_store
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -136,9 +136,10 @@ def thumbnail(image: torch.Tensor) -> str:
 
 @router.get("/samples")
 def samples(dataset_id: str = Query(alias="dataset", description="an id from GET /api/datasets"),
-            per_class: int = Query(8, description="images per class, 1 to 32"),
-            split: str = Query("train", description="train or test"),
-            seed: int = Query(0, description="which images: another seed, others"),
+            per_class: int = Query(8, description="images per class, 1 to 32", json_schema_extra=bounds(1, 32)),
+            split: str = Query("train", description="train or test", json_schema_extra={"enum": ["train", "test"]}),
+            seed: int = Query(0, description="which images: another seed, others",
+                              json_schema_extra=bounds(0, 2 ** 31 - 1)),
             store: RunStore = Depends(get_store)) -> dict:
     """`per_class` images of each class, drawn at random (seeded) from the split: one row per class."""
     within(per_class, "per_class", 1, 32, "from 1 to 32")
@@ -169,9 +170,10 @@ def augmentations() -> dict:
 class AugmentRequest(BaseModel):
     dataset: str = Field(description="an id from GET /api/datasets")
     spec: str = Field("", max_length=300, description="e.g. flip,rotate=10,crop=4 (as --augment); empty: none")
-    count: int = Field(4, description="training images (rows), 1 to 16")
-    copies: int = Field(5, description="augmented copies of each (columns), 1 to 10")
-    seed: int = Field(0, description="the random draws: the same seed gives the same picture")
+    count: int = Field(4, description="training images (rows), 1 to 16", json_schema_extra=bounds(1, 16))
+    copies: int = Field(5, description="augmented copies of each (columns), 1 to 10", json_schema_extra=bounds(1, 10))
+    seed: int = Field(0, description="the random draws: the same seed gives the same picture",
+                      json_schema_extra=bounds(0, 2 ** 31 - 1))
 
 
 @router.post("/augment")

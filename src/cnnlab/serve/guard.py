@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import re
 import socket
 
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 WILDCARDS = ("0.0.0.0", "::", "")
@@ -107,17 +107,22 @@ class Guard:
         return counting
 
     async def options(self, scope, send):
-        """204 with Allow: the methods of the routes matching the path; 404 when none does."""
-        methods = set()
-        for route in scope["app"].router.routes:
-            match, _ = route.matches({**scope, "method": "GET"})
-            if match != Match.NONE and getattr(route, "methods", None):
-                methods |= set(route.methods)
+        """204 with Allow: the methods the API's description gives the path; 404 when it has no such path."""
+        methods = allowed_methods(scope["app"].openapi(), scope["path"])
         if not methods:
             return await answer(send, 404, f"no API endpoint at {scope['path']}")
-        allow = ", ".join(sorted(methods | {"OPTIONS"}))
+        allow = ", ".join(sorted({*methods, "OPTIONS"}))
         await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", allow.encode())]})
         await send({"type": "http.response.body", "body": b""})
+
+
+def allowed_methods(openapi: dict, path: str) -> set[str]:
+    """The methods of the OpenAPI paths that `path` matches ({name} stands for one path segment)."""
+    found = set()
+    for template, operations in openapi["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)), path):
+            found |= {method.upper() for method in operations}
+    return found
 
 
 def too_large(size: str, limit: int) -> str:

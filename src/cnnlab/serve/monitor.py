@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from cnnlab.errors import CnnlabError, within
 from cnnlab.inspect.interpret import interpret
 from cnnlab.plots.training import wide_range
-from cnnlab.serve.payloads import pixels_data_url
+from cnnlab.serve.payloads import bounds, pixels_data_url
 from cnnlab.serve.store import NotFound, RunStore, get_store
 from cnnlab.training.folder import is_training, locked_inodes
 from cnnlab.training.loop import train_note
@@ -189,7 +189,8 @@ def confusion(name: str, store: RunStore = Depends(get_store)) -> dict:
 
 @router.get("/runs/{name}/confusion/{true}/{predicted}")
 def confusion_cell(name: str, true: int, predicted: int,
-                   limit: int = Query(48, description="most images returned, 1 to 500"),
+                   limit: int = Query(48, description="most images returned, 1 to 500",
+                                      json_schema_extra=bounds(1, 500)),
                    store: RunStore = Depends(get_store)) -> dict:
     """The test images of one cell (true class `true`, predicted `predicted`, as class numbers), highest loss
     first: off the diagonal, the model's most confident mistakes (fastai's top losses). Each with the probability
@@ -212,8 +213,9 @@ def confusion_cell(name: str, true: int, predicted: int,
 
 
 class CompareRequest(BaseModel):
-    runs: list[str] = Field(description="run names, 1 to 12")
-    metric: str = Field("valid_acc", description="valid_acc, valid_loss, train_acc or train_loss")
+    runs: list[str] = Field(description="run names, 1 to 12", json_schema_extra={"minItems": 1, "maxItems": 12})
+    metric: str = Field("valid_acc", description="valid_acc, valid_loss, train_acc or train_loss",
+                        json_schema_extra={"enum": list(METRICS)})
 
 
 @router.post("/compare")

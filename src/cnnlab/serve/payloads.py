@@ -38,7 +38,13 @@ EXAMPLE_IMAGE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABX
                  "wvpfAAAAABJRU5ErkJggg==")
 # What the schema says of an image field. Checked by decode_image (not by pydantic), whose 400s say what is wrong
 # in words ("the image is empty") rather than as a pattern
-DATA_URL = {"pattern": r"^data:[a-z/+.-]*;base64,[A-Za-z0-9+/]+={0,2}$", "minLength": len("data:;base64,") + 1}
+DATA_URL = {"format": "data-url", "pattern": r"^data:[a-z/+.-]*;base64,[A-Za-z0-9+/]+={0,2}$",
+            "minLength": len("data:;base64,") + 1}
+
+
+def bounds(low: int, high: int | None = None) -> dict:
+    """A number's range in the schema (json_schema_extra), where the code checks it with its own one-line 400."""
+    return {"minimum": low} | ({} if high is None else {"maximum": high})
 
 
 class ImageInput(BaseModel):
