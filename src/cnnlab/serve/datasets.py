@@ -3,11 +3,13 @@ preview of `cnnlab augment-preview`.
 
 The data sets looked for are cnnlab's own in its usual places (data/sources.py: $CNNLAB_DATA, the user cache,
 /usr/share/datasets) and the ones the runs under RUNS_DIR were trained on, where they found them. Each is named by
-an id this module hands out (`mnist`, or `mnist@RUN` for the place a run found it), never by a path: a request can
+an id this module hands out (`mnist`, or `mnist@HASH` for the place a run found it: a hash of that run's data
+root, so the id stays when runs come and go), never by a path: a request can
 read no other files. Nothing is downloaded here; a data set not found is listed with the command that fetches it.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,6 +41,15 @@ class Place:
     image_size: int | None = None
 
 
+def place_id(place: Place) -> str:
+    """A place's id, from what it is and nothing else: the same id however many runs are added or removed
+    (`mnist`, or `mnist@` and a hash of its data root and image size)."""
+    if place == Place(place.name):
+        return place.name
+    where = hashlib.sha256(repr((place.data_root, place.image_size)).encode()).hexdigest()[:10]
+    return f"{place.name}@{where}"
+
+
 def places(store: RunStore) -> dict[str, tuple[Place, list[str]]]:
     """id -> (where to look, the runs trained on it): the usual places first, then each run's own data root."""
     found = {name: (Place(name), []) for name in DATASETS if name != "imagefolder"}    # that one needs a root
@@ -48,9 +59,7 @@ def places(store: RunStore) -> dict[str, tuple[Place, list[str]]]:
         except CnnlabError:
             continue                                # a run whose run.json cannot be read names no data set
         place = Place(config.dataset, config.data_root, config.image_size)
-        same = next((key for key, (p, _) in found.items() if p == place), None)
-        key = same or (config.dataset if place == Place(config.dataset) else f"{config.dataset}@{run}")
-        found.setdefault(key, (place, []))[1].append(run)
+        found.setdefault(place_id(place), (place, []))[1].append(run)
     return found
 
 
@@ -111,7 +120,9 @@ def datasets(store: RunStore = Depends(get_store)) -> list[dict]:
             continue
         seen[(place.name, entry.get("source"))] = entry
         listed.append(entry)
-    return listed
+    # a data set not found in the usual places but found where a run found it is listed once, as found
+    found = {entry["name"] for entry in listed if entry["available"]}
+    return [entry for entry in listed if entry["available"] or entry["runs"] or entry["name"] not in found]
 
 
 def dataset(store: RunStore, key: str) -> Dataset:
