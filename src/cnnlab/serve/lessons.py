@@ -29,7 +29,7 @@ from cnnlab.filters.display import scale_for_display
 from cnnlab.filters.filtering import check_centred
 from cnnlab.filters.samples import SAMPLE_PREFIX, describe
 from cnnlab.images import to_mode
-from cnnlab.serve.payloads import ImageInput, bounds, decode_image, png_data_url
+from cnnlab.serve.payloads import ORIGINAL_SIZE, ImageInput, bounds, decode_image, png_data_url
 from cnnlab.serve.store import NotFound
 
 router = APIRouter(tags=["lessons"])
@@ -61,7 +61,7 @@ class Pictures:
             if picture_id in self._kept:
                 return (picture_id, *self._use(picture_id))
         image = decode_image(data_url, "picture")          # outside the lock: other requests go on meanwhile
-        kept = shrunk_rgb(image), image.size
+        kept = shrunk_rgb(image), image.info[ORIGINAL_SIZE]
         with self._lock:
             self._kept[picture_id] = kept
             return (picture_id, *self._use(picture_id))

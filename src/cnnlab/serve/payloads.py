@@ -17,6 +17,7 @@ from cnnlab.plots.base import to_display
 MAX_UPLOAD_BYTES = 20_000_000     # a 50-MP JPEG is ~15 MB; a request larger than this is refused before decoding
 KEPT_SIDE = 2048                  # a decoded upload is shrunk to this at once: no panel shows more, no model takes more
 DECODING_PIXELS = MAX_PIXELS      # pixels being decoded at once, all requests together (~4 bytes each, twice)
+ORIGINAL_SIZE = "cnnlab original size"      # in a decoded image's .info: its width and height as uploaded
 
 
 class Refusal(BaseModel):
@@ -91,7 +92,7 @@ def unmap_large_blocks(threshold: int = 4 * 2 ** 20) -> None:
 
 def decode_image(data_url: str, name: str = "upload"):
     """A data URL -> PIL image, with the size limits of `cnnlab.images.open_image`; shrunk (aspect kept) so that
-    its longer side is at most KEPT_SIDE."""
+    its longer side is at most KEPT_SIDE; its size as uploaded is in `.info[ORIGINAL_SIZE]`."""
     head, _, body = data_url.partition(",")
     if not head.startswith("data:") or ";base64" not in head:
         raise CnnlabError(f"{name}: not a data URL (expected data:image/...;base64,...)")
@@ -106,8 +107,10 @@ def decode_image(data_url: str, name: str = "upload"):
         raise CnnlabError(f"{name}: the image is empty")
     with DECODING.hold(header_pixels(data)):
         image = open_image(data, name)
+        original = image.size
         if max(image.size) > KEPT_SIDE:
             image.thumbnail((KEPT_SIDE, KEPT_SIDE))       # reduce() by whole factors first, then a fine resize
+        image.info[ORIGINAL_SIZE] = original
         return image
 
 
