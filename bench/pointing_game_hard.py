@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_inspect import HARD_TRAIN, SHAPES, hard_shapes  # noqa: E402   the test's own images
+from test_inspect import HARD_TRAIN, SHAPES, hard_shapes
+
 METHODS = ("gradcam", "gradcam++", "smoothgrad", "saliency", "occlusion")
 
 

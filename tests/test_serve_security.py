@@ -17,12 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import serving
 from fastapi.testclient import TestClient
 
 from cnnlab.cli import main
 from cnnlab.serve import create_app
 from cnnlab.serve.app import MAX_REQUEST_BYTES
-from conftest import serving
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -132,14 +132,14 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(no_runs):
     # a chunked body under the limit is read and answered as usual
     small = iter([b'{"runs": [', b'"nothing"]}'])
     status, answer, _ = asyncio.run(asgi_post(app, small, [(b"transfer-encoding", b"chunked")]))
-    assert status == 404 and "no run named 'nothing'" in answer["error"]
+    assert status == 400 and "no run named 'nothing'" in answer["error"]
 
 
 def test_a_lying_content_length_is_no_way_round_the_limit(no_runs):
     app = create_app(no_runs)
     megabyte = b" " * 2 ** 20
-    status, answer, pulled = asyncio.run(asgi_post(app, (megabyte for _ in range(10_000)),
-                                                   [(b"content-length", b"100")]))
+    status, _, pulled = asyncio.run(asgi_post(app, (megabyte for _ in range(10_000)),
+                                              [(b"content-length", b"100")]))
     assert status == 413 and pulled <= MAX_REQUEST_BYTES + 2 ** 20
 
 
@@ -154,7 +154,7 @@ def test_a_real_server_stops_reading_a_huge_chunked_body(no_runs):
             chunk = b"%x\r\n%s\r\n" % (2 ** 20, b" " * 2 ** 20)
             sent, answer = 0, b""
             while sent < 200:
-                readable, writable, _ = select.select([connection], [connection], [], 10)
+                readable, _, _ = select.select([connection], [connection], [], 10)
                 if readable:
                     answer = connection.recv(65536)
                     break

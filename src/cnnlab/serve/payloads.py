@@ -121,7 +121,7 @@ def header_pixels(data: bytes) -> int:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size[0] * image.size[1]
-    except Exception:               # an unreadable image is refused by open_image, in its one line
+    except (OSError, ValueError, Image.DecompressionBombError):     # open_image refuses it, in its one line
         return 0
 
 
