@@ -124,7 +124,7 @@ def test_the_command_line_helps_instead_of_failing(capsys):
 def test_summary_takes_non_square_inputs_and_says_what_trains(capsys):
     assert main(["summary", "resnet18", "--input", "3x240x320", "--classes", "10"]) == 0
     out = capsys.readouterr().out
-    assert "input 3x240x320: 11,181,642 parameters (11,181,642 trainable, 0 frozen)" in out and "MiB" in out
+    assert "input 3x240x320, 10 classes: 11,181,642 parameters (11,181,642 trainable, 0 frozen)" in out and "MiB" in out
     assert np.isfinite(float(out.split("weights ")[1].split(" MiB")[0]))
 
 

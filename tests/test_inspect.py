@@ -328,7 +328,7 @@ def test_cli_layers_and_heat_maps(shapes_run, tmp_path, capsys):
     code, out, _ = cli(capsys, "explain", trained.folder, first, second, "--method", "gradcam",
                        "--save-array", tmp_path / "maps.npy")
     assert code == 0 and "a.png: predicted cross" in out and "b.png: predicted plus" in out
-    written = trained.folder / "explanations" / "a-gradcam.png"        # beside the run, not in the current folder
+    written = trained.folder / "explanations" / "a+b-gradcam.png"      # beside the run, named for both images
     assert f"wrote {written}" in out and written.stat().st_size > 5000 and not list(tmp_path.glob("*gradcam*"))
     assert np.load(tmp_path / "maps.npy").shape == (2, 32, 32)
     code, out, _ = cli(capsys, "explain", trained.folder, second, "--method", "smoothgrad", "--target", "cross",

@@ -111,7 +111,7 @@ def test_validation_and_test_images_are_never_augmented(mnist_root, tmp_path, mo
         return real_evaluate(model, batches, *args)
 
     monkeypatch.setattr(loop, "train_epoch", spy_train_epoch)
-    monkeypatch.setattr(metrics, "evaluate", spy_evaluate)
+    monkeypatch.setattr(metrics, "evaluate", spy_evaluate)      # what every evaluation goes through
     run = train(config(mnist_root, epochs=1, augment="flip,rotate=30,crop=4,cutout=8"), tmp_path / "run",
                 progress=False, log=lambda s: None)
     assert trained_on[0].augment is not None

@@ -80,7 +80,8 @@ def summary_table(model: nn.Module, input_shape: tuple[int, int, int], classes: 
     outputs = sum(math.prod(r.output_shape) for r in rows)
     counted = f", {classes:,} classes" if classes else ""      # the last layer's size depends on it
     lines.append(f"\ninput {'x'.join(map(str, input_shape))}{counted}: {total_params:,} parameters "
-                 f"({trainable:,} trainable, {total_params - trainable:,} frozen), {sum(r.macs for r in rows):,} multiply-accumulates "
+                 f"({trainable:,} trainable, {total_params - trainable:,} frozen), "
+                 f"{sum(r.macs for r in rows):,} multiply-accumulates "
                  "(convolutions and linear layers) per image")
     lines.append(f"memory in fp32: weights {4 * total_params / 2**20:,.1f} MiB; the layers' outputs "
                  f"{4 * outputs / 2**20:,.2f} MiB per image, which training keeps for the backward pass "

@@ -152,9 +152,10 @@ def gathered(world: World, value: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def lost_peer(error: Exception) -> CnnlabError:
-    return ReportedElsewhere(f"another training process stopped ({str(error).splitlines()[0][:120]}); the last finished "
-                       "epoch is kept: continue with `cnnlab train --resume RUN` (any number of processes)")
+def lost_peer(error: Exception, folder) -> CnnlabError:
+    return ReportedElsewhere(f"another training process stopped ({str(error).splitlines()[0][:120]}); the last "
+                             f"finished epoch is kept: continue with `cnnlab train --resume {folder}` (any number "
+                             "of processes)")
 
 
 def leave(world: World, together: bool) -> None:

@@ -405,7 +405,7 @@ def run_epochs(run: Run, first_epoch: int, progress: bool, on_epoch_end, log) ->
         raise
     except RuntimeError as error:       # a collective failed: another process died
         if run.world.distributed:
-            raise lost_peer(error) from None
+            raise lost_peer(error, run.folder) from None
         raise
 
 
