@@ -6,7 +6,7 @@
 """
 from cnnlab.version import __version__
 
-API = ("Run", "load", "resume", "train")           # in cnnlab.api
+API = ("Run", "explore", "load", "resume", "train")           # in cnnlab.api
 __all__ = [*API, "__version__"]
 
 

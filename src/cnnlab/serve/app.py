@@ -23,11 +23,13 @@ MAX_REQUEST_BYTES = 4 * MAX_UPLOAD_BYTES // 3 + 1_000_000     # a base64 data UR
 log = logging.getLogger("cnnlab.serve")
 
 
-def create_app(runs_dir="runs") -> FastAPI:
+def create_app(runs_dir="runs", models: dict | None = None, models_from: str = "") -> FastAPI:
+    """`models`: learners' own nn.Module classes (or instances) by class name, given by the caller (`--trust`, a
+    notebook), which runs of them open with; `models_from` says where they came from, for the page."""
     app = FastAPI(title="cnnlab explorer", version=__version__,
                   description="Every action of the explorer's page, as JSON. Runs are named by their folder "
                               "under RUNS_DIR; images travel as data URLs.")
-    app.state.store = RunStore(runs_dir)
+    app.state.store = RunStore(runs_dir, models, models_from)
 
     @app.middleware("http")
     async def bounded(request: Request, call_next):
@@ -61,7 +63,8 @@ def create_app(runs_dir="runs") -> FastAPI:
     return app
 
 
-def serve(runs_dir="runs", host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(runs_dir="runs", host: str = "127.0.0.1", port: int = 8000, models: dict | None = None,
+          models_from: str = "") -> None:
     """Run the explorer until Ctrl-C; refuse in one line a port that is taken."""
     import torch
     import uvicorn
@@ -76,7 +79,7 @@ def serve(runs_dir="runs", host: str = "127.0.0.1", port: int = 8000) -> None:
             probe.bind((host, port))
         except OSError as error:
             raise CnnlabError(f"cannot serve on {host}:{port} ({error.strerror}); choose another --port") from None
-    app = create_app(runs_dir)
+    app = create_app(runs_dir, models, models_from)
     shown = f"[{host}]" if ":" in host else host
     print(f"cnnlab explorer: http://{shown}:{port}/  (runs from {app.state.store.root}; Ctrl-C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -31,9 +31,11 @@ class RunConfig:
     image_size: int | None = None    # image folders: the side every image is resized to
     model_args: dict = field(default_factory=dict)
     weights: str | None = None       # torchvision .pth to start from (fine-tuning)
+    custom: bool = False             # `model` names the caller's own nn.Module class, not a registry model
 
     def __post_init__(self):
-        get_spec(self.model)
+        if not self.custom:
+            get_spec(self.model)
         within(self.valid_fraction, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2",
                low_open=True, high_open=True)
         whole(self.seed, "seed", 0, MAX_SEED)
@@ -53,14 +55,21 @@ def make_config(model: str, dataset: str | None = None, recipe: str | None = Non
     dataset = dataset or default_dataset(model)
     if dataset not in DATASETS:
         raise CnnlabError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
+    changes, options = split_options(options)
+    return RunConfig(model, dataset, get_spec(model).recipe(recipe, dataset).replace(**changes), **options)
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """Training options as (recipe field changes, RunConfig fields); an unknown one is refused."""
     recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
-    changes = {k: options.pop(k) for k in list(options) if k in recipe_fields}
-    unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)}
-    if unknown:
-        raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown))}")
+    changes = {k: v for k, v in options.items() if k in recipe_fields}
+    options = {k: v for k, v in options.items() if k not in recipe_fields}
+    unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)} - {"model", "dataset", "recipe", "custom"}
+    if unknown or set(options) & {"model", "dataset", "recipe", "custom"}:
+        raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown or options))}")
     if options.get("data_root"):                # absolute: a resume from another folder must find the data too
         options["data_root"] = str(Path(options["data_root"]).resolve())
-    return RunConfig(model, dataset, get_spec(model).recipe(recipe, dataset).replace(**changes), **options)
+    return changes, options
 
 
 def default_dataset(model: str) -> str:
