@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from cnnlab.cli.base import add_command, output_path
+from cnnlab.cli.user_code import add_trust, class_from, is_file_class, open_predictor
 from cnnlab.errors import CnnlabError
 
 DATASET_NAMES = ["mnist", "fashion-mnist", "cifar10", "imagefolder"]
@@ -17,14 +18,16 @@ def register(sub) -> None:
         cnnlab train mlp --dataset mnist                   # our recipe: 98.6-98.9% test accuracy (seeds 0-4)
         cnnlab train mlp --dataset mnist --recipe lesson   # the notebook's: SGD lr 0.01, batch 20, 50 epochs
         cnnlab train mlp --dataset fashion-mnist --epochs 5 --lr 3e-3
-        cnnlab train --resume runs/mlp-mnist               # after Ctrl-C: continue where it stopped""",
+        cnnlab train --resume runs/mlp-mnist               # after Ctrl-C: continue where it stopped
+        cnnlab train nets.py:Net --dataset cifar10 --recipe lesson-cnn   # your own nn.Module class, in a file""",
         _train, description="""
         Train MODEL (see `cnnlab models`) on a data set (see `cnnlab datasets`). A recipe sets the optimizer,
         learning rate and its schedule, batch size and epochs; any of them can be overridden. Every epoch the
         model is validated on a held-out part of the training set (--valid-fraction) and the weights with the
         lowest validation loss are kept in best.safetensors; the test set is used once, at the end, on those.
         The run folder gets run.json, metrics.csv, curves.png, confusion.png and samples.png.""")
-    p.add_argument("model", nargs="?", help="model name, e.g. mlp (omit with --resume)")
+    p.add_argument("model", nargs="?", help="model name, e.g. mlp (omit with --resume), or your own network as "
+                                            "FILE.py:Class (its recipe: --recipe MODEL[:RECIPE], e.g. lesson-cnn)")
     add_recipe_options(p)
     p.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     p.add_argument("--name", help="run folder name (default: MODEL-DATASET, numbered if taken)")
@@ -61,6 +64,7 @@ def register(sub) -> None:
                    help="a seeded random transform of every test image first, e.g. rotate=30,translate=0.1 "
                         "(same operations as --augment)")
     p.add_argument("--seed", type=int, default=0, help="seed of --perturb")
+    add_trust(p)
 
     p = add_command(sub, "predict", "classify image files with a trained run (top-k classes)", """
         cnnlab predict runs/mlp-mnist digit.png photo.jpg --top-k 3""", _predict, description="""
@@ -70,6 +74,7 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--weights", choices=["best", "last"], default="best")
+    add_trust(p)
 
     add_command(sub, "models", "list the models with their parameter counts", "cnnlab models", _models)
 
@@ -176,12 +181,13 @@ def _train(args) -> int:
     if whole(args.nproc, "nproc", 1, 1024) > 1 and "WORLD_SIZE" not in os.environ:
         return launch(args.nproc, without_option(args.argv, "--nproc"))
     progress = not args.no_progress
+    model = class_from(args.model) if is_file_class(args.model) else args.model
     if args.resume:
-        run = api.resume(args.resume, model=args.model, data_root=args.data_root, progress=progress)
+        run = api.resume(args.resume, model=model, data_root=args.data_root, progress=progress)
     else:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
-        run = api.train(args.model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
+        run = api.train(model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
                         folder=Path(args.out) / args.name if args.name else None, overwrite=args.overwrite,
                         **_options(args))
     if not is_main_process():           # rank 0 reports for all
@@ -219,10 +225,9 @@ def _lr_find(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from cnnlab.predict import Predictor
     from cnnlab.training.metrics import lesson_table
 
-    predictor = Predictor.from_run(args.run, args.weights)
+    predictor = open_predictor(args)
     evaluation = predictor.evaluate(args.split, args.data_root, args.perturb, args.seed)
     if args.perturb:
         print(f"every image perturbed by {args.perturb} (seed {args.seed})\n")
@@ -231,9 +236,8 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from cnnlab.predict import Predictor
 
-    predictor = Predictor.from_run(args.run, args.weights)
+    predictor = open_predictor(args)
     _, notes = predictor.prepare(args.images)
     for path, changes, top in zip(args.images, notes, predictor.top_k(args.images, args.top_k)):
         print(path + "".join(f"  [{note}]" for note in changes))
