@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from cnnlab.cli.base import add_command, output_path
-from cnnlab.cli.user_code import add_trust, class_from, is_file_class, open_predictor
+from cnnlab.cli.user_code import add_trust, class_from, is_file_class, open_predictor, own_summary
 from cnnlab.errors import CnnlabError
 
 DATASET_NAMES = ["mnist", "fashion-mnist", "cifar10", "imagefolder"]
@@ -100,6 +100,7 @@ def register(sub) -> None:
     p.add_argument("model", help="model name, or a run folder")
     p.add_argument("--input", help="input shape CxHxW (default: the model's own, or the run's)")
     p.add_argument("--classes", type=int, help="number of classes (default: 10, or the run's)")
+    add_trust(p)
 
     p = add_command(sub, "compare", "compare runs: one table and one figure of their validation curves", """
         cnnlab train mlp --dataset mnist && cnnlab train mnist-cnn --dataset mnist
@@ -272,6 +273,10 @@ def _summary(args) -> int:
     from cnnlab.models import get_spec
     from cnnlab.models.summary import summarize
 
+    own = own_summary(args)
+    if own:
+        print(own)
+        return 0
     if Path(args.model).is_dir():
         from cnnlab.training.record import RunRecord
 

@@ -5,6 +5,7 @@ its network's class, but that name is only compared with the classes of the file
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -73,3 +74,15 @@ def open_predictor(args):
     own = RunRecord.load(args.run).model.own
     model = trusted_classes(args.trust).get(own.qualname) if own and args.trust else None
     return Predictor.from_run(args.run, args.weights, model)
+
+
+def own_summary(args) -> str | None:
+    """`cnnlab summary` of a run of a learner's own network (its class from --trust); None for registry models."""
+    from cnnlab.models.summary import summary_table
+
+    if not Path(args.model).is_dir():
+        return None
+    predictor = open_predictor(argparse.Namespace(run=args.model, weights="best", trust=args.trust))
+    if not predictor.record.model.own:
+        return None
+    return summary_table(predictor.model, predictor.input_shape)
