@@ -150,7 +150,7 @@ class Predictor:
 def are_pictures(images) -> bool:
     """A list of files or PIL images (to be converted to what the model takes), rather than arrays of pixels."""
     return isinstance(images, (list, tuple)) and bool(images) and \
-        (isinstance(images[0], (str, Path)) or hasattr(images[0], "mode"))
+        (isinstance(images[0], (str, Path)) or hasattr(images[0], "getbands"))    # PIL (a tensor has .mode too)
 
 
 def as_predictor(model_or_run) -> Predictor:

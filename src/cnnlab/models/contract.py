@@ -103,7 +103,7 @@ def rebuild(model, own: OwnModel, where) -> nn.Module:
 def check_parameters(model: nn.Module, own: OwnModel, where) -> None:
     """One line naming the first difference between the model's parameters and the recorded ones."""
     have, want = shapes(model), own.parameters
-    name = type(model).__qualname__
+    name = type(model).__name__
     missing, extra = [k for k in want if k not in have], [k for k in have if k not in want]
     if missing or extra:
         parts = [f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
@@ -125,7 +125,7 @@ def not_given(own: OwnModel, where) -> CnnlabError:
 def check_forward(model: nn.Module, shape: tuple[int, int, int], num_classes: int, data: str) -> None:
     """Two images through the model before any training: a size it cannot take, or the wrong number of class
     scores, is one line naming the layer, what it got and what it expected."""
-    name, running, done = type(model).__qualname__, {}, []
+    name, running, done = type(model).__name__, {}, []
     leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
 
     def enter(n):
