@@ -2,7 +2,7 @@
 
     import cnnlab
     run = cnnlab.train("mlp", "mnist")        # or cnnlab.load("runs/mlp-mnist")
-    run.predict(["digit.png"]); run.explain("digit.png", "gradcam").figure
+    run.predict(["digit.png"]); run.explain("digit.png", "saliency").figure
 """
 from cnnlab.version import __version__
 

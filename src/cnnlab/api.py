@@ -4,8 +4,11 @@
     run = cnnlab.train("mlp", "mnist")                 # or cnnlab.load("runs/mlp-mnist")
     run.test_accuracy                                  # 0.985...
     run.predict(["digit.png"])                         # [[("7", 0.98), ("1", 0.01), ("9", 0.004)]]
-    run.explain("digit.png", "gradcam").figure         # heat map over the image, shown inline
+    run.explain("digit.png", "saliency").figure        # heat map over the image, shown inline
     run.curves()                                       # loss and accuracy per epoch
+
+Your own network: `cnnlab.train(Net(), "cifar10", recipe="lesson-cnn")`, `cnnlab.load(folder, model=Net)`,
+`run.explore()` (docs/guide/own-network.md).
 
 Everything underneath stays reachable: `run.record` (the typed run.json), `run.predictor` (the model and its input
 contract), `cnnlab.training`, `cnnlab.inspect`, `cnnlab.plots`.
