@@ -331,3 +331,20 @@ def test_a_record_naming_a_module_is_never_imported(lesson_runs, tmp_path, capsy
     refused = client.post("/api/explore/look", json={"run": "evil", "image": image})
     assert refused.status_code == 400 and "pass the class" in refused.json()["error"]
     assert not trap.exists() and "evil_net" not in sys.modules
+
+
+# --- torchrun ----------------------------------------------------------------------------------------------------------
+
+def test_cli_trains_ones_own_class_on_two_processes(lesson_runs, tmp_path):
+    """`--nproc 2`: torchrun starts two processes, each imports the file the user named, DDP trains the class."""
+    data = lesson_runs[0]
+    nets = shutil.copy(TESTS / "lesson_nets.py", tmp_path / "nets.py")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "cnnlab", "train", f"{nets}:CifarNet", "--dataset", "cifar10",
+                           "--recipe", "lesson-cnn", "--data-root", str(data), "--epochs", "1", "--batch-size", "32",
+                           "--precision", "fp32", "--nproc", "2", "--out", str(tmp_path / "runs"), "--no-progress"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "runs" / "CifarNet-cifar10" / "run.json").read_text())
+    assert record["processes"] == 2 and record["model"]["own"]["qualname"] == "CifarNet"
+    assert record["status"] == "finished"

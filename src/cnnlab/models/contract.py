@@ -66,7 +66,7 @@ def own_model(model, args: dict | None = None) -> tuple[nn.Module, OwnModel]:
         raise CnnlabError(f"expected a registered model's name, an nn.Module class or an instance; got "
                           f"{type(model).__name__}")
     else:
-        args = None if args is None else dict(args)
+        args = None                     # how an instance was built is not known
     cls = type(model)
     return model, OwnModel(cls.__module__, cls.__qualname__, args, shapes(model), class_source(cls))
 
@@ -110,7 +110,7 @@ def check_parameters(model: nn.Module, own: OwnModel, where) -> None:
                  for what, keys in (("lacks", missing), ("has extra", extra)) if keys]
         raise CnnlabError(f"{name} does not fit {where} ({own.label} was trained): it {'; '.join(parts)}")
     for key, shape in want.items():
-        if list(have[key]) != list(shape):
+        if have[key] != shape:          # the record's value as read (it may be anything): compared, not converted
             raise CnnlabError(f"{name} does not fit {where}: {key} is {have[key]} in it, {shape} in the run "
                               f"({own.label} was trained)")
 

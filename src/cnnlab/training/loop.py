@@ -376,13 +376,14 @@ def interrupted(run: Run, log) -> None:
         return
     if not done:
         log(f"\ninterrupted during epoch 1: no epoch finished, so nothing was saved; start again with "
-            f"cnnlab train {run.config.model} --dataset {run.config.dataset}")
+            f"cnnlab train {'FILE.py:' * run.config.custom}{run.config.model} --dataset {run.config.dataset}")
         return
     run.record.status = "interrupted"
     run.record.save(run.folder)
     write_training_figures(run)
-    again = (f"cnnlab.resume({str(run.folder)!r}, model={run.config.model})" if run.config.custom
-             else f"cnnlab train --resume {run.folder}")
+    again = f"cnnlab train --resume {run.folder}"
+    if run.config.custom:
+        again = f"cnnlab.resume({str(run.folder)!r}, model={run.config.model}), or {again} FILE.py:{run.config.model}"
     log(f"\ninterrupted during epoch {done + 1}: {finished(done)} saved in {run.folder}\ncontinue with: {again}")
 
 
