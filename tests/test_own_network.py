@@ -207,8 +207,11 @@ def test_cli_runs_of_own_networks_with_trust(lesson_runs, tmp_path, capsys):
     assert main(["interpret", str(folder), "--trust", nets, "--out", str(tmp_path / "top.png")]) == 0
     assert main(["explain", str(folder), "--method", "top-patches", "--trust", nets, "--out",
                  str(tmp_path / "p.png")]) == 0
-    assert main(["compare", str(folder), str(runs / "mlp"), "--out", str(tmp_path / "c.png")]) == 0
-    assert "CifarNet" in capsys.readouterr().out
+    registry = cnnlab.train("mlp", "mnist", data_root=data, folder=tmp_path / "registry-mlp", epochs=1, **QUIET)
+    assert main(["compare", str(folder), str(runs / "mlp"), str(registry.folder), "--out",
+                 str(tmp_path / "c.png")]) == 0
+    table = capsys.readouterr().out
+    assert "CifarNet" in table and "Net " in table and "mlp " in table
     assert (tmp_path / "top.png").is_file() and (tmp_path / "p.png").is_file()
 
 
