@@ -12,17 +12,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import torch
-import httpx
+from conftest import make_cifar, make_mnist
 from fastapi.testclient import TestClient
+from lesson_nets import CifarNet, Net
 from safetensors.torch import load_file
 
 import cnnlab
-from conftest import make_cifar, make_mnist
-from lesson_nets import CifarNet, Net
-
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
@@ -32,6 +31,8 @@ from cnnlab.serve import create_app
 pytestmark = pytest.mark.usefixtures("one_thread")
 TESTS = Path(__file__).parent
 SRC = TESTS.parent / "src"
+ONE_PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQ"
+             "AAAABJRU5ErkJggg==")
 QUIET = dict(progress=False, log=lambda line: None, precision="fp32", batch_size=32)
 
 
@@ -225,7 +226,7 @@ def test_cli_trains_a_class_from_a_file_and_serve_opens_it_with_trust(lesson_run
     assert "Net on mnist: test accuracy" in capsys.readouterr().out
     from cnnlab.cli.user_code import trusted_classes
 
-    image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+    image = ONE_PIXEL
     closed = TestClient(create_app(out)).get("/api/explore/runs").json()[0]
     assert "--trust FILE.py" in closed["problem"] and closed["code"] is None
     trusted = TestClient(create_app(out, trusted_classes([nets]), str(nets)))
@@ -330,13 +331,13 @@ def test_a_record_naming_a_module_is_never_imported(lesson_runs, tmp_path, capsy
         assert "--trust FILE.py" in capsys.readouterr().err
     client = TestClient(create_app(folder.parent))
     assert "--trust FILE.py" in client.get("/api/explore/runs").json()[0]["problem"]
-    image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+    image = ONE_PIXEL
     refused = client.post("/api/explore/look", json={"run": "evil", "image": image})
     assert refused.status_code == 400 and "pass the class" in refused.json()["error"]
     assert not trap.exists() and "evil_net" not in sys.modules
 
 
-# --- torchrun ----------------------------------------------------------------------------------------------------------
+# --- torchrun ---------------------------------------------------------------------------------------------------
 
 def test_cli_trains_ones_own_class_on_two_processes(lesson_runs, tmp_path):
     """`--nproc 2`: torchrun starts two processes, each imports the file the user named, DDP trains the class."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 import torch
-
-import cnnlab
 from conftest import make_mnist, pixels
 from lesson_nets import Net
 from test_serve_explore import open_panel, predicted_text
+
+import cnnlab
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -38,7 +38,7 @@ class Run:
         self.record = RunRecord.load(self.folder)
         self._predictor: Predictor | None = None
         if self.record.model.own:       # the class checked against the record now, not at the first prediction
-            self.predictor
+            self._predictor = Predictor.from_run(self.folder, self.weights, model)
 
     def __repr__(self) -> str:
         accuracy = f", test accuracy {100 * self.test_accuracy:.2f}%" if self.record.test else ""

@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 
-_running: list["Explorer"] = []          # at most one: the explorer this process serves now
+_running: list[Explorer] = []          # at most one: the explorer this process serves now
 
 
 class Explorer:

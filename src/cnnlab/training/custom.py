@@ -75,14 +75,9 @@ def runs_channels_last(model: nn.Module, shape: tuple[int, int, int], tries: int
     x = torch.zeros(2, *shape).to(memory_format=torch.channels_last)
     model.to(memory_format=torch.channels_last)
     for _ in range(tries):
-        done: list[tuple[nn.Module, int]] = []
-        counts: dict[nn.Module, int] = {}
-
-        def count(module, _inputs, _output):
-            counts[module] = counts.get(module, 0) + 1
-            done.append((module, counts[module]))
-
-        hooks = [m.register_forward_hook(count) for m in model.modules() if not any(True for _ in m.children())]
+        done: list[tuple[nn.Module, int]] = []          # (layer, its how-manyth use) as each use ends
+        leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+        hooks = [m.register_forward_hook(_counter(done)) for m in leaves]
         try:
             with torch.no_grad():
                 model.eval()(x)
@@ -97,6 +92,12 @@ def runs_channels_last(model: nn.Module, shape: tuple[int, int, int], tries: int
                 hook.remove()
     model.to(memory_format=torch.contiguous_format)
     return False
+
+
+def _counter(done: list):
+    def count(module, _inputs, _output):
+        done.append((module, 1 + sum(m is module for m, _ in done)))
+    return count
 
 
 def contiguous_after(model: nn.Module, layer: nn.Module, use: int) -> None:
