@@ -98,8 +98,9 @@ def test_lesson_recipe_is_the_notebooks():
 def test_validation_and_test_images_are_never_augmented(mnist_root, tmp_path, monkeypatch):
     """The lesson's notebook augmented its validation set too; here only training batches are transformed."""
     import cnnlab.training.loop as loop
+    import cnnlab.training.metrics as metrics
 
-    trained_on, evaluated_on, real_train_epoch, real_evaluate = [], [], loop.train_epoch, loop.evaluate
+    trained_on, evaluated_on, real_train_epoch, real_evaluate = [], [], loop.train_epoch, metrics.evaluate
 
     def spy_train_epoch(run, batches, *args):
         trained_on.append(batches)
@@ -110,7 +111,7 @@ def test_validation_and_test_images_are_never_augmented(mnist_root, tmp_path, mo
         return real_evaluate(model, batches, *args)
 
     monkeypatch.setattr(loop, "train_epoch", spy_train_epoch)
-    monkeypatch.setattr(loop, "evaluate", spy_evaluate)
+    monkeypatch.setattr(metrics, "evaluate", spy_evaluate)
     run = train(config(mnist_root, epochs=1, augment="flip,rotate=30,crop=4,cutout=8"), tmp_path / "run",
                 progress=False, log=lambda s: None)
     assert trained_on[0].augment is not None

@@ -15,12 +15,13 @@ contract), `cnnlab.training`, `cnnlab.inspect`, `cnnlab.plots`.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.explanation import Explanation, explain
 from cnnlab.models.contract import not_given
-from cnnlab.predict import Predictor
+from cnnlab.predict import Predictor, user_images
 from cnnlab.serve.notebook import explore
 from cnnlab.training.config import make_config
 from cnnlab.training.custom import own_config
@@ -34,7 +35,10 @@ class Run:
     """A finished (or interrupted) training run in its folder."""
 
     def __init__(self, folder, weights: str = "best", model=None):
-        self.folder, self.weights, self.model = Path(folder), weights, model    # model: a learner's own class
+        if weights not in ("best", "last"):
+            raise CnnlabError(f"weights {weights!r:.60}: use best or last")
+        self.folder, self.weights = Path(folder_path(folder, "run folder")), weights
+        self.model = model              # a learner's own network: its class or an instance
         self.record = RunRecord.load(self.folder)
         self._predictor: Predictor | None = None
         if self.record.model.own:       # the class checked against the record now, not at the first prediction
@@ -60,11 +64,11 @@ class Run:
         return self.record.test.accuracy if self.record.test else None
 
     def predict(self, images, top_k: int = 3) -> list[list[tuple[str, float]]]:
-        """The top-k classes of each image (files, PIL images, or uint8 pixels [N, C, H, W])."""
-        return self.predictor.top_k(images, top_k)
+        """The top-k classes of each image: files, PIL images, or pixels [N, C, H, W] (uint8, or floats 0..1)."""
+        return self.predictor.top_k(user_images(images), top_k)
 
     def probabilities(self, images):
-        return self.predictor.probabilities(images).numpy()
+        return self.predictor.probabilities(user_images(images)).numpy()
 
     def explain(self, images, method: str = "gradcam", **options) -> Explanation:
         """`.array` (the maps), `.lines` (what was found) and `.figure`; options as in `cnnlab.inspect.explain`."""
@@ -97,7 +101,8 @@ def train(model, dataset: str | None = None, *, folder=None, out="runs", recipe=
     if own and dataset is None:
         raise CnnlabError("name the data set your network is for, e.g. cnnlab.train(Net(), \"cifar10\")")
     config = own_config(model, dataset, recipe, **options) if own else make_config(model, dataset, recipe, **options)
-    folder = Path(folder) if folder else new_run_folder(out, f"{config.model}-{config.dataset}")
+    folder = folder_path(folder, "folder") if folder is not None else \
+        new_run_folder(folder_path(out, "out"), f"{config.model}-{config.dataset}")
     trained = train_run(config, folder, overwrite=overwrite, progress=progress, log=log, model=model if own else None)
     return Run(trained.folder, model=trained.model if own else None)
 
@@ -112,13 +117,20 @@ def resume(folder, model=None, data_root=None, progress: bool = True, log=print)
     """Continue an interrupted run from its last finished epoch; it ends as if it had never stopped. Everything
     comes from the run folder but your own network's class (`model`); `data_root` says where the data set is if
     it has moved."""
-    record = committed_record(folder)
+    record = committed_record(folder_path(folder, "run folder"))
     config, own = record.config, record.model.own
     if own and (model is None or isinstance(model, str)):
         raise not_given(own, folder)
-    if not own and model is not None and model != config.model:
+    if not own and model and model != config.model:
         raise CnnlabError(f"{folder} trains {config.model}, not {model}")
     if data_root:
-        config.data_root = str(data_root)
+        config.data_root = str(Path(folder_path(data_root, "data_root")).resolve())
     trained = train_run(config, folder, resume=True, progress=progress, log=log, model=model if own else None)
     return Run(folder, model=trained.model if own else None)
+
+
+def folder_path(value, what: str) -> Path:
+    """A folder given as text or a Path; anything else is one line, not a TypeError from deep inside."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise CnnlabError(f"{what} {value!r:.60}: give a folder's path (a string or a pathlib.Path)")
+    return Path(value)

@@ -7,11 +7,11 @@ import errno
 import os
 import sys
 
-from cnnlab.cli import filters, inspection, serve, training
+from cnnlab.cli import filters, inspection, lessons, serve, training
 from cnnlab.errors import CnnlabError
 from cnnlab.version import __version__
 
-COMMAND_MODULES = [training, filters, inspection, serve]
+COMMAND_MODULES = [training, filters, inspection, serve, lessons]
 
 FIRST_SESSION = """a first session:
   cnnlab conv-demo sample:city                           # what conv, ReLU and max-pooling do to a picture
@@ -20,6 +20,7 @@ FIRST_SESSION = """a first session:
   cnnlab evaluate runs/mnist-cnn-mnist                   # overall and per-class test accuracy
   cnnlab explain runs/mnist-cnn-mnist --method filters   # what its first layer learned
   cnnlab serve                                           # all of it in your browser: draw a digit, watch it think
+  cnnlab lessons --copy my-lessons                       # the lesson as ten notebooks with exercises
 
 Run `cnnlab COMMAND --help` for a command's options and an example."""
 

@@ -51,3 +51,8 @@ def save_array(path: Path, array) -> None:
 
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
         np.save(file, array)
+
+
+# what `predict` and `explain` take as images (cnnlab.predict.Predictor.picture reads them)
+MODEL_IMAGE_HELP = ("image files, sample:NAME (a picture drawn by code, e.g. sample:digit7 or sample:car; see "
+                    "`cnnlab samples`) or test:N (image N of the run's test split)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, default_name, output_path, save_array
+from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_path, save_array
 from cnnlab.cli.user_code import add_trust, open_predictor
 from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
@@ -38,6 +38,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="PNG to write (default: RUN/top-losses-SPLIT.png)")
 
     p = add_command(sub, "explain", "see inside a trained CNN: filters, feature maps, heat maps, patches, dreams", """
+        cnnlab explain runs/lesson-cnn-cifar10 test:3 --method gradcam
+        cnnlab explain runs/lesson-cnn-cifar10 sample:car --method occlusion
         cnnlab explain runs/lesson-cnn-cifar10 cat.png --method gradcam
         cnnlab explain runs/lesson-cnn-cifar10 cat.png dog.png --method smoothgrad --target cat
         cnnlab explain runs/lesson-cnn-cifar10 --method filters
@@ -53,7 +55,7 @@ def register(sub) -> None:
         and each change is reported.""")
     p.add_argument("run", help="run folder made by `cnnlab train`")
     add_trust(p)
-    p.add_argument("images", nargs="*", metavar="IMAGE", help=f"image files (not needed by {', '.join(WITHOUT_IMAGES)})")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help=f"{MODEL_IMAGE_HELP} (not needed by {', '.join(WITHOUT_IMAGES)})")
     p.add_argument("--method", required=True, choices=EXPLANATIONS, metavar="METHOD", help="one of the methods above")
     p.add_argument("--layer", help="layer name from `cnnlab layers RUN` (default: the last conv layer)")
     p.add_argument("--target", help="class index or name (default: the predicted class)")
@@ -108,13 +110,14 @@ def _layers(args) -> int:
     predictor = open_predictor(args)
     rows = layer_table(predictor.model, predictor.input_shape)
     default = default_layer(predictor.model)
+    why_default = default_reason(predictor.model)
     width = max(8, *(len(r.name) for r in rows))
     kind_width = max(6, *(len(r.kind) for r in rows))
     print(f"{predictor.record.model.name} from {args.run}, input {'x'.join(map(str, predictor.input_shape))}")
     print(f"{'layer':<{width}}  {'type':<{kind_width}}  output shape")
     for r in rows:
         notes = [f"used {r.calls} times: --layer {r.name} means its first use"] if r.calls > 1 else []
-        notes += ["<- the default --layer (the last conv layer)"] if r.name == default else []
+        notes += [f"<- the default --layer ({why_default})"] if r.name == default else []
         print(f"{r.name:<{width}}  {r.kind:<{kind_width}}  {'x'.join(map(str, r.output_shape)):<14}  "
               f"{'; '.join(notes)}".rstrip())
     if default is None:
@@ -128,7 +131,7 @@ def _explain(args) -> int:
     from cnnlab.plots import save
 
     # beside the run, named by what shaped the picture: nothing is written into the current folder unasked
-    name = default_name(Path(args.images[0]).stem if args.images else "", args.method, args.layer,
+    name = default_name(images_name(args.images), args.method, args.layer,
                         args.channel is not None and f"channel{args.channel}", args.target)
     out = output_path(args.out, str(Path(args.run) / "explanations" / f"{name}.png"), ".png", "--out")
     array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
@@ -143,3 +146,18 @@ def _explain(args) -> int:
         save_array(array_path, result.array)
         print(f"wrote {array_path} ({result.array.dtype}, shape {list(result.array.shape)})")
     return 0
+
+
+def images_name(images: list[str]) -> str:
+    """What a figure of these images is named after: every stem up to three (cat+dog+frog), else the first and a
+    count (cat-and-4-more); two commands on different images never write one file."""
+    stems = [Path(image).stem for image in images]
+    return "+".join(stems) if len(stems) <= 3 else f"{stems[0]}-and-{len(stems) - 1}-more"
+
+
+def default_reason(model) -> str:
+    """Why the default --layer is the one it is. CapsNet names its own (conv1, before the primary capsules' conv):
+    "the last conv layer" would be wrong there."""
+    if getattr(model, "inspect_layer", None):
+        return "the layer this model names for explanations, not its last conv layer"
+    return "the last conv layer"

@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, output_path
+from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, output_path
 from cnnlab.cli.user_code import add_trust, class_from, is_file_class, open_predictor, own_summary
 from cnnlab.errors import CnnlabError
 
@@ -67,11 +68,12 @@ def register(sub) -> None:
     add_trust(p)
 
     p = add_command(sub, "predict", "classify image files with a trained run (top-k classes)", """
-        cnnlab predict runs/mlp-mnist digit.png photo.jpg --top-k 3""", _predict, description="""
+        cnnlab predict runs/mlp-mnist test:0 sample:digit7 --top-k 3
+        cnnlab predict runs/mlp-mnist my-digit.png""", _predict, description="""
         Classify images of any size or mode: each is converted to what the model was trained on (channels,
         size; for MNIST-style models, dark-on-light images are inverted) and every change is reported.""")
     p.add_argument("run", help="run folder made by `cnnlab train`")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help=MODEL_IMAGE_HELP)
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--weights", choices=["best", "last"], default="best")
     add_trust(p)
@@ -99,7 +101,8 @@ def register(sub) -> None:
         cnnlab summary runs/mlp-mnist              # the model of a trained run""", _summary)
     p.add_argument("model", help="model name, or a run folder")
     p.add_argument("--input", help="input shape CxHxW (default: the model's own, or the run's)")
-    p.add_argument("--classes", type=int, help="number of classes (default: 10, or the run's)")
+    p.add_argument("--classes", type=int, help="number of classes (default: the run's, or as `cnnlab models` lists "
+                                               "it: 1000 for ImageNet-shaped models, else 10)")
     add_trust(p)
 
     p = add_command(sub, "compare", "compare runs: one table and one figure of their validation curves", """
@@ -144,7 +147,8 @@ def add_recipe_options(p) -> None:
                         "(cifar-fast's recipe: on)")
     p.add_argument("--dropout", type=float, help="models with dropout: the share of values it zeroes in training "
                                                  "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)")
-    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
+    p.add_argument("--valid-fraction", type=float, help="share of training data held out for validation (default: "
+                                                         "the recipe's, 0.2 for most; cifar-fast's 0.04)")
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
     p.add_argument("--weights", metavar="FILE.pth", help="start from these weights (torchvision's published .pth "
                                                           "files load; a different class count re-initializes "
@@ -175,12 +179,44 @@ RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "im
 
 
 def _train(args) -> int:
-    from cnnlab import api
     from cnnlab.errors import whole
-    from cnnlab.training.distributed import is_main_process, launch
+    from cnnlab.training.distributed import LAUNCHED, ReportedElsewhere, launch
 
     if whole(args.nproc, "nproc", 1, 1024) > 1 and "WORLD_SIZE" not in os.environ:
-        return launch(args.nproc, without_option(args.argv, "--nproc"))
+        folder, argv = launched_folder(args)
+        return launch(args.nproc, argv, folder)
+    try:
+        return _train_here(args)
+    except ReportedElsewhere:
+        if os.environ.get(LAUNCHED):        # the launcher says it, once
+            return 2
+        raise
+
+
+def launched_folder(args) -> tuple[Path, list[str]]:
+    """The run folder of a `--nproc` training, named before the processes start (so that the launcher can say
+    where to resume), and the command line each process runs."""
+    argv = without_option(args.argv, "--nproc")
+    if args.resume:
+        return Path(args.resume), argv
+    if not args.model:
+        raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
+    from cnnlab.training.config import make_config
+    from cnnlab.training.folder import new_run_folder
+
+    folder = run_name(args.out, args.name)
+    if folder is None:
+        config = make_config(args.model, args.dataset, args.recipe, **_options(args))
+        folder = new_run_folder(args.out, f"{config.model}-{config.dataset}")
+        argv = [*argv, "--name", folder.name]
+    return folder, argv
+
+
+def _train_here(args) -> int:
+    from cnnlab import api
+    from cnnlab.cli.next_steps import next_commands
+    from cnnlab.training.distributed import is_main_process
+
     progress = not args.no_progress
     model = class_from(args.model) if is_file_class(args.model) else args.model
     if args.resume:
@@ -188,16 +224,30 @@ def _train(args) -> int:
     else:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
-        run = api.train(model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
-                        folder=Path(args.out) / args.name if args.name else None, overwrite=args.overwrite,
-                        **_options(args))
+        try:
+            run = api.train(model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
+                            folder=run_name(args.out, args.name), overwrite=args.overwrite, **_options(args))
+        except KeyboardInterrupt as stop:
+            if is_main_process() and getattr(stop, "saved", None) is False:   # nothing to resume: the same command
+                print(f"start again with: cnnlab {shlex.join(args.argv)}")
+            raise
     if not is_main_process():           # rank 0 reports for all
         return 0
     record = run.record
     print(f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
           f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")
     print(f"run folder: {run.folder}  (curves.png, confusion.png, samples.png, best.safetensors, run.json)")
+    print("\nnext, try:\n" + "\n".join(f"  {line}" for line in next_commands(run)))
     return 0
+
+
+def run_name(out: str, name: str | None) -> Path | None:
+    """`--out/--name`: one folder inside --out, never a path that leads out of it (`..`, `a/b`, `/abs`)."""
+    if name is None:
+        return None
+    if name in ("", ".", "..") or Path(name).name != name or "/" in name or os.sep in name:
+        raise CnnlabError(f"--name {name!r}: give a plain folder name, made inside --out ({out}); no '/' or '..'")
+    return Path(out) / name
 
 
 def _options(args) -> dict:
@@ -283,8 +333,11 @@ def _summary(args) -> int:
         record = RunRecord.load(args.model)
         name, model_args = record.model.name, dict(record.model.args)
     else:
-        c, h, _ = get_spec(args.model).default_input
-        name, model_args = args.model, {"in_channels": c, "image_size": h}
+        from cnnlab.models.summary import listed_classes
+
+        spec = get_spec(args.model)
+        c, h, _ = spec.default_input         # the classes `cnnlab models` counts with: the same number in both
+        name, model_args = args.model, {"in_channels": c, "image_size": h, "num_classes": listed_classes(spec)}
     shape = (model_args["in_channels"], model_args["image_size"], model_args["image_size"])
     if args.input:
         match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", args.input)
@@ -308,6 +361,11 @@ def _compare(args) -> int:
     names = [Path(folder).name for folder in args.runs]
     print(compare_table(names, records))
     histories = [[e.__dict__ for e in r.history] for r in records]
+    losses = [r.loss_name for r in records]
+    if len(set(losses)) > 1:        # say so, on the figure too: a smoothed loss never gets near 0
+        names = [f"{name} ({loss})" for name, loss in zip(names, losses)]
+        print("note: these runs' losses are of different kinds (" + "; ".join(names) + "): their loss curves are "
+              "not comparable, their accuracies are")
     print(f"figure: {save(compare_curves(names, histories), args.out)}")
     return 0
 def _datasets(args) -> int:

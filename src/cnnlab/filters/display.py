@@ -7,10 +7,12 @@ DISPLAYS = ("auto", "abs", "clip", "signed")
 
 
 def display_mode(kernel: np.ndarray, display: str) -> str:
-    """`auto`: |response| for kernels whose weights sum to 0 (edge detectors), else clip to 0..255 (blurs)."""
+    """`auto`: |response| for kernels whose weights sum to 0 (edge detectors), clip to 0..255 for a positive sum
+    (blurs, sharpening), signed for a negative sum (its output is mostly below 0: clipped, it would be all black)."""
     if display != "auto":
         return display
-    return "abs" if abs(np.sum(kernel)) < 1e-6 else "clip"
+    total = float(np.sum(kernel))
+    return "abs" if abs(total) < 1e-6 else "clip" if total > 0 else "signed"
 
 
 def scale_for_display(result: np.ndarray, mode: str) -> tuple[np.ndarray, float, float, str]:

@@ -78,12 +78,40 @@ def zoneplate(size: int = 256) -> np.ndarray:
     return cv2.cvtColor(rings.astype(np.uint8), cv2.COLOR_GRAY2RGB)
 
 
+def car() -> np.ndarray:
+    """The red car of the city picture, cropped square: something for a CIFAR-10 model to classify."""
+    return np.ascontiguousarray(city()[140:250, 30:195][:, 27:137])
+
+
+def digit(value: int) -> np.ndarray:
+    """A digit drawn in a thick stroke, then centred and sized the way MNIST's were (28x28, white on black)."""
+    from cnnlab.images import digit_like_mnist
+
+    canvas = np.zeros((112, 112), np.uint8)
+    if value == 0:       # the fonts' zero is slashed, unlike a handwritten one
+        cv2.ellipse(canvas, (56, 56), (26, 40), 0, 0, 360, 255, 16, AA)
+    elif value == 1:     # and their one has a foot
+        cv2.polylines(canvas, [np.array([[44, 30], [60, 16], [56, 96]])], False, 255, 15, AA)
+    else:
+        cv2.putText(canvas, str(value), (22, 92), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 3.2, 255, 10, AA)
+    return cv2.cvtColor(digit_like_mnist(canvas), cv2.COLOR_GRAY2RGB)
+
+
+def _digit_sample(value: int):
+    def draw() -> np.ndarray:
+        return digit(value)
+    draw.__doc__ = f"The digit {value} drawn by code and centred like MNIST's digits (28x28): for MNIST models."
+    return draw
+
+
 SAMPLES = {
     "city": city,
     "stripes": stripes,
     "checkerboard": checkerboard,
     "shapes": shapes,
     "zoneplate": zoneplate,
+    "car": car,
+    **{f"digit{value}": _digit_sample(value) for value in range(10)},
 }
 
 

@@ -34,6 +34,7 @@ class Recipe:
     augment: str = ""             # e.g. "flip,crop=4" (see cnnlab.data.augment)
     lookahead: bool = False       # every few steps pull the weights back toward their running average (airbench's)
     dropout: float | None = None  # models with dropout: its rate in training (None: the model's own)
+    valid_fraction: float = 0.2   # share of the training set held out for validation (the figures quoted used it)
 
     def __post_init__(self):
         from cnnlab.data.augment import parse_augment
@@ -48,6 +49,8 @@ class Recipe:
         within(self.warmup, "warm-up fraction", 0, 1, "in [0, 1)", high_open=True)
         within(self.decay, "decay", 0, 1, "in (0, 1], the learning rate's multiplier per epoch", low_open=True)
         within(self.label_smoothing, "label smoothing", 0, 1, "in [0, 1)", high_open=True)
+        within(self.valid_fraction, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2",
+               low_open=True, high_open=True)
         if self.dropout is not None:
             within(self.dropout, "dropout", 0, 1, "in [0, 1)", high_open=True)
         for value, name, known in ((self.optimizer, "optimizer", OPTIMIZERS), (self.schedule, "schedule", SCHEDULES)):

@@ -33,7 +33,7 @@ router = APIRouter(prefix="/explore", tags=["explore"])
 MAX_CHANNELS = 32        # thumbnails per layer unless the page asks for more: a row the eye can take in
 MAX_SIDE = 56            # larger feature maps are averaged down to this: a thumbnail cannot show more
 DRAWABLE = (1, 28, 28)   # models that take what the drawing canvas makes: MNIST-style digits
-ATTRIBUTIONS = ("gradcam", "saliency", "occlusion")
+ATTRIBUTIONS = {"gradcam": "Grad-CAM", "saliency": "Saliency", "occlusion": "Occlusion"}     # name: as shown
 DRAWING_NOTE = "drawing made MNIST-style: cropped to the ink, scaled into 20x20, centred by its mass in 28x28"
 
 
@@ -71,6 +71,16 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
     return found
 
 
+@router.get("/methods")
+def attribution_methods() -> list[dict]:
+    """The attribution methods the panel offers: name, how the page labels it, what its map shows, and whether the
+    map is signed (negative = evidence against the class)."""
+    from cnnlab.inspect.attributions import METHODS, SIGNED
+
+    return [{"name": name, "label": label, "description": METHODS[name], "signed": name in SIGNED}
+            for name, label in ATTRIBUTIONS.items()]
+
+
 # --- one image through the model ----------------------------------------------------------------------------------
 
 class RunImage(ImageInput):
@@ -97,7 +107,8 @@ def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
     return {  # encoded outside the lock: the copies in `outputs` are this request's own
         "run": request.run, "classes": classes, "scores": scores.tolist(), "score_name": score_name,
         "predicted": int(scores.argmax()), "input": pixels_data_url(pixels[0]), "notes": notes,
-        "methods": methods, "layers": layer_payloads(outputs, request.max_channels)}
+        "methods": methods, "layers": layer_payloads(outputs, request.max_channels),
+        "label_smoothing": store.record(request.run).config.recipe.label_smoothing}    # why it looks less sure
 
 
 def model_input(predictor, image, drawing: bool) -> tuple[torch.Tensor, list[str]]:
@@ -149,7 +160,7 @@ def thumbnail_maps(maps: torch.Tensor) -> torch.Tensor:
 
 class AttributionRequest(RunImage):
     target: int = Field(ge=0, description="class index whose evidence is shown")
-    method: Literal["gradcam", "saliency", "occlusion"] = Field("gradcam", description="gradcam, saliency or occlusion")
+    method: Literal[tuple(ATTRIBUTIONS)] = Field("gradcam", description=", ".join(ATTRIBUTIONS))
 
 
 @router.post("/attribution")
@@ -169,8 +180,76 @@ def attribution(request: AttributionRequest, store: RunStore = Depends(get_store
     row, col = divmod(int(np.abs(heat).argmax()), heat.shape[1])
     return {"run": request.run, "method": request.method, "target": target, "class": classes[target],
             "description": describe(request.method, pixels.shape[1]), "strongest": [row, col],
+            "signed": request.method in SIGNED,
+            "strongest_for": position(heat, heat.argmax()) if heat.max() > 0 else None,
+            "strongest_against": position(heat, heat.argmin()) if heat.min() < 0 else None,
             "empty": not heat.any(), "range": [float(heat.min()), float(heat.max())], "heat": channel_maps(heat[None]),
             "overlay": png_data_url(heat_overlay(to_display(pixels[0].numpy())[0], heat, request.method in SIGNED))}
+
+
+def position(heat: np.ndarray, index) -> list[int]:
+    """A flat index into a [H, W] map -> [row, column]."""
+    return list(divmod(int(index), heat.shape[1]))
+
+
+# --- the first conv layer, channel by channel -----------------------------------------------------------------------
+
+class FirstConvRequest(RunImage):
+    channel: int = Field(0, ge=0, description="the output channel taken apart")
+
+
+@router.post("/first-conv")
+def first_conv(request: FirstConvRequest, store: RunStore = Depends(get_store)) -> dict:
+    """One output channel of the run's first conv layer taken apart: its kernel for each input channel, its bias, and
+    for this image each input channel's partial map (that channel correlated with its kernel). The partial maps plus
+    the bias add up to the channel's output, which comes too, as the layer computed it in the model's forward pass."""
+    image = decode_image(request.image)
+    with store.predictor(request.run) as predictor:
+        conv = next((m for n, m in predictor.model.named_modules() if isinstance(m, torch.nn.Conv2d)), None)
+        if conv is None:
+            raise CnnlabError(f"run {request.run!r} ({predictor.name}) has no conv layer: choose a CNN's run")
+        if request.channel >= conv.out_channels:
+            raise CnnlabError(f"channel {request.channel} does not exist: the first conv layer has "
+                              f"{conv.out_channels} channels, 0 to {conv.out_channels - 1}")
+        if conv.groups != 1:
+            raise CnnlabError("the first conv layer is grouped: each output sees only some input channels")
+        pixels, _ = model_input(predictor, image, request.drawing)
+        seen, output = layer_input_output(predictor.model, conv, predictor.inputs(pixels))
+        layer = next(n for n, m in predictor.model.named_modules() if m is conv)
+    weights = conv.weight.detach()[request.channel].double()          # [C_in, k, k]
+    bias = float(conv.bias.detach()[request.channel]) if conv.bias is not None else 0.0
+    partials = [F.conv2d(seen[:, c:c + 1].double(), weights[c][None, None], stride=conv.stride,
+                         padding=conv.padding, dilation=conv.dilation)[0, 0] for c in range(seen.shape[1])]
+    return {"run": request.run, "layer": layer, "channel": request.channel, "channels": conv.out_channels,
+            "stride": list(conv.stride), "padding": list(conv.padding), "dilation": list(conv.dilation),
+            "kernels": np.round(weights.numpy(), 4).tolist(), "bias": round(bias, 6),
+            "inputs": [signed_picture(x) for x in seen[0]],
+            "partials": [rounded(p) for p in partials], "partial_pictures": [signed_picture(p) for p in partials],
+            "output": rounded(output[0, request.channel]), "output_picture": signed_picture(output[0, request.channel])}
+
+
+def layer_input_output(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor):
+    """(what `layer` took, what it gave) in one forward pass of `model` on x."""
+    seen = {}
+    hook = layer.register_forward_hook(lambda module, args, output: seen.update(x=args[0].detach(),
+                                                                               y=output.detach()))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        hook.remove()
+    return seen["x"], seen["y"]
+
+
+def rounded(values: torch.Tensor) -> list:
+    return np.round(values.double().numpy(), 6).tolist()
+
+
+def signed_picture(values: torch.Tensor) -> str:
+    """A map as a grey PNG on a scale symmetric about 0: mid-grey is 0, black -max|v|, white +max|v|."""
+    values = values.double().numpy()
+    top = float(np.abs(values).max()) or 1.0
+    return png_data_url(np.round((values / top + 1) * 127.5).astype(np.uint8))
 
 
 # --- test images --------------------------------------------------------------------------------------------------

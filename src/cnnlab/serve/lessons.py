@@ -15,10 +15,12 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from cnnlab.errors import CnnlabError, whole
@@ -222,13 +224,30 @@ def filter_picture(body: FilterRequest) -> dict:
     picture = PICTURES.get(body.image)
     source = picture if body.color else grey(picture)
     result = apply_kernel(blur(source, body.border) if body.blur_first else source, kernel, body.border)
+    if not np.isfinite(result).all():
+        raise CnnlabError(f"the kernel's weights (up to {np.abs(kernel).max():.3g}) are too large: the filtered "
+                          "picture overflows float32 (beyond ±3.4e38); use smaller weights")
     mode = display_mode(kernel, body.display)
     _, black, white, caption = scale_for_display(result, mode)
     response = kernel_response(kernel, RESPONSE_SIZE)
     return {"label": label, "filtered": png_data_url(to_uint8(result, mode)), "display": mode, "caption": caption,
+            "why": display_reason(kernel, body.display, mode),
             "black": black, "white": white, "low": float(result.min()), "high": float(result.max()),
             "response": png_data_url(magma_picture(response)),
             "gain": float(response[RESPONSE_SIZE // 2, RESPONSE_SIZE // 2]), "response_max": float(response.max())}
+
+
+def display_reason(kernel: np.ndarray, display: str, mode: str) -> str:
+    """Why `auto` chose `mode`, in words for the page; empty when the display was chosen by hand."""
+    if display != "auto":
+        return ""
+    total = f"{float(kernel.sum()):.4g}"
+    if mode == "abs":
+        return "auto: the weights sum to 0 (an edge detector), so the size of the response is shown"
+    if mode == "clip":
+        return f"auto: the weights sum to {total} > 0 (as a blur's do), so the output is shown as pixels, clipped"
+    return (f"auto: the weights sum to {total} < 0, so most of the output is negative: shown signed, mid-grey = 0, "
+            "darker below 0, brighter above")
 
 
 # --- convolution arithmetic --------------------------------------------------------------------------------------
@@ -251,6 +270,11 @@ def size_explanation(size: int, kernel: int, stride: int, padding: int, dilation
     out = output_size(size, span, stride, padding)
     lines = [f"The {window} moves {stride} pixel{'s' if stride > 1 else ''} at a time over the {padded}x{padded} "
              f"padded input and fits {out} times along each side: a {out}x{out} output."]
+    if stride > span:
+        gap = stride - span
+        rows = f"{gap} row{'s' if gap > 1 else ''} and column{'s' if gap > 1 else ''}"
+        lines.append(f"Stride {stride} is longer than the {span}-pixel window: between one window and the next, "
+                     f"{rows} are skipped. Those pixels (hatched) are never multiplied: they cannot change the output.")
     leftover = (padded - span) % stride
     if leftover:
         plural = "s" if leftover > 1 else ""
@@ -322,3 +346,19 @@ def stage_maps(maps: np.ndarray, title: str, mode: str) -> dict:
     pictures = to_uint8(maps, mode)
     return {"title": title, "width": maps.shape[2], "height": maps.shape[1], "black": black, "white": white,
             "maps": [png_data_url(picture) for picture in pictures]}
+
+
+# --- the lesson notebooks the panels link to -----------------------------------------------------------------------
+
+LESSON_FOLDER = Path(__file__).resolve().parents[1] / "lessons"      # cnnlab/lessons/NN-name.ipynb, in the package
+
+
+@router.get("/lessons/{name}")
+def lesson_notebook(name: str) -> FileResponse:
+    """A lesson notebook (such as 06-conv-layer.ipynb) to download and open in Jupyter; `cnnlab lessons --copy DIR`
+    copies them all. Looked up by name among the packaged notebooks: a name is never opened as a path."""
+    notebooks = {path.name: path for path in LESSON_FOLDER.glob("*.ipynb")} if LESSON_FOLDER.is_dir() else {}
+    if name not in notebooks:
+        raise NotFound(f"lesson notebook {name!r} is not among the {len(notebooks)} installed with cnnlab; "
+                       "`cnnlab lessons` lists them")
+    return FileResponse(notebooks[name], media_type="application/x-ipynb+json", filename=name)

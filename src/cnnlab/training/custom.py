@@ -35,7 +35,8 @@ def own_config(model, dataset: str, recipe=None, **options) -> RunConfig:
         raise CnnlabError("weights= loads torchvision's .pth files into registry models; load your own network's "
                           "weights into it before passing it to cnnlab.train")
     name = (model if is_model_class(model) else type(model)).__qualname__
-    return RunConfig(name, dataset, borrowed_recipe(recipe, dataset).replace(**changes), custom=True, **options)
+    chosen = borrowed_recipe(recipe, dataset).replace(**changes)
+    return RunConfig(name, dataset, chosen, valid_fraction=chosen.valid_fraction, custom=True, **options)
 
 
 def borrowed_recipe(recipe, dataset: str) -> Recipe:

@@ -1,5 +1,12 @@
-// The page's frame: tabs, one JSON helper, errors shown in one place, and drawing helpers the panels share.
-// Each panel is a module (explore.js, kernels.js, ...) exporting init(section), called the first time it is shown.
+// The page's router: the tabs, and each panel's module loaded and started the first time it is shown.
+// Each panel is a module (explore.js, kernels.js, ...) exporting init(section); the helpers they share live in
+// api.js (the server), dom.js (elements, numbers, images) and glossary.js (terms, lessons).
+import { startTooltips } from "./glossary.js";
+
+// Kept for modules written against the old app.js, which was also the helper library; new code imports the helpers'
+// own modules.
+export { api, hideError, latestOnly, showError } from "./api.js";
+export { el, fileToDataURL, webcamFrame } from "./dom.js";
 
 const panels = {
   explore: () => import("./explore.js"),
@@ -25,82 +32,7 @@ async function show(name) {
   if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
 }
 
-// GET (no body) or POST (a JSON body) to /api/...; a 4xx/5xx shows its one-line error and throws.
-export async function api(path, body) {
-  const options = body === undefined ? {} :
-    { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
-  const response = await fetch("api/" + path, options);
-  const answer = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
-  if (!response.ok) {
-    showError(answer.error || JSON.stringify(answer.detail ?? answer));
-    throw new Error(answer.error);
-  }
-  hideError();
-  return answer;
-}
-
-export function showError(message) {
-  const box = document.getElementById("error");
-  box.textContent = message;
-  box.hidden = false;
-}
-
-export function hideError() {
-  document.getElementById("error").hidden = true;
-}
-
-// Debounced, and at most one request in flight: edits made meanwhile are sent as one, the latest, when it returns.
-export function latestOnly(send, wait = 40) {
-  let timer = null;
-  let busy = false;
-  let again = false;
-  async function run() {
-    if (busy) { again = true; return; }
-    busy = true;
-    try { await send(); } catch { /* api() has shown the error */ } finally { busy = false; }
-    if (again) { again = false; run(); }
-  }
-  return () => { clearTimeout(timer); timer = setTimeout(run, wait); };
-}
-
-// Small DOM builder: el("div", {class: "x"}, child, "text").
-export function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
-
-// A File (upload, drop) -> data URL, the form every image endpoint takes.
-export function fileToDataURL(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-
-// One frame of the webcam as a data URL, or null (no camera, or permission refused: said in the error box).
-export async function webcamFrame() {
-  try {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: true });
-    const video = el("video", { playsinline: "" });
-    video.srcObject = stream;
-    await video.play();
-    const canvas = el("canvas", { width: video.videoWidth, height: video.videoHeight });
-    canvas.getContext("2d").drawImage(video, 0, 0);
-    stream.getTracks().forEach((track) => track.stop());
-    return canvas.toDataURL("image/png");
-  } catch (error) {
-    showError(`no webcam picture: ${error.message}`);
-    return null;
-  }
-}
-
+startTooltips();
 document.getElementById("tabs").addEventListener("click", (event) => {
   if (event.target.dataset.panel) show(event.target.dataset.panel);
 });

@@ -1,7 +1,9 @@
 // The data panel: the data sets cnnlab finds (its usual places, and where the runs found theirs), a grid of samples
 // per class of the one picked, and the augmentation preview: its controls are made from the operations the library
 // lists (api/datasets/augmentations), and the same images are augmented again as a control moves.
-import { api, el, latestOnly } from "./app.js";
+import { api, latest, latestOnly, STALE } from "./api.js";
+import { el } from "./dom.js";
+import { intro } from "./glossary.js";
 
 // How far a slider goes for each kind of value the library names (it says what is valid; this, what is worth
 // seeing). PIXELS: up to half the image's side. A kind not here gets a plain number box.
@@ -15,6 +17,13 @@ let operations = [];          // what an augmentation spec may name, from the li
 let presets = {};
 let seed = 0;                 // of the samples drawn
 let augmentSeed = 0;          // of the augmentations drawn
+
+const INTRO = [
+  "The data sets cnnlab finds on this machine (and how to get the others), a grid of samples of each class, and " +
+  "what {augmentation} does to them: tick an operation or move its slider and the same images are changed again.",
+  "Try: look at the test samples of a class the model gets wrong; turn the rotation up until a 6 reads as a 9, and " +
+  "you have found how far augmentation may go. The settings stay as they are when you pick another data set.",
+];
 
 export async function init(section) {
   view = build(section);
@@ -47,6 +56,7 @@ function build(section) {
     "draw again");
   const head = ["data set", "found", "images", "shape", "classes", "used by"];
   section.append(
+    intro(INTRO, ["01-mnist-pixels", "07-cifar-cnn"]),
     el("div", { class: "card" }, el("h2", {}, "Data sets"),
       el("table", { class: "datasets" }, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))), v.list)),
     el("div", { class: "card" }, v.title,
@@ -86,21 +96,21 @@ async function pick(id) {
   picked = entries.find((e) => e.id === id);
   for (const row of view.list.children) row.classList.toggle("chosen", row.dataset.id === id);
   seed = 0;
-  buildControls(picked.shape);
+  if (view.controls.childElementCount) fitControls(picked.shape);     // the user's settings kept
+  else buildControls(picked.shape);
   refreshPreview();
   await showSamples();
 }
 
 // ---------------------------------------------------------------- samples per class
 
-let asked = 0;                // the latest samples request: an older answer arriving after it is dropped
+const samplesAsked = latest();  // an older samples answer arriving after a newer question is dropped
 
 async function showSamples() {
   const query = new URLSearchParams({ dataset: picked.id, per_class: view.perClass.value, split: view.split.value,
     seed });
-  const mine = ++asked;
-  const answer = await api(`datasets/samples?${query}`);
-  if (mine !== asked) return;
+  const answer = await samplesAsked(() => api(`datasets/samples?${query}`));
+  if (answer === STALE) return;
   const [, height] = answer.shape;
   const side = height <= 48 ? 2 * height : 96;           // small images doubled, pixel for pixel
   view.title.textContent = `Samples per class: ${picked.id}, ${answer.split}`;
@@ -119,6 +129,22 @@ function buildControls(shape) {
   view.presets.replaceChildren("presets: ", ...Object.entries(presets).map(([name, spec]) => el("button", {
     class: "action preset", title: spec, onclick: () => { view.spec.value = name; refreshPreview(); } }, name)));
   view.spec.value = specOfControls();
+}
+
+// Another data set: the same settings, with pixel sliders reaching half of its images' side (a value beyond that
+// is brought within, and the spec follows).
+function fitControls(shape) {
+  const side = Math.min(shape[1], shape[2]);
+  for (const op of operations.filter((o) => o.arg === "PIXELS")) {
+    const value = view.controls.querySelector(`[data-value="${op.name}"]`);
+    const top = Math.max(1, Math.floor(side * SLIDERS.PIXELS[1]));
+    value.max = top;
+    if (Number(value.value) > top) {
+      value.value = top;
+      value.nextElementSibling.textContent = value.value;
+      if (view.controls.querySelector(`[data-op="${op.name}"]`).checked) view.spec.value = specOfControls();
+    }
+  }
 }
 
 function control(op, side) {

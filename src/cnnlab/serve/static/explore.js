@@ -2,11 +2,12 @@
 // random test image) and see what the network makes of it: the class probabilities, what the model's input looks
 // like, every layer's feature maps (all from one forward pass, redrawn while you draw) and, for a clicked class,
 // where in the image the evidence for it is (Grad-CAM, saliency or occlusion).
-import { api, el, fileToDataURL, webcamFrame } from "./app.js";
+import { api, latest, STALE } from "./api.js";
+import { colourLegend, el, fileToDataURL, webcamFrame } from "./dom.js";
+import { intro, LAYER_TERMS, prose, term } from "./glossary.js";
 
 const BRUSH = 22;          // px on the 280x280 canvas: strokes as thick as MNIST's once scaled into a 20x20 box
 const MAX_BARS = 20;       // classes shown as bars; a model with more shows its most likely ones
-const METHODS = { gradcam: "Grad-CAM", saliency: "Saliency", occlusion: "Occlusion" };
 const [THUMB, GAP, PER_ROW] = [34, 4, 20];      // a channel thumbnail's height and gap in px; at most 20 a row
 
 const state = {
@@ -18,11 +19,24 @@ const state = {
   layers: [],              // the last answer's layers, drawn again when another channel is picked
   picked: null,            // {layer, channel} enlarged, and enlarged again in each new answer
 };
+let methods = {};          // the attribution methods the server offers, by name (api/explore/methods)
 let view;
+
+const INTRO = [
+  "Pick a trained run and give it an image: draw one, upload or drop one, film one, or take a test image. The " +
+  "bars are the model's {softmax} probabilities, made from its {logit|logits} (its raw class scores).",
+  "Click a bar to see where in the image the evidence for that class is ({gradcam}, {saliency} or {occlusion}). " +
+  "Below, every layer's output for this image: each conv {channel} as a small {feature-map|feature map}, after " +
+  "{relu}, {batchnorm} or {pooling} too. Try: draw a 7 slowly and watch the bars change; click the first layer's " +
+  "channels to see which edges each one picks up.",
+];
 
 export async function init(section) {
   view = build(section);
-  state.runs = await api("explore/runs");
+  const [runs, offered] = await Promise.all([api("explore/runs"), api("explore/methods")]);
+  methods = Object.fromEntries(offered.map((method) => [method.name, method]));
+  view.method.replaceChildren(...offered.map((m) => el("option", { value: m.name }, m.label)));
+  state.runs = runs;
   view.runs.replaceChildren(...state.runs.map(runOption));
   if (!state.runs.length) {
     view.info.textContent = "No runs here yet: train one (cnnlab train mlp) into the folder the server shows.";
@@ -54,23 +68,26 @@ function build(section) {
     el("button", { class: "action random", title: "a random test image of the run's data set, with its true label",
       onclick: () => randomTestImage() }, "Test image"));
   v.hint = el("p", { class: "hint" });
+  v.sourceError = el("p", { class: "panel-error", role: "alert", hidden: "" });
   const source = el("div", { class: "card source" }, el("h2", {}, "Run and input"), v.runs, v.info, v.stage, v.truth,
-    buttons, v.hint);
+    buttons, v.sourceError, v.hint);
 
   v.predicted = el("p", { class: "predicted" });
   v.seen = el("img", { class: "seen", alt: "the input as the model sees it" });
   v.seenCaption = el("p", { class: "caption" });
   v.notes = el("ul", { class: "notes" });
   v.bars = el("div", { class: "bars" });
+  v.smoothing = el("p", { class: "caption smoothing", hidden: "" });
   const result = el("div", { class: "card result" }, el("h2", {}, "What the model says"), v.predicted,
-    el("div", { class: "seen-box" }, v.seen, el("div", {}, v.seenCaption, v.notes)), v.bars);
+    el("div", { class: "seen-box" }, v.seen, el("div", {}, v.seenCaption, v.notes)), v.bars, v.smoothing);
 
-  v.method = el("select", { class: "method", "aria-label": "attribution method", onchange: showEvidence },
-    ...Object.entries(METHODS).map(([value, label]) => el("option", { value }, label)));
+  v.method = el("select", { class: "method", "aria-label": "attribution method", onchange: showEvidence });
   v.overlay = el("img", { class: "overlay", alt: "heat map over the input" });
   v.overlayCaption = el("p", { class: "caption" }, "Click a class bar to see which pixels count for that class.");
+  v.methodNote = el("p", { class: "method-note" });
+  v.legend = el("div", { class: "legend" });
   const evidence = el("div", { class: "card evidence" }, el("h2", {}, "Where is the evidence?"),
-    el("label", {}, "method ", v.method), v.overlay, v.overlayCaption);
+    el("label", {}, "method ", v.method), v.methodNote, v.overlay, v.legend, v.overlayCaption);
 
   v.layers = el("div", { class: "layer-rows" });
   v.zoom = el("canvas", { class: "zoom map", width: 224, height: 224 });
@@ -81,7 +98,8 @@ function build(section) {
       "strong, each scaled to its own range), a linear layer's outputs as bars."),
     el("div", { class: "layers-body" }, v.layers, v.zoomBox));
 
-  section.append(el("div", { class: "explore-grid" }, source, result, evidence), layers);
+  section.append(intro(INTRO, ["02-mlp", "10-visualizing"]),
+    el("div", { class: "explore-grid" }, source, result, evidence), layers);
   wireDrawing(v.canvas);
   wireDrop(v.stage);
   return v;
@@ -108,6 +126,17 @@ async function chooseRun(name) {
   if (run.drawable && state.source !== "picture") return startDrawing();
   if (state.source === "picture") return sendPicture(state.picture);
   return randomTestImage();
+}
+
+// Why a run trained with label smoothing looks less sure than one without: its targets were never 1.
+function showSmoothing({ label_smoothing: epsilon, classes }) {
+  view.smoothing.hidden = !epsilon;
+  if (!epsilon) return;
+  const top = 1 - epsilon + epsilon / classes.length;
+  view.smoothing.replaceChildren(...prose(`This run was trained with {label-smoothing|label smoothing} ${epsilon}: ` +
+    `its target for the right class was ${top.toFixed(3)}, not 1, so even a sure answer reads near ` +
+    `${top.toFixed(2)}. It looks less sure than a model trained without it (the MLP, say), not because it is ` +
+    "worse: label smoothing caps confidence."));
 }
 
 // --- inputs -------------------------------------------------------------------------------------------------
@@ -204,11 +233,14 @@ function sendPicture(image) {
   showSource("picture");
   state.picture = image;
   view.preview.src = image;
+  clearResults("");                          // the previous image's answer must not stay beside this picture
   predict(() => ({ image, drawing: false }), showEvidence);
 }
 
 async function randomTestImage() {
-  const test = await api(`explore/random?run=${encodeURIComponent(state.run.name)}`);
+  const test = await api(`explore/random?run=${encodeURIComponent(state.run.name)}`, undefined, { quiet: true })
+    .catch((error) => { inputFailed(error); return null; });
+  if (!test) return;
   showSource("test");
   view.preview.src = test.image;
   view.truth.replaceChildren("true label: ", el("b", {}, test.label_name),
@@ -222,7 +254,7 @@ async function randomTestImage() {
 // never pile up) and is read only when it is sent: the canvas as it is then, the latest drawing.
 let busy = false;
 let waiting = null;
-let cleared = 0;           // counts clearings: an answer to an input asked before the last one is not shown
+const looked = latest();   // an answer to an input asked before the last clearing is not shown
 
 function predict(input, then) {
   waiting = { input, then };
@@ -234,30 +266,44 @@ async function sendWaiting() {
   while (waiting) {
     const { input, then } = waiting;
     waiting = null;
-    const [run, asked] = [state.run.name, cleared];
+    const run = state.run.name;
     const given = input();
     try {
-      const answer = await api("explore/look", { run, ...given });
-      if (asked !== cleared) continue;       // cleared, or another run chosen, meanwhile: this answer is stale
+      const answer = await looked(() => api("explore/look", { run, ...given }, { quiet: true }));
+      if (answer === STALE) continue;        // cleared, or another run chosen, meanwhile
+      view.sourceError.hidden = true;
       state.input = given;
       showAnswer(answer);
       if (then && !waiting) then();
-    } catch { /* api() has shown the error */ }
+    } catch (error) {
+      if (!waiting) inputFailed(error);
+    }
   }
   busy = false;
 }
 
+// The input could not be read (or the run answered with an error): said where the input is, and nothing of an
+// earlier input left on screen as if it were this one's answer.
+function inputFailed(error) {
+  clearResults("No prediction: the input was refused (see under the picture).");
+  view.preview.removeAttribute("src");
+  view.sourceError.textContent = error.message;
+  view.sourceError.hidden = false;
+}
+
 function clearResults(message) {
-  cleared++;
+  looked.drop();
   waiting = null;                            // nor is an input still waiting sent
   view.predicted.textContent = message;
   view.seen.removeAttribute("src");
   view.seenCaption.textContent = "";
   view.notes.replaceChildren();
   view.bars.replaceChildren();
+  view.smoothing.hidden = true;
   view.layers.replaceChildren();
   view.zoom.getContext("2d").clearRect(0, 0, view.zoom.width, view.zoom.height);
   view.zoomCaption.textContent = "Click a channel to enlarge it.";
+  view.sourceError.hidden = true;
   clearEvidence();
 }
 
@@ -269,6 +315,7 @@ function showAnswer(answer) {
   view.seenCaption.textContent = `the model's input (${state.run.input_shape.join("×")})`;
   view.notes.replaceChildren(...answer.notes.map((note) => el("li", {}, note)));
   showBars(classes, scores, predicted);
+  showSmoothing(answer);
   for (const option of view.method.options) option.disabled = !answer.methods.includes(option.value);
   if (view.method.selectedOptions[0].disabled) view.method.value = answer.methods[0];
   state.layers = answer.layers;
@@ -313,8 +360,9 @@ function layerRow(layer) {
   const notes = [];
   if (layer.maps && layer.shown < channels) notes.push(`first ${layer.shown} of ${channels} channels shown`);
   if (layer.scaled) notes.push("averaged down to fit");
+  const kind = layer.kind in LAYER_TERMS ? term(LAYER_TERMS[layer.kind], layer.kind) : layer.kind;
   const label = el("div", { class: "layer-label" }, el("b", {}, layer.name),
-    el("span", {}, `${layer.kind} · ${layer.shape.join("×")}`), ...notes.map((note) => el("em", {}, note)));
+    el("span", {}, kind, ` · ${layer.shape.join("×")}`), ...notes.map((note) => el("em", {}, note)));
   return el("div", { class: "layer" }, label, layer.maps ? thumbnails(layer) : vectorBars(layer.values));
 }
 
@@ -402,28 +450,49 @@ function vectorBars(values) {
 
 // --- evidence for a class -----------------------------------------------------------------------------------
 
-let evidenceAsked = 0;     // only the answer to the latest question is shown
+const evidence = latest();  // only the answer to the latest question is shown
 
 function clearEvidence() {
+  evidence.drop();
   view.overlay.removeAttribute("src");
   view.overlayCaption.textContent = "Click a class bar to see which pixels count for that class.";
+  view.legend.replaceChildren();
   markChosen();
 }
 
 async function showEvidence() {
+  const method = methods[view.method.value];
+  const what = method.description.replace(new RegExp(`^${method.label}: `, "i"), "");     // "Grad-CAM: ..."
+  view.methodNote.replaceChildren(...prose(`{${method.name}|${method.label}} shows: ${what}`));
   if (state.target === null || !state.input) return;
-  const asked = ++evidenceAsked;
-  const method = view.method.value;
-  view.overlayCaption.textContent = `computing ${METHODS[method]} for ${state.run.classes[state.target]}…`;
+  view.overlayCaption.textContent = `computing ${method.label} for ${state.run.classes[state.target]}…`;
   try {
-    const question = { run: state.run.name, ...state.input, target: state.target, method };
-    const answer = await api("explore/attribution", question);
-    if (asked !== evidenceAsked) return;
+    const question = { run: state.run.name, ...state.input, target: state.target, method: method.name };
+    const answer = await evidence(() => api("explore/attribution", question));
+    if (answer === STALE) return;
     view.overlay.src = answer.overlay;
-    const [row, col] = answer.strongest;
-    const where = answer.empty ? "Zero everywhere: no channel of the layer holds positive evidence for this class."
-      : `Strongest at row ${row}, column ${col}.`;
+    view.legend.replaceChildren(legendOf(answer));
     view.overlayCaption.replaceChildren("for ", el("b", { class: "target" }, answer.class),
-      ` · ${answer.description}. ${where}`);
+      ` · ${answer.description}. ${whereText(answer)}`);
   } catch { /* api() has shown the error */ }
+}
+
+// The overlay's colours, as `cnnlab explain` draws them: inferno for a map of strengths, red-white-blue for a signed
+// one; the stronger, the less of the image shows through.
+function legendOf({ signed, range: [low, high] }) {
+  const top = Math.max(Math.abs(low), Math.abs(high)).toPrecision(2);
+  if (signed) {
+    return colourLegend(["#053061", "#4393c3", "#f7f7f7", "#d6604d", "#67001f"],
+      [`−${top} against`, "0", `+${top} for`], "blue = evidence against the class, red = for it");
+  }
+  return colourLegend(["#000004", "#57106e", "#bc3754", "#f98e09", "#fcffa4"], ["0: none", `${top}: strongest`],
+    "dark = no evidence, bright = strong evidence for the class");
+}
+
+function whereText(answer) {
+  if (answer.empty) return "Zero everywhere: no channel of the layer holds positive evidence for this class.";
+  if (!answer.signed) return `Strongest at row ${answer.strongest[0]}, column ${answer.strongest[1]}.`;
+  const at = (point, what) => (point ? `${what} at row ${point[0]}, column ${point[1]}` : `nothing ${what}`);
+  return `Red speaks for the class, blue against it: ${at(answer.strongest_for, "most for it")}; ` +
+    `${at(answer.strongest_against, "most against it")}.`;
 }

@@ -1,7 +1,10 @@
 // The kernel playground: a picture, a kernel (named, or typed into a 3x3 / 5x5 grid) and what filter2D makes of
 // it: the filtered picture, the picture's Fourier spectrum and the kernel's frequency response, redrawn as a number
 // changes. A picture is uploaded once (api/pictures) and named by its id after that, so an edit sends only the kernel.
-import { api, el, fileToDataURL, latestOnly, webcamFrame } from "./app.js";
+// Under the pointer, the multiply-add on the picture's own pixels: the pixels, the kernel, the products, the sum.
+import { api, latestOnly } from "./api.js";
+import { colourLegend, el, fileToDataURL, labelled, round, webcamFrame } from "./dom.js";
+import { intro, prose } from "./glossary.js";
 
 // A number or a fraction such as 1/9 (the grid shows blurs that way); a half-typed cell is marked and not sent.
 const NUMBER = String.raw`\s*[\-+]?(\d+\.?\d*|\.\d+)(\s*/\s*(\d+\.?\d*|\.\d+))?\s*`;
@@ -9,6 +12,16 @@ const NUMBER = String.raw`\s*[\-+]?(\d+\.?\d*|\.\d+)(\s*/\s*(\d+\.?\d*|\.\d+))?\
 const state = { image: "sample:city", dataURL: null, kernel: "sobel-x" };
 let library;
 let view;
+let shown = null;          // the picture's grey pixels as drawn: {width, height, data} (one byte per pixel)
+
+const INTRO = [
+  "A {kernel} is a small grid of weights. Laid over every pixel of the picture, it multiplies the pixels under " +
+  "it by its weights and adds the products: that sum is the filtered picture's pixel. Move the pointer over the " +
+  "picture to see that multiply-add with the picture's own numbers.",
+  "Try: sobel-x finds vertical edges (its weights sum to 0, so flat areas go dark); a blur's weights sum to 1; type " +
+  "your own numbers into the grid. The {fourier} shows which waves the picture is made of, and the kernel's " +
+  "{frequency-response} which of them it keeps. The border setting is how {padding} is made up at the edges.",
+];
 
 export async function init(section) {
   library = await api("kernels");
@@ -17,24 +30,50 @@ export async function init(section) {
   await showPicture();
 }
 
+// A kernel the server refuses (a cell that is not a number, weights so large the picture overflows) is said under
+// the grid, in the server's words, and the pictures it would replace are marked out of date.
 const refresh = latestOnly(async () => {
-  const answer = await withPicture(() => api("kernels/filter", {
-    image: state.image, kernel: state.kernel ?? gridCells(), display: view.display.value,
-    border: view.border.value, color: view.color.checked, blur_first: view.blur.checked,
-  }));
+  let answer;
+  try {
+    answer = await withPicture(() => api("kernels/filter", {
+      image: state.image, kernel: state.kernel ?? gridCells(), display: view.display.value,
+      border: view.border.value, color: view.color.checked, blur_first: view.blur.checked,
+    }, { quiet: true }));
+  } catch (error) {
+    view.kernelError.textContent = error.message;
+    view.kernelError.hidden = false;
+    for (const figure of [view.filtered, view.response]) figure.classList.add("stale");
+    view.filteredCaption.textContent = "out of date: the picture above is the last kernel's, not this one's";
+    throw error;
+  }
+  view.kernelError.hidden = true;
+  for (const figure of [view.filtered, view.response]) figure.classList.remove("stale");
   view.filtered.src = answer.filtered;
-  view.filteredCaption.replaceChildren(el("b", {}, answer.label), " · ", scaleText(answer));
+  view.filteredCaption.replaceChildren(el("b", {}, answer.label), " · ", scaleText(answer),
+    answer.why ? el("span", { class: "why" }, ` ${answer.why}.`) : "", greyLegend(answer));
   view.response.src = answer.response;
-  view.responseCaption.textContent = `|frequency response| of the kernel: gain ${round(answer.gain)} on flat ` +
+  view.responseCaption.replaceChildren(`|frequency response| of the kernel: gain ${round(answer.gain)} on flat ` +
     `areas (the centre), at most ${round(answer.response_max)}; further out = finer patterns, the corners ±0.5 ` +
-    "cycles per pixel";
+    "cycles per pixel", colourLegend(MAGMA, ["0: blocked", `${round(answer.response_max)}: passed most`],
+    "dark = the kernel removes that wave, bright = keeps or strengthens it"));
+  explainPointer();
 });
+
+const MAGMA = ["#000004", "#3b0f70", "#8c2981", "#de4968", "#fe9f6d", "#fcfdbf"];
 
 // What black and white stand for, as `cnnlab filter` says it.
 function scaleText({ caption, display, black, white, low, high }) {
   const middle = display === "signed" ? `, mid-grey = 0` : "";
   return `${caption}: black = ${round(black)}${middle}, white = ${round(white)} ` +
-    `(the response runs ${round(low)} .. ${round(high)})`;
+    `(the response runs ${round(low)} .. ${round(high)}).`;
+}
+
+function greyLegend({ display, black, white }) {
+  const labels = display === "signed" ? [String(round(black)), "0", String(round(white))]
+    : [String(round(black)), String(round(white))];
+  const what = { abs: "black = no response, white = the strongest, either sign",
+    clip: "the output as pixels: below 0 black, above 255 white", signed: "below 0 darker, above 0 brighter" };
+  return colourLegend(["#000", "#fff"], labels, what[display]);
 }
 
 async function showPicture() {
@@ -45,8 +84,9 @@ async function showPicture() {
     "· drop a picture here";
   view.spectrum.src = answer.spectrum;
   const [u, v] = answer.strongest;
-  view.spectrumCaption.textContent = "log(1 + |FFT|), centred: the middle is the mean brightness, further out " +
-    `finer patterns; strongest besides the mean: ±(${u}, ${v}) cycles per image (across, down)`;
+  view.spectrumCaption.replaceChildren("log(1 + |FFT|), centred: the middle is the mean brightness, further out " +
+    `finer patterns; strongest besides the mean: ±(${u}, ${v}) cycles per image (across, down)`,
+  colourLegend(MAGMA, ["weak", "strong (log scale)"], "how much of each wave the picture holds"));
   refresh();
 }
 
@@ -85,12 +125,14 @@ function chooseKernel(name) {
   refresh();
 }
 
-// Typing in the grid makes the kernel a custom one; sent once every cell reads as a number.
+// Typing in the grid makes the kernel a custom one. Sent as typed: a cell that is not a number is marked, and the
+// server's message says which one and what to type.
 function editCell() {
   state.kernel = null;
   view.kernelName.value = "custom";
   view.description.textContent = "your own kernel: edit any number";
-  if (view.grid.querySelectorAll("input:invalid").length === 0) refresh();
+  explainPointer();
+  refresh();
 }
 
 function drawGrid(cells) {
@@ -121,10 +163,6 @@ function options(values, labels = values) {
   return values.map((value, i) => el("option", { value }, labels[i]));
 }
 
-function labelled(text, control) {
-  return el("label", {}, text, " ", control);
-}
-
 function figure(title, img, caption, attributes = {}) {
   return el("figure", attributes, el("figcaption", { class: "title" }, title), img, caption);
 }
@@ -146,12 +184,21 @@ function build(section) {
   v.side = el("select", { onchange: () => resizeGrid(Number(v.side.value)) }, ...options(["3", "5"], ["3x3", "5x5"]));
   v.description = el("p", { class: "description" });
   v.grid = el("div", { class: "kernel-grid" });
+  v.kernelError = el("p", { class: "panel-error kernel-error", role: "alert", hidden: "" });
   for (const name of ["input", "filtered", "spectrum", "response"]) {
     v[name] = el("img", { alt: name });
     v[name + "Caption"] = el("figcaption");
   }
+  v.input.addEventListener("load", readPixels);
+  v.readout = el("div", { class: "readout" }, "Move the pointer over the picture: the multiply-add at that pixel " +
+    "shows here.");
+  v.window = el("div", { class: "window", hidden: "" });
+  for (const picture of [v.input, v.filtered]) {
+    picture.addEventListener("pointermove", (event) => pointAt(picture, event));
+  }
 
-  const dropZone = figure("Picture", v.input, v.inputCaption, { class: "drop" });
+  const dropZone = figure("Picture", el("div", { class: "frame" }, v.input, v.window), v.inputCaption,
+    { class: "drop" });
   dropZone.addEventListener("dragover", (event) => { event.preventDefault(); dropZone.classList.add("over"); });
   dropZone.addEventListener("dragleave", () => dropZone.classList.remove("over"));
   dropZone.addEventListener("drop", async (event) => {
@@ -161,7 +208,7 @@ function build(section) {
     if (file) usePicture(await fileToDataURL(file), file.name);
   });
 
-  section.append(el("div", { class: "playground" },
+  section.append(intro(INTRO, ["05-filters-frequency"]), el("div", { class: "playground" },
     el("div", { class: "side" },
       el("div", { class: "card picture" },
         el("h2", {}, "Picture"),
@@ -174,16 +221,102 @@ function build(section) {
       el("div", { class: "card kernel" },
         el("h2", {}, "Kernel"),
         el("div", { class: "row" }, labelled("named", v.kernelName), labelled("size", v.side)),
-        v.description, v.grid,
+        v.description, v.grid, v.kernelError,
         el("p", { class: "note" }, "Type any number or fraction (1/9). filter2D, like nn.Conv2d, computes a " +
           "correlation: the kernel is laid on the picture as written, not flipped."))),
     el("div", { class: "card figures" },
       dropZone, figure("Filtered", v.filtered, v.filteredCaption),
-      figure("Fourier spectrum of the picture", v.spectrum, v.spectrumCaption),
-      figure("Frequency response of the kernel", v.response, v.responseCaption, { class: "response" }))));
+      el("div", { class: "multiply-add" }, el("h2", {}, "The multiply-add under the pointer"), v.readout),
+      figure(el("span", {}, ...prose("{fourier|Fourier spectrum} of the picture")), v.spectrum, v.spectrumCaption),
+      figure(el("span", {}, ...prose("{frequency-response|Frequency response} of the kernel")), v.response,
+        v.responseCaption, { class: "response" }))));
   return v;
 }
 
-function round(x) {
-  return Math.abs(x) < 1e-9 ? 0 : Number(x.toPrecision(4));      // 1e-17 from floating point reads as 0
+// --- the multiply-add under the pointer -----------------------------------------------------------------------------
+
+let pointer = null;        // [row, column] of the picture's pixel under the pointer, once it was over the picture
+
+// The picture as drawn, one grey byte per pixel (the server sends it grey unless "colour" is ticked).
+function readPixels() {
+  const { naturalWidth: width, naturalHeight: height } = view.input;
+  const canvas = el("canvas", { width, height });
+  const context = canvas.getContext("2d");
+  context.drawImage(view.input, 0, 0);
+  const rgba = context.getImageData(0, 0, width, height).data;
+  const data = new Uint8Array(width * height);
+  for (let i = 0; i < data.length; i++) data[i] = rgba[4 * i];
+  shown = { width, height, data };
+  explainPointer();
+}
+
+// Where the pointer is, in the picture's own pixels: the images are drawn scaled to fit, from the top left.
+function pointAt(picture, event) {
+  if (!shown) return;
+  const box = picture.getBoundingClientRect();
+  const scale = Math.min(box.width / shown.width, box.height / shown.height);
+  const [column, row] = [(event.clientX - box.left) / scale, (event.clientY - box.top) / scale].map(Math.floor);
+  if (column < 0 || row < 0 || column >= shown.width || row >= shown.height) return;
+  pointer = [row, column];
+  explainPointer();
+}
+
+// Where a row or column index beyond the edge reads from, for each border mode; null = a zero (constant).
+const BORDER_INDEX = {
+  "reflect-101": (i, n) => (i < 0 ? -i : i >= n ? 2 * n - 2 - i : i),
+  reflect: (i, n) => (i < 0 ? -i - 1 : i >= n ? 2 * n - 1 - i : i),
+  replicate: (i, n) => Math.min(n - 1, Math.max(0, i)),
+  constant: (i, n) => (i < 0 || i >= n ? null : i),
+  wrap: (i, n) => ((i % n) + n) % n,
+};
+
+function kernelNumbers() {
+  if (state.kernel) return library.kernels.find((k) => k.name === state.kernel).matrix;
+  const rows = gridCells().map((row) => row.map(cellNumber));
+  return rows.flat().every(Number.isFinite) ? rows : null;
+}
+
+function cellNumber(text) {
+  if (!new RegExp(`^${NUMBER}$`).test(text)) return NaN;
+  const [top, bottom] = text.split("/");
+  return bottom === undefined ? Number(top) : Number(top) / Number(bottom);
+}
+
+function explainPointer() {
+  if (!pointer || !shown) return;
+  const kernel = kernelNumbers();
+  const why = view.color.checked ? "The multiply-add is shown on the grey picture: untick colour to follow it."
+    : view.blur.checked ? "\"blur first\" is on: the kernel sees the blurred picture, not these pixels; untick it to " +
+      "follow the multiply-add." : !kernel ? "Fix the kernel's cells first." : "";
+  if (why) {
+    view.readout.replaceChildren(why);
+    view.window.hidden = true;
+    return;
+  }
+  const [row, column] = pointer;
+  const half = (kernel.length - 1) / 2;
+  const place = BORDER_INDEX[view.border.value];
+  const pixels = kernel.map((line, i) => line.map((_, j) => {
+    const [r, c] = [place(row + i - half, shown.height), place(column + j - half, shown.width)];
+    return r === null || c === null ? 0 : shown.data[r * shown.width + c];
+  }));
+  const products = kernel.map((line, i) => line.map((weight, j) => pixels[i][j] * weight));
+  const sum = products.flat().reduce((a, b) => a + b, 0);
+  const grid = (name, values) => el("div", { class: `numbers ${name}`, "data-name": name,
+    style: `grid-template-columns: repeat(${kernel.length}, auto)` },
+  ...values.flat().map((value) => el("span", { "data-value": value }, String(round(value)))));
+  view.readout.replaceChildren(
+    el("p", {}, `pixel row ${row}, column ${column} (from the top left, from 0): the ${kernel.length}x` +
+      `${kernel.length} pixels around it${row < half || column < half || row >= shown.height - half ||
+        column >= shown.width - half ? `, beyond the edge made up by "${view.border.value}"` : ""}`),
+    el("div", { class: "terms" }, el("figure", {}, grid("pixels", pixels), el("figcaption", {}, "pixels")), "×",
+      el("figure", {}, grid("kernel", kernel), el("figcaption", {}, "kernel")), "=",
+      el("figure", {}, grid("products", products), el("figcaption", {}, "products"))),
+    el("p", { class: "sum" }, "sum of the products = ", el("b", { "data-value": sum }, String(round(sum))),
+      ": the filtered picture's value at this pixel, before it is scaled to black..white"));
+  const box = view.input.getBoundingClientRect();
+  const scale = Math.min(box.width / shown.width, box.height / shown.height);
+  Object.assign(view.window.style, { left: `${(column - half) * scale}px`, top: `${(row - half) * scale}px`,
+    width: `${kernel.length * scale}px`, height: `${kernel.length * scale}px` });
+  view.window.hidden = false;
 }

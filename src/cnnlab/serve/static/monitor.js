@@ -1,7 +1,9 @@
 // The training monitor: the runs under RUNS_DIR with their state; the chosen run's loss and accuracy curves (redrawn
 // while it trains: the page polls a cheap stamp every two seconds); its confusion matrix on the test split, where a
 // click on a cell shows that cell's test images, highest loss first; and ticked runs compared on one chart.
-import { api, el } from "./app.js";
+import { api, latest, STALE } from "./api.js";
+import { colourLegend, el, svg } from "./dom.js";
+import { intro } from "./glossary.js";
 
 const POLL_MS = 2000;
 const TRAIN = "#2f6fdb";
@@ -10,7 +12,15 @@ const RUN_COLOURS = ["#2f6fdb", "#e8710a", "#1e9e57", "#c0392b", "#8e44ad", "#8c
   "#a3a312", "#17a2b8", "#1d2430", "#f1a208"];
 const METRIC_NAMES = { valid_acc: "validation accuracy", valid_loss: "validation loss", train_acc: "train accuracy",
   train_loss: "train loss" };
-const SVG = "http://www.w3.org/2000/svg";
+const CELL_TITLE = "Click a cell to see its test images";
+const INTRO = [
+  "Every run under the folder the server shows, with its state; a run still training updates here live. Click a " +
+  "run for its loss and accuracy per epoch, on the training data and on the {validation|validation set}: when " +
+  "training keeps improving and validation stops, the model has begun to learn its training images by heart.",
+  "The {confusion-matrix|confusion matrix} counts the test images by true and predicted class; click a cell to see " +
+  "its images, the most confident mistakes first. Tick runs to compare them on one chart. A run trained with " +
+  "{label-smoothing|label smoothing} has a higher loss for the same accuracy: its targets were never 1.",
+];
 
 let view;
 let runs = [];                // rows of GET monitor/runs
@@ -19,11 +29,14 @@ let chosen = null;            // the run shown in detail
 let cell = null;              // [true, predicted] of the confusion cell shown
 let polling = false;          // a poll still waiting for its answers: the next one is skipped
 const compared = new Set();
+// latest answer wins, for each kind of question: a run picked, or a cell clicked, meanwhile makes older answers stale
+const [curvesAsked, confusionAsked, cellAsked, compareAsked] = [latest(), latest(), latest(), latest()];
 
 export async function init(section) {
   view = build(section);
   await refreshRuns();
-  if (runs.length && !runs[0].error) await choose(runs[0].name);
+  const readable = runs.find((run) => !run.error);         // the newest run that can be read
+  if (readable) await choose(readable.name);
   await drawComparison();
   stamps = await api("monitor/stamps");
   setInterval(poll, POLL_MS);
@@ -37,7 +50,7 @@ function build(section) {
     subtitle: el("p", { class: "note" }),
     charts: el("div", { class: "charts" }),
     matrix: el("div", { class: "matrix" }),
-    cellTitle: el("h3", {}, "Click a cell to see its test images"),
+    cellTitle: el("h3", {}, CELL_TITLE),
     cellImages: el("div", { class: "thumbs" }),
     metric: el("select", { onchange: () => drawComparison() },
       ...Object.entries(METRIC_NAMES).map(([key, name]) => el("option", { value: key }, name))),
@@ -47,6 +60,7 @@ function build(section) {
   const head = ["compare", "run", "model", "data set", "epochs", "best epoch", "best valid acc", "test accuracy",
     "state"];
   section.append(
+    intro(INTRO, ["03-validation-dropout", "07-cifar-cnn"]),
     el("div", { class: "card" }, el("h2", {}, "Runs"),
       el("table", { class: "runs" }, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))), v.runs),
       v.empty),
@@ -77,7 +91,10 @@ function runRow(run) {
   tick.checked = compared.has(run.name);
   const row = el("tr", { "data-run": run.name, class: run.name === chosen ? "chosen" : "" },
     el("td", {}, tick), el("td", { class: "name" }, run.name));
-  if (run.error) {
+  if (run.error) {                        // one line saying why; nothing to show or compare
+    tick.disabled = true;
+    tick.title = "this run cannot be read";
+    row.classList.add("broken");
     row.append(el("td", { colspan: 7, class: "error" }, run.error));
     return row;
   }
@@ -85,10 +102,15 @@ function runRow(run) {
   row.append(el("td", {}, run.model), el("td", {}, run.dataset),
     el("td", {}, `${run.epochs_done} / ${run.epochs_planned}`), el("td", {}, run.best_epoch ?? "–"),
     el("td", {}, percent(run.best_valid_acc)), el("td", {}, percent(run.test_accuracy)),
-    el("td", {}, el("span", { class: `state ${run.state}`, title: run.detail }, run.state),
+    el("td", {}, el("span", { class: `state ${run.state}`, title: run.detail }, stateText(run)),
       run.detail ? el("div", { class: "detail" }, run.detail) : ""));
   row.addEventListener("click", (event) => { if (event.target !== tick) choose(run.name); });
   return row;
+}
+
+// "training, epoch 3" (the epochs finished so far: 0 until the first ends), "finished", "stopped".
+function stateText(run) {
+  return run.state === "training" ? `training, epoch ${run.epochs_done}` : run.state;
 }
 
 // ---------------------------------------------------------------- one run: curves and confusion
@@ -97,9 +119,13 @@ async function choose(name) {
   const changed = name !== chosen;
   chosen = name;
   for (const row of view.runs.children) row.classList.toggle("chosen", row.dataset.run === name);
-  if (changed) cell = null;
-  const answer = await api(`monitor/runs/${encodeURIComponent(name)}/curves`);
-  if (name !== chosen) return;                            // another run was picked meanwhile
+  if (changed) {                          // nothing of the previous run's cell stays
+    cell = null;
+    view.cellTitle.textContent = CELL_TITLE;
+    view.cellImages.replaceChildren();
+  }
+  const answer = await curvesAsked(() => api(`monitor/runs/${encodeURIComponent(name)}/curves`));
+  if (answer === STALE) return;
   drawCurves(answer);
   if (answer.run.best_epoch != null) await showConfusion(changed);
   else {
@@ -111,7 +137,7 @@ async function choose(name) {
 function drawCurves({ run, history, best_epoch: best, loss_log_scale: log, train_note: note }) {
   const epochs = `${run.epochs_done} of ${run.epochs_planned} epochs`;
   view.title.textContent = run.name;
-  view.subtitle.textContent = `${run.model} on ${run.dataset} · ${epochs} · ${run.state}` +
+  view.subtitle.textContent = `${run.model} on ${run.dataset} · ${epochs} · ${stateText(run)}` +
     (note ? ` · train measured with ${note}` : "");
   const series = (key, scale = 1) => [
     { label: "train", colour: TRAIN, points: history.map((e) => [e.epoch, scale * e[`train_${key}`]]) },
@@ -130,8 +156,8 @@ async function showConfusion(fresh) {
     view.matrix.replaceChildren(el("p", { class: "note" }, "testing the best weights…"));
     delete view.matrix.dataset.run;
   }
-  const answer = await api(`monitor/runs/${encodeURIComponent(name)}/confusion`);
-  if (name !== chosen) return;                            // another run was picked meanwhile
+  const answer = await confusionAsked(() => api(`monitor/runs/${encodeURIComponent(name)}/confusion`));
+  if (answer === STALE || name !== chosen) return;
   view.matrix.replaceChildren(matrix(answer));
   view.matrix.dataset.run = name;
   if (cell) await showCell(...cell);
@@ -156,7 +182,9 @@ function matrix({ classes, counts, total, accuracy }) {
     }));
   });
   return el("div", {}, el("table", { class: "confusion-matrix" }, header, ...rows),
-    el("p", { class: "note" }, `${total} test images, accuracy ${(100 * accuracy).toFixed(2)}%`));
+    el("p", { class: "note" }, `${total} test images, accuracy ${(100 * accuracy).toFixed(2)}%`),
+    colourLegend([blues(0), blues(0.5), blues(1)], ["0%", "50%", "100%"],
+      "colour: the share of the row's true class predicted as the column's class"));
 }
 
 function probabilityText(p) {   // 0.2%, 36%: a mistake's tiny probabilities still readable
@@ -173,7 +201,9 @@ async function showCell(i, j) {
   for (const td of view.matrix.querySelectorAll("td")) {
     td.classList.toggle("picked", +td.dataset.true === i && +td.dataset.predicted === j);
   }
-  const answer = await api(`monitor/runs/${encodeURIComponent(chosen)}/confusion/${i}/${j}?limit=60`);
+  const path = `monitor/runs/${encodeURIComponent(chosen)}/confusion/${i}/${j}?limit=60`;
+  const answer = await cellAsked(() => api(path));
+  if (answer === STALE) return;
   const shown = answer.images.length < answer.count ? `, the first ${answer.images.length}` : "";
   // ranked by loss, -log p(true class): under each image that probability, so the order shows
   const order = i === j ? "least sure first" : "most confident mistakes first";
@@ -198,7 +228,8 @@ async function drawComparison() {
     return;
   }
   const metric = view.metric.value;
-  const answer = await api("monitor/compare", { runs: names, metric });
+  const answer = await compareAsked(() => api("monitor/compare", { runs: names, metric }));
+  if (answer === STALE) return;
   const accuracy = metric.endsWith("acc");
   const series = answer.series.map((s) => ({ label: s.run, colour: RUN_COLOURS[names.indexOf(s.run) % 12],
     points: s.epochs.map((epoch, k) => [epoch, (accuracy ? 100 : 1) * s.values[k]]) }));
@@ -232,7 +263,8 @@ async function update() {
     chosen = null;
     view.title.textContent = "That run is gone (its folder was removed).";
   } else if (chosen && changed.includes(chosen)) {
-    const answer = await api(`monitor/runs/${encodeURIComponent(chosen)}/curves`);
+    const answer = await curvesAsked(() => api(`monitor/runs/${encodeURIComponent(chosen)}/curves`));
+    if (answer === STALE) return;
     drawCurves(answer);
     if (after.best_epoch != null && after.best_epoch !== before?.best_epoch) await showConfusion(false);
   }
@@ -252,43 +284,37 @@ function chart({ title, yLabel, series, log = false, best = null, name, width = 
   const room = 0.04 * inner.w;                               // the first and last points off the frame
   const sx = (x) => margin.left + (x1 === x0 ? inner.w / 2 : room + ((x - x0) / (x1 - x0)) * (inner.w - 2 * room));
   const sy = (y) => margin.top + inner.h - ((toY(y) - y0) / (y1 - y0)) * inner.h;
-  const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "chart", "data-chart": name });
-  svg.append(svgEl("text", { x: margin.left, y: 18, class: "title" }, title));
+  const picture = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "chart", "data-chart": name });
+  picture.append(svg("text", { x: margin.left, y: 18, class: "title" }, title));
   for (const v of log ? logTicks(y0, y1) : niceTicks(y0, y1)) {
     const y = sy(log ? 10 ** v : v);
-    svg.append(svgEl("line", { x1: margin.left, x2: width - margin.right, y1: y, y2: y, class: "grid" }),
-      svgEl("text", { x: margin.left - 6, y: y + 4, class: "tick y" }, formatTick(log ? 10 ** v : v)));
+    picture.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y, y2: y, class: "grid" }),
+      svg("text", { x: margin.left - 6, y: y + 4, class: "tick y" }, formatTick(log ? 10 ** v : v)));
   }
   for (const x of epochTicks(x0, x1)) {
-    svg.append(svgEl("text", { x: sx(x), y: height - margin.bottom + 16, class: "tick x" }, String(x)));
+    picture.append(svg("text", { x: sx(x), y: height - margin.bottom + 16, class: "tick x" }, String(x)));
   }
-  svg.append(svgEl("text", { x: margin.left + inner.w / 2, y: height - 6, class: "axis" }, "epoch"),
-    svgEl("text", { x: 14, y: margin.top + inner.h / 2, class: "axis",
+  picture.append(svg("text", { x: margin.left + inner.w / 2, y: height - 6, class: "axis" }, "epoch"),
+    svg("text", { x: 14, y: margin.top + inner.h / 2, class: "axis",
       transform: `rotate(-90 14 ${margin.top + inner.h / 2})` }, yLabel),
-    svgEl("rect", { x: margin.left, y: margin.top, width: inner.w, height: inner.h, class: "frame" }));
+    svg("rect", { x: margin.left, y: margin.top, width: inner.w, height: inner.h, class: "frame" }));
   if (best != null) {
-    svg.append(svgEl("line", { x1: sx(best), x2: sx(best), y1: margin.top, y2: margin.top + inner.h, class: "best" }));
+    picture.append(svg("line", { x1: sx(best), x2: sx(best), y1: margin.top, y2: margin.top + inner.h,
+      class: "best" }));
   }
   for (const s of series) {
     const kept = s.points.filter(([, y]) => Number.isFinite(y) && (!log || y > 0));
     const path = kept.map(([x, y], k) => `${k ? "L" : "M"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join("");
-    svg.append(svgEl("path", { d: path, stroke: s.colour, class: "line", "data-series": s.label }));
+    picture.append(svg("path", { d: path, stroke: s.colour, class: "line", "data-series": s.label }));
     for (const [x, y] of kept) {
-      svg.append(svgEl("circle", { cx: sx(x), cy: sy(y), r: 3, fill: s.colour },
-        svgEl("title", {}, `${s.label}, epoch ${x}: ${formatTick(y)}`)));
+      picture.append(svg("circle", { cx: sx(x), cy: sy(y), r: 3, fill: s.colour },
+        svg("title", {}, `${s.label}, epoch ${x}: ${formatTick(y)}`)));
     }
   }
   const legend = el("div", { class: "legend" }, ...series.map((s) => el("span", {},
     el("i", { style: `background:${s.colour}` }), s.label)));
   if (best != null) legend.append(el("span", {}, el("i", { class: "best" }), `best (epoch ${best})`));
-  return el("figure", { class: "chart" }, svg, legend);
-}
-
-function svgEl(tag, attributes = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  node.append(...children);
-  return node;
+  return el("figure", { class: "chart" }, picture, legend);
 }
 
 function padded(values) {    // the value range with a little room above and below
