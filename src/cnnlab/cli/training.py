@@ -206,7 +206,12 @@ def launched_folder(args) -> tuple[Path, list[str]]:
 
     folder = run_name(args.out, args.name)
     if folder is None:
-        config = make_config(args.model, args.dataset, args.recipe, **_options(args))
+        if is_file_class(args.model):           # checked here once; each process imports the file itself
+            from cnnlab.training.custom import own_config
+
+            config = own_config(class_from(args.model), args.dataset, args.recipe, **_options(args))
+        else:
+            config = make_config(args.model, args.dataset, args.recipe, **_options(args))
         folder = new_run_folder(args.out, f"{config.model}-{config.dataset}")
         argv = [*argv, "--name", folder.name]
     return folder, argv
