@@ -151,7 +151,7 @@ def test_grad_cam_sees_both_views_lined_up_with_the_image(trained):
     mirrored = attribute(predictor, pixels.flip(3), "gradcam", target=torch.arange(4))
     assert cams.shape == (4, 32, 32) and cams.max() > 0
     assert abs(mirrored - cams[:, :, ::-1]).max() < 0.05 * abs(cams).max()
-    client = TestClient(create_app(runs))
+    client = TestClient(create_app(runs), base_url="http://127.0.0.1")
     random = client.get("/api/explore/random", params={"run": "whole", "index": 0}).json()
     look = client.post("/api/explore/look", json={"run": "whole", "image": random["image"]})
     assert look.status_code == 200, look.text

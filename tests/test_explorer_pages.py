@@ -32,7 +32,7 @@ GLOSSARY = Path(__file__).resolve().parents[1] / "src" / "cnnlab" / "serve" / "s
 
 @pytest.fixture(scope="module")
 def client(served_runs):
-    return TestClient(create_app(served_runs))
+    return TestClient(create_app(served_runs), base_url="http://127.0.0.1")
 
 
 def wait(browser, condition, timeout=30):

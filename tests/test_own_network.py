@@ -227,9 +227,10 @@ def test_cli_trains_a_class_from_a_file_and_serve_opens_it_with_trust(lesson_run
     from cnnlab.cli.user_code import trusted_classes
 
     image = ONE_PIXEL
-    closed = TestClient(create_app(out)).get("/api/explore/runs").json()[0]
+    closed = TestClient(create_app(out), base_url="http://127.0.0.1").get("/api/explore/runs").json()[0]
     assert "--trust FILE.py" in closed["problem"] and closed["code"] is None
-    trusted = TestClient(create_app(out, trusted_classes([nets]), str(nets)))
+    trusted = TestClient(create_app(out, models=trusted_classes([nets]), models_from=str(nets)),
+                         base_url="http://127.0.0.1")
     listed = trusted.get("/api/explore/runs").json()[0]
     assert listed["problem"] is None and listed["code"] == f"your own network Net, from {nets}"
     look = trusted.post("/api/explore/look", json={"run": "Net-mnist", "image": image})
@@ -329,7 +330,7 @@ def test_a_record_naming_a_module_is_never_imported(lesson_runs, tmp_path, capsy
     for command in (["evaluate", str(folder)], ["predict", str(folder), str(png)]):
         assert main(command) != 0
         assert "--trust FILE.py" in capsys.readouterr().err
-    client = TestClient(create_app(folder.parent))
+    client = TestClient(create_app(folder.parent), base_url="http://127.0.0.1")
     assert "--trust FILE.py" in client.get("/api/explore/runs").json()[0]["problem"]
     image = ONE_PIXEL
     refused = client.post("/api/explore/look", json={"run": "evil", "image": image})

@@ -10,7 +10,7 @@ from cnnlab.serve import create_app
 
 @pytest.fixture(scope="module")
 def client(served_runs):
-    return TestClient(create_app(served_runs))
+    return TestClient(create_app(served_runs), base_url="http://127.0.0.1")
 
 
 def test_the_page_and_its_api_documentation_are_served(client):

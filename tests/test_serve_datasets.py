@@ -15,6 +15,7 @@ from cnnlab.data import load_dataset
 from cnnlab.data.augment import OPS, parse_augment, preview
 from cnnlab.errors import CnnlabError
 from cnnlab.serve import create_app
+from cnnlab.serve.datasets import Place, place_id
 from cnnlab.training.record import RunRecord
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,30 +23,60 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def client(served_runs):
-    return TestClient(create_app(served_runs))
+    return TestClient(create_app(served_runs), base_url="http://127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def ids(served_runs) -> dict[str, str]:
+    """run -> the id the data panel gives the place where that run found its data set."""
+    found = {}
+    for run in ("mlp-mnist", "lesson-cnn-cifar10"):
+        config = RunRecord.load(served_runs / run).config
+        found[run] = place_id(Place(config.dataset, config.data_root, config.image_size))
+    return found
 
 
 def listed(client) -> dict[str, dict]:
     return {entry["id"]: entry for entry in client.get("/api/datasets").json()}
 
 
-def test_the_data_sets_of_the_runs_are_listed_where_they_found_them(client, served_runs):
+def test_the_data_sets_of_the_runs_are_listed_where_they_found_them(client, served_runs, ids):
     entries = listed(client)
-    mnist = entries["mnist@mlp-mnist"]
+    mnist = entries[ids["mlp-mnist"]]
     assert mnist["runs"] == ["mlp-mnist", "mnist-cnn-mnist"]            # one place, two runs trained on it
     data = load_dataset("mnist", data_root=RunRecord.load(served_runs / "mlp-mnist").config.data_root)
     assert (mnist["source"], mnist["train_size"], mnist["test_size"], mnist["classes"], mnist["shape"]) == \
         (data.source, len(data.train), len(data.test), data.classes, list(data.shape))
-    assert entries["cifar10@lesson-cnn-cifar10"]["shape"] == [3, 32, 32]
+    assert entries[ids["lesson-cnn-cifar10"]]["shape"] == [3, 32, 32]
 
 
 def test_a_data_set_not_found_is_listed_with_the_command_that_fetches_it(client):
     entries = listed(client)
-    for name in ("mnist", "fashion-mnist", "cifar10"):        # the usual places are empty in the tests
-        assert entries[name]["available"] is False and entries[name]["get"] == f"cnnlab datasets {name} --download"
-        assert "not found; looked in" in entries[name]["reason"]
+    # the usual places are empty in the tests; fashion-mnist no run found either
+    assert entries["fashion-mnist"]["available"] is False
+    assert entries["fashion-mnist"]["get"] == "cnnlab datasets fashion-mnist --download"
+    assert "not found; looked in" in entries["fashion-mnist"]["reason"]
     answer = client.get("/api/datasets/samples?dataset=cifar10")
     assert answer.status_code == 400 and "get it with: cnnlab datasets cifar10 --download" in answer.json()["error"]
+
+
+def test_a_data_set_a_run_found_is_not_also_listed_as_not_found(client):
+    names = [(entry["name"], entry["available"]) for entry in client.get("/api/datasets").json()]
+    for name in ("mnist", "cifar10"):                # not in the usual places, but where the runs found them
+        assert (name, True) in names and (name, False) not in names
+
+
+def test_data_set_ids_stay_when_runs_are_added(tmp_path, served_runs, ids):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(served_runs / "mnist-cnn-mnist", runs / "zz-mnist")
+    client = TestClient(create_app(runs), base_url="http://127.0.0.1")
+    before = [entry["id"] for entry in client.get("/api/datasets").json() if entry["runs"]]
+    shutil.copytree(served_runs / "mlp-mnist", runs / "aa-mnist")          # sorts first: it named the id before
+    shutil.copytree(served_runs / "lesson-cnn-cifar10", runs / "ab-cifar")
+    after = {entry["id"]: entry for entry in client.get("/api/datasets").json()}
+    assert set(before) <= set(after) and after[ids["mlp-mnist"]]["runs"] == ["aa-mnist", "zz-mnist"]
 
 
 def test_a_data_set_in_the_usual_places_is_found(client, tmp_path, monkeypatch):
@@ -54,9 +85,9 @@ def test_a_data_set_in_the_usual_places_is_found(client, tmp_path, monkeypatch):
     assert mnist["available"] and mnist["train_size"] == 50 and mnist["runs"] == []
 
 
-def test_the_samples_are_of_their_class_and_seeded(client, served_runs):
+def test_the_samples_are_of_their_class_and_seeded(client, served_runs, ids):
     data = load_dataset("mnist", data_root=RunRecord.load(served_runs / "mlp-mnist").config.data_root)
-    query = "/api/datasets/samples?dataset=mnist@mlp-mnist&per_class=3&split=test"
+    query = f"/api/datasets/samples?dataset={ids['mlp-mnist']}&per_class=3&split=test"
     answer = client.get(query).json()
     assert [row["class"] for row in answer["rows"]] == data.classes
     for k, row in enumerate(answer["rows"]):
@@ -68,17 +99,17 @@ def test_the_samples_are_of_their_class_and_seeded(client, served_runs):
     assert client.get(query + "&seed=1").json() != answer
 
 
-def test_the_augmentation_preview_is_the_library_grid(client, served_runs):
-    body = {"dataset": "cifar10@lesson-cnn-cifar10", "spec": "flip,rotate=30", "count": 3, "copies": 4, "seed": 7}
+def test_the_augmentation_preview_is_the_library_grid(client, served_runs, ids):
+    body = {"dataset": ids["lesson-cnn-cifar10"], "spec": "flip,rotate=30", "count": 3, "copies": 4, "seed": 7}
     answer = client.post("/api/datasets/augment", json=body).json()
     data = load_dataset("cifar10", data_root=RunRecord.load(served_runs / "lesson-cnn-cifar10").config.data_root)
     assert (pixels(answer["image"]) == preview(data.train.images[:3], "flip,rotate=30", 7, 4)).all()
     assert answer["spec"] == "flip,rotate=30" and answer["describe"] == parse_augment("flip,rotate=30").describe()
 
 
-def test_the_preview_changes_with_the_controls_and_not_otherwise(client):
+def test_the_preview_changes_with_the_controls_and_not_otherwise(client, ids):
     def grid(**change):
-        body = {"dataset": "mnist@mlp-mnist", "spec": "rotate=10", "seed": 0, **change}
+        body = {"dataset": ids["mlp-mnist"], "spec": "rotate=10", "seed": 0, **change}
         return pixels(client.post("/api/datasets/augment", json=body).json()["image"])
 
     first = grid()
@@ -104,8 +135,8 @@ def library_error(spec: str) -> str:
 
 
 @pytest.mark.parametrize("spec", ["wobble", "rotate=500", "crop=1.5", "flip=2", "cutout=40"])
-def test_a_spec_the_library_refuses_is_a_400_with_its_message(client, spec):
-    answer = client.post("/api/datasets/augment", json={"dataset": "mnist@mlp-mnist", "spec": spec})
+def test_a_spec_the_library_refuses_is_a_400_with_its_message(client, spec, ids):
+    answer = client.post("/api/datasets/augment", json={"dataset": ids["mlp-mnist"], "spec": spec})
     assert answer.status_code == 400 and answer.json()["error"] == library_error(spec)
 
 
@@ -117,16 +148,16 @@ def test_a_spec_the_library_refuses_is_a_400_with_its_message(client, spec):
     ("samples?dataset=mnist@mlp-mnist&split=valid", 400, "split 'valid': use train or test"),
     ("samples?dataset=mnist@mlp-mnist&seed=-1", 400, "seed -1"),
 ])
-def test_bad_sample_requests_are_one_line(client, path, status, words):
-    answer = client.get(f"/api/datasets/{path}")
+def test_bad_sample_requests_are_one_line(client, path, status, words, ids):
+    answer = client.get(f"/api/datasets/{path}".replace("mnist@mlp-mnist", ids["mlp-mnist"]))
     assert answer.status_code == status and words in answer.json()["error"] and "\n" not in answer.json()["error"]
 
 
 @pytest.mark.parametrize("change, words", [({"count": 0}, "count 0: must be from 1 to 16"),
                                            ({"copies": 11}, "copies 11: must be from 1 to 10"),
                                            ({"dataset": "../runs"}, "no data set '../runs'")])
-def test_bad_preview_requests_are_one_line(client, change, words):
-    answer = client.post("/api/datasets/augment", json={"dataset": "mnist@mlp-mnist", "spec": "flip", **change})
+def test_bad_preview_requests_are_one_line(client, change, words, ids):
+    answer = client.post("/api/datasets/augment", json={"dataset": ids["mlp-mnist"], "spec": "flip", **change})
     assert 400 <= answer.status_code < 500 and words in answer.json()["error"]
 
 
@@ -146,13 +177,13 @@ def found(browser, css):
     return browser.find_elements("css selector", css)
 
 
-def test_the_data_page_shows_a_grid_and_redraws_the_augmentation(browser, live_server):
+def test_the_data_page_shows_a_grid_and_redraws_the_augmentation(browser, live_server, ids):
     from selenium.webdriver.common.keys import Keys
 
     browser.get(live_server + "#datasets")
-    chosen = '#datasets tr[data-id="mnist@mlp-mnist"]'
+    chosen = f'#datasets tr[data-id="{ids["mlp-mnist"]}"]'
     wait(browser, lambda: found(browser, chosen))[0].click()
-    wait(browser, lambda: "mnist@mlp-mnist" in found(browser, "#datasets .card h2")[1].text)
+    wait(browser, lambda: ids["mlp-mnist"] in found(browser, "#datasets .card h2")[1].text)
 
     def grid_of_mnist():                        # one row per class, 8 images each (fewer if the class is smaller)
         rows = found(browser, "#datasets .class-row")
@@ -163,7 +194,7 @@ def test_the_data_page_shows_a_grid_and_redraws_the_augmentation(browser, live_s
     wait(browser, grid_of_mnist)
 
     preview_image = found(browser, "#datasets img.preview")[0]
-    wait(browser, lambda: preview_image.get_attribute("data-of") == "mnist@mlp-mnist")
+    wait(browser, lambda: preview_image.get_attribute("data-of") == ids["mlp-mnist"])
     first = preview_image.get_attribute("src")
     slider = found(browser, '#datasets input[data-value="rotate"]')[0]
     slider.send_keys(*[Keys.RIGHT] * 20)                    # as a person drags it: the preview follows

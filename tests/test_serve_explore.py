@@ -32,7 +32,7 @@ MNIST_RUNS = ("mlp-mnist", "mnist-cnn-mnist")
 
 @pytest.fixture(scope="module")
 def client(served_runs):
-    return TestClient(create_app(served_runs))
+    return TestClient(create_app(served_runs), base_url="http://127.0.0.1")
 
 
 def data_url(image: Image.Image, format: str = "PNG") -> str:
@@ -273,7 +273,7 @@ def own_runs(served_runs, tmp_path):
     runs = tmp_path / "runs"
     for name in MNIST_RUNS:
         shutil.copytree(served_runs / name, runs / name)
-    return runs, TestClient(create_app(runs))
+    return runs, TestClient(create_app(runs), base_url="http://127.0.0.1")
 
 
 def test_a_run_deleted_while_serving_is_a_404_and_the_rest_still_work(own_runs):

@@ -28,7 +28,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    return TestClient(create_app(tmp_path_factory.mktemp("no-runs")))      # the lessons need no trained run
+    # the lessons need no trained run
+    return TestClient(create_app(tmp_path_factory.mktemp("no-runs")), base_url="http://127.0.0.1")
 
 
 def a_photo(width: int, height: int, seed: int = 0) -> np.ndarray:

@@ -1,6 +1,8 @@
 """`cnnlab serve`: the explorer in the browser (cnnlab.serve)."""
 from __future__ import annotations
 
+import argparse
+
 from cnnlab.cli.base import add_command
 from cnnlab.cli.user_code import add_trust, trusted_classes
 
@@ -16,13 +18,25 @@ def register(sub) -> None:
         occlusion). Also: a kernel playground, convolution arithmetic, the training monitor (live while a run
         trains) and the data sets with their augmentation. Works offline; every action is a JSON endpoint too,
         listed at /docs.""")
-    p.add_argument("runs", nargs="?", default="runs", metavar="RUNS_DIR",
-                   help="the folder holding run folders (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    p.add_argument("runs", nargs="?", default=None, metavar="RUNS_DIR",
+                   help="the folder holding run folders (default: ./runs; it need not exist yet)")
+    p.add_argument("--port", type=port_number, default=8000, help="port to listen on, 1 to 65535 (default: "
+                                                                   "%(default)s)")
     add_trust(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 opens it to your "
                         "network)")
+
+
+def port_number(text: str) -> int:
+    """--port: a whole number from 1 to 65535 (argparse prints the refusal as one line)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; choose a port from 1 to 65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port; choose one from 1 to 65535")
+    return port
 
 
 def _serve(args) -> None:

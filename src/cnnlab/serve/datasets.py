@@ -3,11 +3,13 @@ preview of `cnnlab augment-preview`.
 
 The data sets looked for are cnnlab's own in its usual places (data/sources.py: $CNNLAB_DATA, the user cache,
 /usr/share/datasets) and the ones the runs under RUNS_DIR were trained on, where they found them. Each is named by
-an id this module hands out (`mnist`, or `mnist@RUN` for the place a run found it), never by a path: a request can
+an id this module hands out (`mnist`, or `mnist@HASH` for the place a run found it: a hash of that run's data
+root, so the id stays when runs come and go), never by a path: a request can
 read no other files. Nothing is downloaded here; a data set not found is listed with the command that fetches it.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +24,7 @@ from cnnlab.data.augment import OPS, PRESETS, parse_augment, preview
 from cnnlab.data.sources import search_roots
 from cnnlab.errors import CnnlabError, within
 from cnnlab.plots.base import to_display
-from cnnlab.serve.payloads import png_data_url
+from cnnlab.serve.payloads import bounds, png_data_url
 from cnnlab.serve.store import NotFound, RunStore, get_store
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -39,6 +41,15 @@ class Place:
     image_size: int | None = None
 
 
+def place_id(place: Place) -> str:
+    """A place's id, from what it is and nothing else: the same id however many runs are added or removed
+    (`mnist`, or `mnist@` and a hash of its data root and image size)."""
+    if place == Place(place.name):
+        return place.name
+    where = hashlib.sha256(repr((place.data_root, place.image_size)).encode()).hexdigest()[:10]
+    return f"{place.name}@{where}"
+
+
 def places(store: RunStore) -> dict[str, tuple[Place, list[str]]]:
     """id -> (where to look, the runs trained on it): the usual places first, then each run's own data root."""
     found = {name: (Place(name), []) for name in DATASETS if name != "imagefolder"}    # that one needs a root
@@ -48,9 +59,7 @@ def places(store: RunStore) -> dict[str, tuple[Place, list[str]]]:
         except CnnlabError:
             continue                                # a run whose run.json cannot be read names no data set
         place = Place(config.dataset, config.data_root, config.image_size)
-        same = next((key for key, (p, _) in found.items() if p == place), None)
-        key = same or (config.dataset if place == Place(config.dataset) else f"{config.dataset}@{run}")
-        found.setdefault(key, (place, []))[1].append(run)
+        found.setdefault(place_id(place), (place, []))[1].append(run)
     return found
 
 
@@ -111,7 +120,9 @@ def datasets(store: RunStore = Depends(get_store)) -> list[dict]:
             continue
         seen[(place.name, entry.get("source"))] = entry
         listed.append(entry)
-    return listed
+    # a data set not found in the usual places but found where a run found it is listed once, as found
+    found = {entry["name"] for entry in listed if entry["available"]}
+    return [entry for entry in listed if entry["available"] or entry["runs"] or entry["name"] not in found]
 
 
 def dataset(store: RunStore, key: str) -> Dataset:
@@ -136,9 +147,10 @@ def thumbnail(image: torch.Tensor) -> str:
 
 @router.get("/samples")
 def samples(dataset_id: str = Query(alias="dataset", description="an id from GET /api/datasets"),
-            per_class: int = Query(8, description="images per class, 1 to 32"),
-            split: str = Query("train", description="train or test"),
-            seed: int = Query(0, description="which images: another seed, others"),
+            per_class: int = Query(8, description="images per class, 1 to 32", json_schema_extra=bounds(1, 32)),
+            split: str = Query("train", description="train or test", json_schema_extra={"enum": ["train", "test"]}),
+            seed: int = Query(0, description="which images: another seed, others",
+                              json_schema_extra=bounds(0, 2 ** 31 - 1)),
             store: RunStore = Depends(get_store)) -> dict:
     """`per_class` images of each class, drawn at random (seeded) from the split: one row per class."""
     within(per_class, "per_class", 1, 32, "from 1 to 32")
@@ -169,9 +181,10 @@ def augmentations() -> dict:
 class AugmentRequest(BaseModel):
     dataset: str = Field(description="an id from GET /api/datasets")
     spec: str = Field("", max_length=300, description="e.g. flip,rotate=10,crop=4 (as --augment); empty: none")
-    count: int = Field(4, description="training images (rows), 1 to 16")
-    copies: int = Field(5, description="augmented copies of each (columns), 1 to 10")
-    seed: int = Field(0, description="the random draws: the same seed gives the same picture")
+    count: int = Field(4, description="training images (rows), 1 to 16", json_schema_extra=bounds(1, 16))
+    copies: int = Field(5, description="augmented copies of each (columns), 1 to 10", json_schema_extra=bounds(1, 10))
+    seed: int = Field(0, description="the random draws: the same seed gives the same picture",
+                      json_schema_extra=bounds(0, 2 ** 31 - 1))
 
 
 @router.post("/augment")

@@ -54,13 +54,14 @@ class RunSummary(BaseModel):
 
 @router.get("/runs", response_model=list[RunSummary])
 def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
-    """Every run under RUNS_DIR, newest first, with its model, data set, test accuracy and input shape."""
-    found = []
+    """Every run under RUNS_DIR, newest first, with its model, data set, test accuracy and input shape; those that
+    cannot be opened after them, with the reason."""
+    found, broken = [], []
     for name in store.names():
         try:
             record = store.record(name)
         except CnnlabError as error:          # one broken run.json must not hide the other runs
-            found.append(RunSummary(name=name, problem=str(error)))
+            broken.append(RunSummary(name=name, problem=str(error)))
             continue
         shape = list(record.preprocess.shape)
         code, problem = store.code_note(record)
@@ -68,7 +69,7 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
             name=name, model=record.model.name, dataset=record.data.name,
             test_accuracy=record.test.accuracy if record.test else None, input_shape=shape,
             classes=record.classes, drawable=tuple(shape) == DRAWABLE, code=code, problem=problem))
-    return found
+    return found + broken                     # the first is the newest run that can be opened
 
 
 @router.get("/methods")

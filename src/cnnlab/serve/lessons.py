@@ -31,7 +31,7 @@ from cnnlab.filters.display import scale_for_display
 from cnnlab.filters.filtering import check_centred
 from cnnlab.filters.samples import SAMPLE_PREFIX, describe
 from cnnlab.images import to_mode
-from cnnlab.serve.payloads import ImageInput, decode_image, png_data_url
+from cnnlab.serve.payloads import ORIGINAL_SIZE, ImageInput, bounds, decode_image, png_data_url
 from cnnlab.serve.store import NotFound
 
 router = APIRouter(tags=["lessons"])
@@ -63,7 +63,7 @@ class Pictures:
             if picture_id in self._kept:
                 return (picture_id, *self._use(picture_id))
         image = decode_image(data_url, "picture")          # outside the lock: other requests go on meanwhile
-        kept = shrunk_rgb(image), image.size
+        kept = shrunk_rgb(image), image.info[ORIGINAL_SIZE]
         with self._lock:
             self._kept[picture_id] = kept
             return (picture_id, *self._use(picture_id))
@@ -304,11 +304,16 @@ def convolve(numbers: np.ndarray, weights: np.ndarray, stride: int, padding: int
 
 
 @router.get("/convolution/sizes")
-def convolution_sizes(size: int = Query(7, description="input width and height, 1 to 16"),
-                      kernel: int = Query(3, description="kernel width and height, 1 to 7"),
-                      stride: int = Query(1, description="1 to 6"), padding: int = Query(0, description="0 to 6"),
-                      dilation: int = Query(1, description="spacing of the kernel's taps, 1 to 4"),
-                      seed: int = Query(0, description="picks the example numbers")) -> dict:
+def convolution_sizes(size: int = Query(7, description="input width and height, 1 to 16",
+                                        json_schema_extra=bounds(1, 16)),
+                      kernel: int = Query(3, description="kernel width and height, 1 to 7",
+                                          json_schema_extra=bounds(1, 7)),
+                      stride: int = Query(1, description="1 to 6", json_schema_extra=bounds(1, 6)),
+                      padding: int = Query(0, description="0 to 6", json_schema_extra=bounds(0, 6)),
+                      dilation: int = Query(1, description="spacing of the kernel's taps, 1 to 4",
+                                            json_schema_extra=bounds(1, 4)),
+                      seed: int = Query(0, description="picks the example numbers",
+                                        json_schema_extra=bounds(0, 2 ** 31))) -> dict:
     """The output size from (W - F + 2P) / S + 1 with F the dilated kernel's span, in plain words when the
     combination does not fit; and example numbers with the output nn.Conv2d computes from them."""
     for name, value, low, high in (("size", size, 1, 16), ("kernel", kernel, 1, 7), ("stride", stride, 1, 6),
@@ -328,8 +333,9 @@ def convolution_sizes(size: int = Query(7, description="input width and height, 
 
 @router.get("/convolution/layer")
 def conv_relu_pool(image: str = Query("sample:city", description=PICTURE_ID),
-                   stride: int = Query(1, description="at least 1"),
-                   padding: int = Query(0, description="zeros added on each side")) -> dict:
+                   stride: int = Query(1, description="at least 1", json_schema_extra=bounds(1)),
+                   padding: int = Query(0, description="zeros added on each side",
+                                        json_schema_extra=bounds(0))) -> dict:
     """The lesson's four 4x4 edge filters in nn.Conv2d, then ReLU, then 2x2 max-pooling, on the grey picture:
     each stage's four maps on one shared scale (convolution: mid-grey is 0; ReLU and pooling: black is 0)."""
     picture = grey(PICTURES.get(image))

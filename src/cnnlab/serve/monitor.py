@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from cnnlab.errors import CnnlabError, within
 from cnnlab.inspect.interpret import interpret
 from cnnlab.plots.training import wide_range
-from cnnlab.serve.payloads import pixels_data_url
+from cnnlab.serve.payloads import bounds, pixels_data_url
 from cnnlab.serve.store import NotFound, RunStore, get_store
 from cnnlab.training.folder import is_training, locked_inodes
 from cnnlab.training.loop import train_note
@@ -67,15 +67,15 @@ def runs(store: RunStore = Depends(get_store)) -> list[dict]:
     and its state (finished, training, or stopped with what to do). A run whose run.json cannot be read is listed
     with the one-line reason instead."""
     inodes = locked_inodes()
-    rows = []
+    rows, broken = [], []
     for name in store.names():
         try:
             rows.append(run_summary(store, name, store.record(name), inodes))
         except NotFound:
             continue                                        # deleted between the listing and the reading
         except CnnlabError as error:
-            rows.append({"name": name, "error": str(error)})
-    return rows
+            broken.append({"name": name, "error": str(error)})
+    return rows + broken                # the first row is the newest run that can be shown
 
 
 @router.get("/stamps")
@@ -168,19 +168,25 @@ def test_split(store: RunStore, name: str):
 
 
 def rank(store: RunStore, name: str, version: int | None) -> Ranked:
+    """The matrix is the test the table shows: the run's own (run.json) once it is finished, else the one
+    `cnnlab evaluate` makes (Predictor.evaluate); the images of a cell are those it counts there, ranked by loss."""
     test = test_split(store, name)                  # before taking the predictor: split() takes it too
+    record = store.record(name)
     with store.predictor(name) as predictor:
         found = interpret(predictor, "test", top=len(test), images=test)
-    k = len(found.classes)
-    confusion = np.bincount(found.actual * k + found.predicted, minlength=k * k).reshape(k, k)
-    return Ranked(version, found.classes, confusion, found.index, found.loss, found.actual, found.predicted,
+        evaluation = predictor.evaluate("test")
+    predicted = evaluation.predictions.numpy()[found.index]
+    recorded = record.test is not None and record.status == "finished"
+    confusion = np.array(record.test.confusion) if recorded else evaluation.confusion.numpy()
+    return Ranked(version, found.classes, confusion, found.index, found.loss, found.actual, predicted,
                   found.probability)
 
 
 @router.get("/runs/{name}/confusion")
 def confusion(name: str, store: RunStore = Depends(get_store)) -> dict:
-    """The confusion matrix of the run's best weights on its test split: `counts[true][predicted]`, computed by the
-    model now (not read from run.json, so a run still training has one too) and kept until its weights change."""
+    """The confusion matrix of the run's best weights on its test split: `counts[true][predicted]`, the same
+    numbers as the runs table's test accuracy (the run's own test once it is finished; while it trains, the
+    evaluation `cnnlab evaluate` makes), kept until its weights change."""
     found = ranked(store, name)
     correct = int(np.trace(found.confusion))
     return {"classes": found.classes, "counts": found.confusion.tolist(), "total": int(found.confusion.sum()),
@@ -189,7 +195,8 @@ def confusion(name: str, store: RunStore = Depends(get_store)) -> dict:
 
 @router.get("/runs/{name}/confusion/{true}/{predicted}")
 def confusion_cell(name: str, true: int, predicted: int,
-                   limit: int = Query(48, description="most images returned, 1 to 500"),
+                   limit: int = Query(48, description="most images returned, 1 to 500",
+                                      json_schema_extra=bounds(1, 500)),
                    store: RunStore = Depends(get_store)) -> dict:
     """The test images of one cell (true class `true`, predicted `predicted`, as class numbers), highest loss
     first: off the diagonal, the model's most confident mistakes (fastai's top losses). Each with the probability
@@ -212,22 +219,31 @@ def confusion_cell(name: str, true: int, predicted: int,
 
 
 class CompareRequest(BaseModel):
-    runs: list[str] = Field(description="run names, 1 to 12")
-    metric: str = Field("valid_acc", description="valid_acc, valid_loss, train_acc or train_loss")
+    runs: list[str] = Field(description="run names, 1 to 12", json_schema_extra={"minItems": 1, "maxItems": 12})
+    metric: str = Field("valid_acc", description="valid_acc, valid_loss, train_acc or train_loss",
+                        json_schema_extra={"enum": list(METRICS)})
 
 
 @router.post("/compare")
 def compare(request: CompareRequest, store: RunStore = Depends(get_store)) -> dict:
     """Several runs on one chart: one series per run of `metric` by epoch, whether its axis is logarithmic, and the
-    table `cnnlab compare` prints."""
+    table `cnnlab compare` prints. A run that cannot be read is left out and listed in `skipped` with why."""
     if not 1 <= len(request.runs) <= 12:
         raise CnnlabError(f"{len(request.runs)} runs to compare: pick 1 to 12")
     if request.metric not in METRICS:
         raise CnnlabError(f"metric {request.metric!r}: use one of {', '.join(METRICS)}")
-    records = [store.record(name) for name in request.runs]
+    names, records, skipped = [], [], []
+    for name in request.runs:
+        try:
+            records.append(store.record(name))
+            names.append(name)
+        except CnnlabError as error:        # one broken or deleted run must not hide the others
+            skipped.append({"run": name, "error": str(error).splitlines()[0]})
+    if not records:
+        raise CnnlabError("none of the runs can be compared: " + "; ".join(s["error"] for s in skipped))
     series = [{"run": name, "epochs": [e.epoch for e in r.history],
-               "values": [getattr(e, request.metric) for e in r.history]} for name, r in zip(request.runs, records)]
+               "values": [getattr(e, request.metric) for e in r.history]} for name, r in zip(names, records)]
     values = [v for s in series for v in s["values"]]
     return {"metric": request.metric, "series": series,
             "log_scale": request.metric.endswith("loss") and wide_range(values),
-            "table": compare_table(request.runs, records)}
+            "table": compare_table(names, records), "skipped": skipped}

@@ -37,7 +37,7 @@ class Explorer:
             raise CnnlabError(f"cannot serve on 127.0.0.1:{port} ({error.strerror}); leave port= out for a free "
                               "one") from None
         self.port = self._socket.getsockname()[1]
-        app = create_app(runs_dir, models, "this notebook's code")
+        app = create_app(runs_dir, models=models, models_from="this notebook's code")
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True,
                                         name=f"cnnlab-explorer-{self.port}")

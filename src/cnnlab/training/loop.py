@@ -497,7 +497,9 @@ def no_better_than_guessing(accuracy: float, labels: torch.Tensor, classes: list
 def train_note(model: nn.Module, recipe: Recipe) -> str:
     """Why train loss and accuracy are not comparable to validation's, in a few words (empty if they are)."""
     notes = []
-    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
+    dropout = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    # the recipe's dropout is the run's, also where the model was rebuilt with its default rate (the explorer)
+    if dropout and (recipe.dropout > 0 if recipe.dropout is not None else any(m.p > 0 for m in dropout)):
         notes.append("dropout on")
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         notes.append("batch norm on batch statistics")

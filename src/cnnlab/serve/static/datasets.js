@@ -77,7 +77,7 @@ function build(section) {
 
 function entryRow(entry) {
   const row = el("tr", { "data-id": entry.id, class: entry.available ? "available" : "missing" },
-    el("td", { class: "name" }, entry.id));
+    el("td", { class: "name" }, entry.name));          // the id is opaque: a name and a hash of its root
   if (entry.available) {
     row.append(el("td", { title: entry.source }, el("span", { class: "found" }, "✓ "), entry.source),
       el("td", {}, `${entry.train_size.toLocaleString()} train · ${entry.test_size.toLocaleString()} test`),
@@ -113,7 +113,7 @@ async function showSamples() {
   if (answer === STALE) return;
   const [, height] = answer.shape;
   const side = height <= 48 ? 2 * height : 96;           // small images doubled, pixel for pixel
-  view.title.textContent = `Samples per class: ${picked.id}, ${answer.split}`;
+  view.title.textContent = `Samples per class: ${picked.name}, ${answer.split}`;
   const more = answer.rows.length < answer.classes ? ` (the first ${answer.rows.length} of ${answer.classes})` : "";
   view.samples.replaceChildren(...answer.rows.map((row) => el("div", { class: "class-row" },
     el("div", { class: "class-name" }, row.class, el("small", {}, `${row.count.toLocaleString()} images`)),
