@@ -2,7 +2,7 @@
 
     import cnnlab
     run = cnnlab.train("mlp", "mnist")        # or cnnlab.load("runs/mlp-mnist")
-    run.predict(["digit.png"]); run.explain("digit.png", "gradcam").figure
+    run.predict(["digit.png"]); run.explain("digit.png", "saliency").figure
 """
 import os
 
@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cnnlab.version import __version__  # noqa: E402
 
-API = ("Run", "load", "resume", "train")           # in cnnlab.api
+API = ("Run", "explore", "load", "resume", "train")           # in cnnlab.api
 __all__ = [*API, "__version__"]
 
 

@@ -27,6 +27,7 @@ from cnnlab.data import ImageSet, Preprocess, load_dataset, split
 from cnnlab.data.augment import augment_for
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
+from cnnlab.models.contract import rebuild
 from cnnlab.models.layers import layer_output, resolve_layer
 from cnnlab.training.checkpoint import load_weights
 from cnnlab.training.metrics import Evaluation, evaluate_images
@@ -48,16 +49,20 @@ class Predictor:
         self._test: ImageSet | None = None      # the test split, read on the first `test:N`
 
     @classmethod
-    def from_run(cls, folder, weights: str = "best") -> "Predictor":
-        """The model of a run folder with its best (or last) weights."""
+    def from_run(cls, folder, weights: str = "best", model=None) -> "Predictor":
+        """The model of a run folder with its best (or last) weights. A run of the learner's own network needs
+        `model`, its nn.Module class or an instance: a run folder's record is never imported."""
         folder = Path(folder)
         record = RunRecord.load(folder)
+        if record.model.own:             # before any file is read further: say what to pass
+            model = rebuild(model, record.model.own, folder)
         path = folder / f"{weights}.safetensors"
         if not path.is_file():
             raise CnnlabError(f"{folder}: the run has no {path.name} (it stopped before its first epoch ended?)")
-        model = create_model(record.model.name, **record.model.args)
+        if not record.model.own:
+            model = create_model(record.model.name, **record.model.args)
         load_weights(path, model)
-        return cls(model, record.preprocess, record.classes, record.spec.outputs, record, folder)
+        return cls(model, record.preprocess, record.classes, record.contract.outputs, record, folder)
 
     @property
     def input_shape(self) -> tuple[int, int, int] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_path, save_array
+from cnnlab.cli.user_code import add_trust, open_predictor
 from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
 
@@ -18,6 +19,7 @@ def register(sub) -> None:
         Every module the model's forward pass uses, in order, with the shape it outputs for one image. These are
         the names `cnnlab explain --layer` takes; the default (the last convolutional layer) is marked.""")
     p.add_argument("run", help="run folder made by `cnnlab train`")
+    add_trust(p)
     p.add_argument("--weights", choices=["best", "last"], default="best")
 
     p = add_command(sub, "interpret", "where a trained run goes wrong: top losses and most confused classes", """
@@ -27,6 +29,7 @@ def register(sub) -> None:
         true class) with what it said, and the pairs of classes it mixes up most (fastai's top losses and most
         confused). The figure goes into the run folder.""")
     p.add_argument("run", help="run folder made by `cnnlab train`")
+    add_trust(p)
     p.add_argument("--split", choices=["test", "valid"], default="test")
     p.add_argument("--top", type=int, default=16, metavar="N", help="top losses shown (default: %(default)s)")
     p.add_argument("--pairs", type=int, default=10, metavar="N", help="confused pairs listed (default: %(default)s)")
@@ -51,6 +54,7 @@ def register(sub) -> None:
         input the model sees, then drawn over the image. Images are converted to the model's channels and size,
         and each change is reported.""")
     p.add_argument("run", help="run folder made by `cnnlab train`")
+    add_trust(p)
     p.add_argument("images", nargs="*", metavar="IMAGE", help=f"{MODEL_IMAGE_HELP} (not needed by {', '.join(WITHOUT_IMAGES)})")
     p.add_argument("--method", required=True, choices=EXPLANATIONS, metavar="METHOD", help="one of the methods above")
     p.add_argument("--layer", help="layer name from `cnnlab layers RUN` (default: the last conv layer)")
@@ -80,11 +84,10 @@ def _interpret(args) -> int:
     from cnnlab.errors import whole
     from cnnlab.inspect.interpret import interpret
     from cnnlab.plots import save, top_losses_figure
-    from cnnlab.predict import Predictor
 
     whole(args.pairs, "pairs", 0)
     out = output_path(args.out, str(Path(args.run) / f"top-losses-{args.split}.png"), ".png", "--out")
-    predictor = Predictor.from_run(args.run, args.weights)
+    predictor = open_predictor(args)
     found = interpret(predictor, args.split, args.data_root, top=args.top)
     print(f"most confused ({args.split} images, true -> predicted):")
     for actual, predicted, count in found.confused[:args.pairs]:
@@ -103,9 +106,8 @@ def _interpret(args) -> int:
 
 def _layers(args) -> int:
     from cnnlab.models.layers import default_layer, layer_table
-    from cnnlab.predict import Predictor
 
-    predictor = Predictor.from_run(args.run, args.weights)
+    predictor = open_predictor(args)
     rows = layer_table(predictor.model, predictor.input_shape)
     default = default_layer(predictor.model)
     why_default = default_reason(predictor.model)
@@ -127,14 +129,13 @@ def _layers(args) -> int:
 def _explain(args) -> int:
     from cnnlab.inspect import explain
     from cnnlab.plots import save
-    from cnnlab.predict import Predictor
 
     # beside the run, named by what shaped the picture: nothing is written into the current folder unasked
     name = default_name(images_name(args.images), args.method, args.layer,
                         args.channel is not None and f"channel{args.channel}", args.target)
     out = output_path(args.out, str(Path(args.run) / "explanations" / f"{name}.png"), ".png", "--out")
     array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
-    predictor = Predictor.from_run(args.run, args.weights)
+    predictor = open_predictor(args)
     result = explain(predictor, args.method, args.images, layer=args.layer, target=args.target,
                      channels=args.channels, steps=args.steps, samples=args.samples, window=args.window,
                      channel=args.channel, octaves=args.octaves, dataset=args.dataset, data_root=args.data_root,

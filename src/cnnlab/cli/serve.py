@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 
 from cnnlab.cli.base import add_command
+from cnnlab.cli.user_code import add_trust, trusted_classes
 
 
 def register(sub) -> None:
     p = add_command(sub, "serve", "the explorer in your browser: draw, upload or film an image and watch a model think",
                     """
         cnnlab serve                      # the runs under ./runs, at http://127.0.0.1:8000/
-        cnnlab serve my-runs --port 8080""", _serve, description="""
+        cnnlab serve my-runs --port 8080
+        cnnlab serve runs --trust nets.py   # also the runs of your own network, class Net in nets.py""", _serve, description="""
         A local web page over your trained runs: pick a run, draw a digit, upload or film a picture, and see the
         class probabilities, every layer's feature maps and where the model looked (Grad-CAM, saliency,
         occlusion). Also: a kernel playground, convolution arithmetic, the training monitor (live while a run
@@ -20,6 +22,7 @@ def register(sub) -> None:
                    help="the folder holding run folders (default: ./runs; it need not exist yet)")
     p.add_argument("--port", type=port_number, default=8000, help="port to listen on, 1 to 65535 (default: "
                                                                    "%(default)s)")
+    add_trust(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 opens it to your "
                         "network)")
@@ -39,4 +42,5 @@ def port_number(text: str) -> int:
 def _serve(args) -> None:
     from cnnlab.serve import serve
 
-    serve(args.runs, host=args.host, port=args.port)
+    models = trusted_classes(args.trust)
+    serve(args.runs, host=args.host, port=args.port, models=models, models_from=", ".join(args.trust))

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, output_path
+from cnnlab.cli.user_code import add_trust, class_from, is_file_class, open_predictor, own_summary
 from cnnlab.errors import CnnlabError
 
 DATASET_NAMES = ["mnist", "fashion-mnist", "cifar10", "imagefolder"]
@@ -18,14 +19,16 @@ def register(sub) -> None:
         cnnlab train mlp --dataset mnist                   # our recipe: 98.6-98.9% test accuracy (seeds 0-4)
         cnnlab train mlp --dataset mnist --recipe lesson   # the notebook's: SGD lr 0.01, batch 20, 50 epochs
         cnnlab train mlp --dataset fashion-mnist --epochs 5 --lr 3e-3
-        cnnlab train --resume runs/mlp-mnist               # after Ctrl-C: continue where it stopped""",
+        cnnlab train --resume runs/mlp-mnist               # after Ctrl-C: continue where it stopped
+        cnnlab train nets.py:Net --dataset cifar10 --recipe lesson-cnn   # your own nn.Module class, in a file""",
         _train, description="""
         Train MODEL (see `cnnlab models`) on a data set (see `cnnlab datasets`). A recipe sets the optimizer,
         learning rate and its schedule, batch size and epochs; any of them can be overridden. Every epoch the
         model is validated on a held-out part of the training set (--valid-fraction) and the weights with the
         lowest validation loss are kept in best.safetensors; the test set is used once, at the end, on those.
         The run folder gets run.json, metrics.csv, curves.png, confusion.png and samples.png.""")
-    p.add_argument("model", nargs="?", help="model name, e.g. mlp (omit with --resume)")
+    p.add_argument("model", nargs="?", help="model name, e.g. mlp (omit with --resume), or your own network as "
+                                            "FILE.py:Class (its recipe: --recipe MODEL[:RECIPE], e.g. lesson-cnn)")
     add_recipe_options(p)
     p.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     p.add_argument("--name", help="run folder name (default: MODEL-DATASET, numbered if taken)")
@@ -62,6 +65,7 @@ def register(sub) -> None:
                    help="a seeded random transform of every test image first, e.g. rotate=30,translate=0.1 "
                         "(same operations as --augment)")
     p.add_argument("--seed", type=int, default=0, help="seed of --perturb")
+    add_trust(p)
 
     p = add_command(sub, "predict", "classify image files with a trained run (top-k classes)", """
         cnnlab predict runs/mlp-mnist test:0 sample:digit7 --top-k 3
@@ -72,6 +76,7 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help=MODEL_IMAGE_HELP)
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--weights", choices=["best", "last"], default="best")
+    add_trust(p)
 
     add_command(sub, "models", "list the models with their parameter counts", "cnnlab models", _models)
 
@@ -98,6 +103,7 @@ def register(sub) -> None:
     p.add_argument("--input", help="input shape CxHxW (default: the model's own, or the run's)")
     p.add_argument("--classes", type=int, help="number of classes (default: the run's, or as `cnnlab models` lists "
                                                "it: 1000 for ImageNet-shaped models, else 10)")
+    add_trust(p)
 
     p = add_command(sub, "compare", "compare runs: one table and one figure of their validation curves", """
         cnnlab train mlp --dataset mnist && cnnlab train mnist-cnn --dataset mnist
@@ -200,7 +206,12 @@ def launched_folder(args) -> tuple[Path, list[str]]:
 
     folder = run_name(args.out, args.name)
     if folder is None:
-        config = make_config(args.model, args.dataset, args.recipe, **_options(args))
+        if is_file_class(args.model):           # checked here once; each process imports the file itself
+            from cnnlab.training.custom import own_config
+
+            config = own_config(class_from(args.model), args.dataset, args.recipe, **_options(args))
+        else:
+            config = make_config(args.model, args.dataset, args.recipe, **_options(args))
         folder = new_run_folder(args.out, f"{config.model}-{config.dataset}")
         argv = [*argv, "--name", folder.name]
     return folder, argv
@@ -212,13 +223,14 @@ def _train_here(args) -> int:
     from cnnlab.training.distributed import is_main_process
 
     progress = not args.no_progress
+    model = class_from(args.model) if is_file_class(args.model) else args.model
     if args.resume:
-        run = api.resume(args.resume, model=args.model, data_root=args.data_root, progress=progress)
+        run = api.resume(args.resume, model=model, data_root=args.data_root, progress=progress)
     else:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
         try:
-            run = api.train(args.model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
+            run = api.train(model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
                             folder=run_name(args.out, args.name), overwrite=args.overwrite, **_options(args))
         except KeyboardInterrupt as stop:
             if is_main_process() and getattr(stop, "saved", None) is False:   # nothing to resume: the same command
@@ -269,10 +281,9 @@ def _lr_find(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from cnnlab.predict import Predictor
     from cnnlab.training.metrics import lesson_table
 
-    predictor = Predictor.from_run(args.run, args.weights)
+    predictor = open_predictor(args)
     evaluation = predictor.evaluate(args.split, args.data_root, args.perturb, args.seed)
     if args.perturb:
         print(f"every image perturbed by {args.perturb} (seed {args.seed})\n")
@@ -281,9 +292,8 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from cnnlab.predict import Predictor
 
-    predictor = Predictor.from_run(args.run, args.weights)
+    predictor = open_predictor(args)
     _, notes = predictor.prepare(args.images)
     for path, changes, top in zip(args.images, notes, predictor.top_k(args.images, args.top_k)):
         print(path + "".join(f"  [{note}]" for note in changes))
@@ -318,6 +328,10 @@ def _summary(args) -> int:
     from cnnlab.models import get_spec
     from cnnlab.models.summary import summarize
 
+    own = own_summary(args)
+    if own:
+        print(own)
+        return 0
     if Path(args.model).is_dir():
         from cnnlab.training.record import RunRecord
 

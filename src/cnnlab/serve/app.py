@@ -26,14 +26,15 @@ MAX_REQUEST_BYTES = 4 * MAX_UPLOAD_BYTES // 3 + 1_000_000     # a base64 data UR
 log = logging.getLogger("cnnlab.serve")
 
 
-def create_app(runs_dir="runs", host: str = "127.0.0.1") -> FastAPI:
+def create_app(runs_dir="runs", host: str = "127.0.0.1", models: dict | None = None, models_from: str = "") -> FastAPI:
     """The app over the runs in `runs_dir`, answering only requests addressed to `host` or to this machine by its
-    loopback names (see serve.guard)."""
+    loopback names (see serve.guard). `models`: learners' own nn.Module classes (or instances) by class name, given
+    by the caller (`--trust`, a notebook), which runs of them open with; `models_from` says where they came from."""
     app = FastAPI(title="cnnlab explorer", version=__version__,
                   description="Every action of the explorer's page, as JSON. Runs are named by their folder "
                               "under RUNS_DIR; images travel as data URLs. Every refusal is one line: "
                               '{"error": "..."}.', responses=REFUSALS)
-    app.state.store = RunStore(runs_dir)
+    app.state.store = RunStore(runs_dir, models, models_from)
     app.add_middleware(Guard, host=host, max_bytes=MAX_REQUEST_BYTES)
     for module in (explore, lessons, monitor, datasets):
         app.include_router(module.router, prefix="/api")
@@ -64,7 +65,8 @@ def create_app(runs_dir="runs", host: str = "127.0.0.1") -> FastAPI:
     return app
 
 
-def serve(runs_dir=None, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(runs_dir=None, host: str = "127.0.0.1", port: int = 8000, models: dict | None = None,
+          models_from: str = "") -> None:
     """Run the explorer until Ctrl-C over `runs_dir` (None: ./runs, which may not exist yet: the lessons need no
     run). The port is bound before the address is printed: of two servers started together on one port, the
     second is refused in one line (no check-then-bind race)."""
@@ -81,7 +83,7 @@ def serve(runs_dir=None, host: str = "127.0.0.1", port: int = 8000) -> None:
     if not _is_loopback(host):
         print(f"warning: serving on {host}: anyone who can reach this machine on that network can use the explorer "
               "and see your runs", file=sys.stderr)
-    app = create_app(runs_dir, host=host)
+    app = create_app(runs_dir, host=host, models=models, models_from=models_from)
     shown = f"[{host}]" if ":" in host else host
     print(f"cnnlab explorer: http://{shown}:{port}/  (runs from {app.state.store.root}; Ctrl-C stops it)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))

@@ -47,7 +47,9 @@ class RunSummary(BaseModel):
     input_shape: list[int] | None = Field(None, description="C, H, W the model takes")
     classes: list[str] = []
     drawable: bool = Field(False, description="28x28 grey input: the page offers the drawing canvas")
-    problem: str | None = Field(None, description="why the run cannot be opened (its run.json is unreadable)")
+    problem: str | None = Field(None, description="why the run cannot be opened (its run.json is unreadable, or "
+                                                  "its own network's code was not given)")
+    code: str | None = Field(None, description="a learner's own network: whose code opens it (--trust, a notebook)")
 
 
 @router.get("/runs", response_model=list[RunSummary])
@@ -62,10 +64,11 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
             broken.append(RunSummary(name=name, problem=str(error)))
             continue
         shape = list(record.preprocess.shape)
+        code, problem = store.code_note(record)
         found.append(RunSummary(
             name=name, model=record.model.name, dataset=record.data.name,
             test_accuracy=record.test.accuracy if record.test else None, input_shape=shape,
-            classes=record.classes, drawable=tuple(shape) == DRAWABLE))
+            classes=record.classes, drawable=tuple(shape) == DRAWABLE, code=code, problem=problem))
     return found + broken                     # the first is the newest run that can be opened
 
 

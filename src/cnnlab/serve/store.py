@@ -2,11 +2,13 @@
 request can reach a file outside RUNS_DIR), opened once, and reopened when its weights change on disk."""
 from __future__ import annotations
 
+import copy
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi import Request
+from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.predict import Predictor
@@ -18,8 +20,10 @@ class NotFound(CnnlabError):
 
 
 class RunStore:
-    def __init__(self, root):
+    def __init__(self, root, models: dict | None = None, models_from: str = ""):
         self.root = Path(root).resolve()
+        # learners' own networks, by class name: the only code runs of them are opened with (never the record's)
+        self.models, self.models_from = dict(models or {}), models_from
         self._open: dict[str, tuple[int, Predictor, threading.Lock]] = {}
         self._guard = threading.Lock()
         self._splits: dict[tuple[str, str], object] = {}
@@ -57,11 +61,29 @@ class RunStore:
         with self._guard:
             opened = self._open.get(name)
             if opened is None or opened[0] != version:
-                opened = (version, Predictor.from_run(folder), threading.Lock())
+                opened = (version, Predictor.from_run(folder, model=self.own_model(folder)), threading.Lock())
                 self._open[name] = opened
         _, predictor, lock = opened
         with lock:
             yield predictor
+
+    def own_model(self, folder: Path):
+        """The class (or a copy of the instance) a run of a learner's own network opens with; None for registry
+        models and for own networks whose code was not given (Predictor then says what to pass)."""
+        own = RunRecord.load(folder).model.own
+        model = self.models.get(own.qualname) if own else None
+        return copy.deepcopy(model) if isinstance(model, nn.Module) else model
+
+    def code_note(self, record: RunRecord) -> tuple[str | None, str | None]:
+        """(whose code opens the run, why it cannot be opened): what the page says of a learner's own network."""
+        own = record.model.own
+        if own is None:
+            return None, None
+        if own.qualname in self.models:
+            return f"your own network {own.qualname}, from {self.models_from}", None
+        return None, (f"your own network {own.label}: cnnlab never imports code a run names; open it with "
+                      f"`cnnlab serve {self.root} --trust FILE.py` (the file that defines {own.qualname}), or "
+                      f"cnnlab.explore(run) in the notebook that defines it")
 
     def split(self, name: str, split: str = "test"):
         """The run's test (or validation) images, an ImageSet, loaded once per run and kept."""

@@ -34,9 +34,11 @@ class RunConfig:
     image_size: int | None = None    # image folders: the side every image is resized to
     model_args: dict = field(default_factory=dict)
     weights: str | None = None       # torchvision .pth to start from (fine-tuning)
+    custom: bool = False             # `model` names the caller's own nn.Module class, not a registry model
 
     def __post_init__(self):
-        get_spec(self.model)
+        if not self.custom:
+            get_spec(self.model)
         within(self.valid_fraction, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2",
                low_open=True, high_open=True)
         whole(self.seed, "seed", 0, MAX_SEED)
@@ -59,11 +61,20 @@ def make_config(model: str, dataset: str | None = None, recipe: str | None = Non
     for value, what in ((model, "model"), (dataset, "data set"), (recipe, "recipe")):
         if value is not None and not isinstance(value, str):
             raise CnnlabError(f"{what} {value!r:.60}: must be a name (a string)")
+    changes, options = split_options(options)
+    chosen = get_spec(model).recipe(recipe, dataset).replace(**changes)
+    # the recipe says how much to hold out (the figures it was measured with); the config keeps what was used
+    return RunConfig(model, dataset, chosen, valid_fraction=chosen.valid_fraction, **options)
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """Training options as (recipe field changes, RunConfig fields), each checked; an unknown one is refused."""
     recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
-    changes = {k: options.pop(k) for k in list(options) if k in recipe_fields}
-    unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)}
-    if unknown:
-        raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown))}")
+    changes = {k: v for k, v in options.items() if k in recipe_fields}
+    options = {k: v for k, v in options.items() if k not in recipe_fields}
+    unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)} - {"model", "dataset", "recipe", "custom"}
+    if unknown or set(options) & {"model", "dataset", "recipe", "custom"}:
+        raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown or options))}")
     for key in ("data_root", "weights"):        # a Path is as good as its text
         if isinstance(options.get(key), os.PathLike):
             options[key] = os.fspath(options[key])
@@ -71,9 +82,7 @@ def make_config(model: str, dataset: str | None = None, recipe: str | None = Non
     check_types(RunConfig, options)
     if options.get("data_root"):                # absolute: a resume from another folder must find the data too
         options["data_root"] = str(Path(options["data_root"]).resolve())
-    chosen = get_spec(model).recipe(recipe, dataset).replace(**changes)
-    # the recipe says how much to hold out (the figures it was measured with); the config keeps what was used
-    return RunConfig(model, dataset, chosen, valid_fraction=chosen.valid_fraction, **options)
+    return changes, options
 
 
 def check_types(kind, values: dict) -> None:

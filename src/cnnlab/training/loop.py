@@ -22,11 +22,13 @@ from cnnlab.data import Batches, Dataset, Preprocess, channel_stats, load_datase
 from cnnlab.data.augment import augment_for
 from cnnlab.data.preprocess import LIGHT_ON_DARK
 from cnnlab.errors import CnnlabError
-from cnnlab.models import Recipe, count_parameters, create_model, get_spec
+from cnnlab.models import ModelSpec, Recipe, count_parameters, create_model, get_spec
+from cnnlab.models.contract import OwnModel
 from cnnlab.models.dropout import set_dropout
 from cnnlab.training.checkpoint import (load_training_state, read_metadata, read_state, save_state,
                                         save_training_state)
 from cnnlab.training.config import RunConfig
+from cnnlab.training.custom import prepare_own, runs_channels_last
 from cnnlab.training.distributed import World, agree, gathered, join, leave, lost_peer, smallest, total
 from cnnlab.training.folder import owned, prepare_new_run
 from cnnlab.training.metrics import (Evaluation, autocast, evaluate_images, lesson_table, loss_and_scores,
@@ -128,16 +130,17 @@ class Run:
     """The pieces of one training run, rebuilt identically from its config (which is what makes resume work)."""
 
     def __init__(self, config: RunConfig, folder, data: Dataset | None = None, fresh: bool = True,
-                 world: World = World()):
+                 world: World = World(), model=None, own: OwnModel | None = None):
         self.config, self.folder, self.world = config, Path(folder), world
         torch.manual_seed(config.seed)
-        if data is None and config.image_size:
+        if data is None and config.image_size and not config.custom:
             fits_in_memory(config.model, config.image_size)         # before a single image is decoded at that size
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
         self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
         self.batch_note = None
         if config.recipe.batch_size > len(self.train_set):
-            if config.recipe.batch_size not in {r.batch_size for r in get_spec(config.model).recipes.values()}:
+            if config.custom or config.recipe.batch_size not in {r.batch_size for r in
+                                                                 get_spec(config.model).recipes.values()}:
                 raise CnnlabError(f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
                                   f"training images; use --batch-size {len(self.train_set)} or less")
             # the recipe's batch, not the user's: a small folder trains as one batch (recorded so, for --resume)
@@ -149,22 +152,29 @@ class Run:
         self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
         augment_for(config.recipe.augment, self.preprocess)        # checked against the image size, before any file
         c, h, _ = self.data.shape
-        self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
-                           **config.model_args}
-        spec = get_spec(config.model)
-        if spec.takes_normalization:
-            self.model_args.update(mean=mean, std=std)
-        self.model = create_model(config.model, **self.model_args)
-        if config.recipe.dropout is not None:
-            set_dropout(self.model, config.recipe.dropout)
-        fits(self.model, config.model, self.data.shape)
+        channels_last = True
+        if config.custom:           # the caller's own nn.Module: built or taken as given, checked on two images
+            self.model, own = prepare_own(model, config, self.data.shape, len(self.data.classes), own)
+            channels_last = has_conv(self.model) and runs_channels_last(self.model, self.data.shape)
+            self.model_args = own.args or {}
+            spec = ModelSpec(config.model, type(self.model), "your own network", self.data.shape)
+        else:
+            self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
+                               **config.model_args}
+            spec = get_spec(config.model)
+            if spec.takes_normalization:
+                self.model_args.update(mean=mean, std=std)
+            self.model = create_model(config.model, **self.model_args)
+            if config.recipe.dropout is not None:
+                set_dropout(self.model, config.recipe.dropout)
+            fits(self.model, config.model, self.data.shape)
         self.weights_note = None
         if config.weights and fresh:        # resumed, the weights come from last.safetensors, not the .pth again
             from cnnlab.models.weights import load_torchvision_weights
 
             self.weights_note = load_torchvision_weights(self.model, config.weights)
         self.model = self.model.to(config.device)
-        self.channels_last = has_conv(self.model)
+        self.channels_last = channels_last and has_conv(self.model)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if spec.initialized_from_data and fresh:        # resumed, those weights come from last.safetensors
@@ -180,7 +190,8 @@ class Run:
             self.loss = DistributedDataParallel(self.loss, device_ids=[config.device] if cuda else None)
         self.best_state: dict[str, torch.Tensor] | None = None      # weights of the best epoch so far
         self.record = RunRecord(
-            config, ModelInfo(spec.name, self.model_args, count_parameters(self.model), spec.outputs, self.precision),
+            config, ModelInfo(spec.name, self.model_args, count_parameters(self.model), spec.outputs, self.precision,
+                              own),
             DataInfo(self.data.name, self.data.source, self.data.classes, list(self.data.shape), mean, std,
                      len(self.train_set), len(self.valid_set), len(self.data.test)),
             __version__, torch.__version__, processes=world.size)
@@ -343,16 +354,19 @@ def run_epoch(run: Run, train_batches: Batches, epoch: int, progress: bool) -> s
 
 def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
           data: Dataset | None = None, on_epoch_end: Callable[[int, Run], bool] | None = None,
-          log: Callable[[str], None] = print) -> Run:
+          log: Callable[[str], None] = print, model=None) -> Run:
     """Train (or resume) a run in `folder`. `on_epoch_end(epoch, run)` may return True to stop early. A folder
     that holds a run already is refused unless `overwrite`; another process training into it, always.
-    Started by torchrun, each process trains its share (see distributed.py); rank 0 alone writes and logs."""
+    Started by torchrun, each process trains its share (see distributed.py); rank 0 alone writes and logs.
+    `model`: the caller's own nn.Module class or instance when `config.custom`."""
     world, device = join(config.device)
     if not world.main:
         progress, log = False, (lambda line: None)
     run, ended_well = None, False
     try:
-        run = Run(dataclasses.replace(config, device=device), folder, data, fresh=not resume, world=world)
+        own = committed_record(folder).model.own if resume and config.custom else None
+        run = Run(dataclasses.replace(config, device=device), folder, data, fresh=not resume, world=world,
+                  model=model, own=own)
         with contextlib.ExitStack() as held:
             refusal, claim = None, None
             if world.main:              # one owner: rank 0 holds the lock for all
@@ -426,8 +440,10 @@ def interrupted(run: Run, log) -> bool:
     run.record.status = Status.INTERRUPTED
     run.record.save(run.folder)
     write_training_figures(run)
-    log(f"\ninterrupted during epoch {done + 1}: {finished(done)} saved in {run.folder}\n"
-        f"continue with: {resume_command(run.folder, run.config)}")
+    again = resume_command(run.folder, run.config)
+    if run.config.custom:           # the class comes from the caller again
+        again = f"cnnlab.resume({str(run.folder)!r}, model={run.config.model}), or {again} FILE.py:{run.config.model}"
+    log(f"\ninterrupted during epoch {done + 1}: {finished(done)} saved in {run.folder}\ncontinue with: {again}")
     return True
 
 
@@ -514,7 +530,7 @@ def write_training_figures(run: Run, test: Evaluation | None = None) -> None:
     shown, n_wrong = sample_indices(test.predictions, labels)
     save(sample_grid(run.data.test.pixels(shown), labels[shown], test.predictions[shown], run.data.classes,
                      n_wrong=n_wrong), run.folder / "samples.png")
-    if run.record.spec.capsules:     # what the decoder makes of the capsules
+    if run.record.contract.capsules:     # what the decoder makes of the capsules
         x = next(iter(run.batches(run.data.test.subset(torch.arange(min(16, len(labels)))), batch_size=16)))[0]
         recon = (run.model.eval().reconstruct(x).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
         save(reconstructions(run.data.test.pixels(slice(0, len(recon))), recon), run.folder / "reconstructions.png")

@@ -23,6 +23,7 @@ from cnnlab.data.preprocess import LIGHT_ON_DARK, Preprocess
 from cnnlab.errors import CnnlabError
 from cnnlab.files import write_text
 from cnnlab.models import get_spec
+from cnnlab.models.contract import Contract, OwnModel
 from cnnlab.training.config import RunConfig
 
 
@@ -33,6 +34,7 @@ class ModelInfo:
     parameters: int
     outputs: str                     # as the registry declared it when the run was trained
     precision: str                   # bf16 | fp32: what autocast the run used
+    own: OwnModel | None = None      # a learner's own nn.Module (name: its class), not a registry model
 
 
 @dataclass
@@ -150,6 +152,11 @@ class RunRecord:
     def spec(self):
         """The registry's entry for the model: what its outputs are, how it is built."""
         return get_spec(self.model.name)
+
+    @property
+    def contract(self) -> Contract:
+        """What the run's network takes and gives, from the record alone (registry and own models alike)."""
+        return Contract(tuple(self.data.shape), self.model.outputs)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

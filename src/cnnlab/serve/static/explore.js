@@ -107,8 +107,10 @@ function build(section) {
 
 function runOption(run) {
   const accuracy = run.test_accuracy == null ? "not tested" : `${(100 * run.test_accuracy).toFixed(1)}%`;
-  const text = run.problem ? `${run.name} (cannot be read)` : `${run.name} (${accuracy})`;
-  return el("option", run.problem ? { value: run.name, disabled: "" } : { value: run.name }, text);
+  const text = run.problem ? `${run.name} (${run.model ? "needs its code: --trust" : "cannot be read"})`
+    : `${run.name} (${accuracy})`;
+  return el("option", run.problem ? { value: run.name, disabled: "", title: run.problem } : { value: run.name },
+    text);
 }
 
 async function chooseRun(name) {
@@ -117,7 +119,7 @@ async function chooseRun(name) {
   const accuracy = run.test_accuracy == null ? "not tested yet"
     : `test accuracy ${(100 * run.test_accuracy).toFixed(2)}%`;
   view.info.replaceChildren(el("b", {}, run.model), ` on ${run.dataset} · ${accuracy} · input ` +
-    `${run.input_shape.join("×")} · ${run.classes.length} classes`);
+    `${run.input_shape.join("×")} · ${run.classes.length} classes` + (run.code ? ` · ${run.code}` : ""));
   state.target = null;
   state.picked = null;
   clearResults("");
