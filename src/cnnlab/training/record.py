@@ -22,6 +22,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.files import write_text
 from cnnlab.models import get_spec
 from cnnlab.training.config import RunConfig
+from cnnlab.training.transfer import TransferInfo
 
 
 @dataclass
@@ -105,6 +106,7 @@ class RunRecord:
     test: TestResult | None = None   # of the best epoch's weights
     last_epoch_test: LastEpochTest | None = None
     processes: int = 1               # how many processes trained it (torchrun); the last start's count
+    transfer: TransferInfo | None = None     # the pretrained weights it started from, and what was frozen
 
     @property
     def classes(self) -> list[str]:
