@@ -154,3 +154,13 @@ def test_cli_exports_a_trained_run(tmp_path, mnist_root, capsys):
 def test_cli_export_refuses_a_wrong_suffix_before_any_work(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nothing"), "--out", "model.onnx.txt"]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
+
+
+def test_without_onnx_installed_one_line_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)          # import onnx now raises ImportError
+    predictor = Predictor(Custom(), Preprocess((3, 8, 8), (0.5,) * 3, (0.25,) * 3), [str(i) for i in range(10)])
+    with pytest.raises(CnnlabError, match=r"needs the onnx package: pip install 'cnnlab\[export\]'"):
+        export(predictor, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []

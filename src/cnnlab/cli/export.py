@@ -36,9 +36,10 @@ def _export(args) -> int:
     done = export(predictor, out, args.format)
     meta = done.metadata
     classes = len(json.loads(meta["cnnlab.classes"]))
+    mean, std = (", ".join(f"{v:.3f}" for v in json.loads(meta[k])) for k in ("cnnlab.mean", "cnnlab.std"))
     print(f"wrote {done.path} ({done.path.stat().st_size / 1e6:.1f} MB, {args.format}): input float32 "
-          f"[N, {meta['cnnlab.input_shape'].replace('x', ', ')}] normalized with mean {meta['cnnlab.mean']} std "
-          f"{meta['cnnlab.std']}, {classes} classes")
+          f"[N, {meta['cnnlab.input_shape'].replace('x', ', ')}] normalized with mean [{mean}] std [{std}], "
+          f"{classes} classes (all in its metadata)")
     if done.max_difference is not None:
         print(f"checked with onnxruntime: largest difference from PyTorch {done.max_difference:.1e}")
     return 0
