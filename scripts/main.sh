@@ -5,7 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if .venv/bin/cnnlab datasets mnist --download >/dev/null 2>&1; then
+# the data's place, if given, is where MNIST is looked for too (--data-root DIR or --data-root=DIR)
+root=()
+args=("$@")
+for i in "${!args[@]}"; do
+  case "${args[$i]}" in
+    --data-root) root=(--data-root "${args[$((i + 1))]:-}") ;;
+    --data-root=*) root=(--data-root "${args[$i]#--data-root=}") ;;
+  esac
+done
+if .venv/bin/cnnlab datasets mnist --download "${root[@]}" >/dev/null 2>&1; then
   dataset=mnist
 else
   dataset=fashion-mnist

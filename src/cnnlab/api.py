@@ -12,11 +12,12 @@ contract), `cnnlab.training`, `cnnlab.inspect`, `cnnlab.plots`.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.explanation import Explanation, explain
-from cnnlab.predict import Predictor
+from cnnlab.predict import Predictor, user_images
 from cnnlab.training.config import make_config
 from cnnlab.training.folder import new_run_folder
 from cnnlab.training.loop import committed_record, curves, train as train_run
@@ -28,7 +29,9 @@ class Run:
     """A finished (or interrupted) training run in its folder."""
 
     def __init__(self, folder, weights: str = "best"):
-        self.folder, self.weights = Path(folder), weights
+        if weights not in ("best", "last"):
+            raise CnnlabError(f"weights {weights!r:.60}: use best or last")
+        self.folder, self.weights = Path(folder_path(folder, "run folder")), weights
         self.record = RunRecord.load(self.folder)
         self._predictor: Predictor | None = None
 
@@ -52,11 +55,11 @@ class Run:
         return self.record.test.accuracy if self.record.test else None
 
     def predict(self, images, top_k: int = 3) -> list[list[tuple[str, float]]]:
-        """The top-k classes of each image (files, PIL images, or uint8 pixels [N, C, H, W])."""
-        return self.predictor.top_k(images, top_k)
+        """The top-k classes of each image: files, PIL images, or pixels [N, C, H, W] (uint8, or floats 0..1)."""
+        return self.predictor.top_k(user_images(images), top_k)
 
     def probabilities(self, images):
-        return self.predictor.probabilities(images).numpy()
+        return self.predictor.probabilities(user_images(images)).numpy()
 
     def explain(self, images, method: str = "gradcam", **options) -> Explanation:
         """`.array` (the maps), `.lines` (what was found) and `.figure`; options as in `cnnlab.inspect.explain`."""
@@ -83,7 +86,8 @@ def train(model: str, dataset: str | None = None, *, folder=None, out="runs", re
     data_root, valid_fraction, ...). The run goes into `folder` (default: out/MODEL-DATASET, numbered if taken);
     a folder that holds a run already is refused unless `overwrite`."""
     config = make_config(model, dataset, recipe, **options)
-    folder = Path(folder) if folder else new_run_folder(out, f"{config.model}-{config.dataset}")
+    folder = folder_path(folder, "folder") if folder is not None else \
+        new_run_folder(folder_path(out, "out"), f"{config.model}-{config.dataset}")
     train_run(config, folder, overwrite=overwrite, progress=progress, log=log)
     return Run(folder)
 
@@ -96,10 +100,17 @@ def load(folder, weights: str = "best") -> Run:
 def resume(folder, model: str | None = None, data_root=None, progress: bool = True, log=print) -> Run:
     """Continue an interrupted run from its last finished epoch; it ends as if it had never stopped. Everything
     comes from the run folder; `data_root` says where the data set is if it has moved."""
-    config = committed_record(folder).config
+    config = committed_record(folder_path(folder, "run folder")).config
     if model and model != config.model:
         raise CnnlabError(f"{folder} trains {config.model}, not {model}")
     if data_root:
-        config.data_root = str(data_root)
+        config.data_root = str(Path(folder_path(data_root, "data_root")).resolve())
     train_run(config, folder, resume=True, progress=progress, log=log)
     return Run(folder)
+
+
+def folder_path(value, what: str) -> Path:
+    """A folder given as text or a Path; anything else is one line, not a TypeError from deep inside."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise CnnlabError(f"{what} {value!r:.60}: give a folder's path (a string or a pathlib.Path)")
+    return Path(value)

@@ -51,7 +51,7 @@ def open_image(source: str | Path | bytes, name: str = "upload"):
         with Image.open(file) as im:
             check_size(im, path)
             im.load()
-            return im.copy()
+            return upright(im).copy()
     except Image.DecompressionBombError as e:        # PIL's own refusal, past twice its limit, comes first
         raise CnnlabError(f"{path}: {e} (cnnlab's limit is {MAX_PIXELS / 1e6:.0f} Mpx per image)") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
@@ -76,7 +76,7 @@ def decode_square(path: str | Path, channels: int, size: int) -> np.ndarray:
     with Image.open(path) as im:
         check_size(im, path)                     # again: the file may have changed since its header was read
         im.draft("RGB" if channels == 3 else "L", (size, size))
-        pixels = np.asarray(resize_center_crop(to_mode(im, channels), size))
+        pixels = np.asarray(resize_center_crop(to_mode(im, channels, path), size))
         return pixels.reshape(size, size, channels).transpose(2, 0, 1)
 
 
@@ -91,17 +91,49 @@ def attempt(function, path, *args):
         return None, f"{path}: {e or e.__class__.__name__}"     # PIL's parsers raise SyntaxError for some files
 
 
-def to_mode(image, channels: int):
-    """Any PIL image (palette, alpha, CMYK, 16-bit, ...) as RGB or L; transparency is composited on white."""
+ORIENTATION = 0x0112       # the EXIF tag a phone sets instead of turning the pixels
+
+
+def upright(image):
+    """The image as every viewer shows it: a phone photo's pixels are often stored sideways, with an EXIF
+    orientation (2 to 8) saying how to turn them. Every reader in cnnlab passes images through here."""
+    from PIL import ImageOps
+
+    try:
+        turned = image.getexif().get(ORIENTATION, 1) not in (1, None)
+    except (OSError, ValueError, SyntaxError):           # a damaged EXIF block: the pixels are still good
+        return image
+    return ImageOps.exif_transpose(image) if turned else image
+
+
+# Modes PIL cannot convert to RGB or L itself, or converts wrongly, and how cnnlab reads them.
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")     # 0..65535: scaled to 0..255, not clipped at 255
+TRANSPARENT = ("RGBA", "LA", "PA", "RGBa", "La")            # composited on white (RGBa and La: premultiplied)
+
+
+def to_mode(image, channels: int, name="image"):
+    """Any PIL image (palette, alpha, CMYK, 16-bit, CIELAB, ...) as RGB or L; transparency is composited on white.
+    EXIF orientation is applied first. A mode with no meaning as a picture is a one-line error naming `name`."""
     from PIL import Image
 
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
+    image = upright(image)
+    if image.mode in TRANSPARENT or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("LA").convert("RGBA") if image.mode == "La" else image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    if image.mode == "I;16" or image.mode == "I":
-        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 256).clip(0, 255).astype(np.uint8))
-    return image.convert("RGB" if channels == 3 else "L")
+    elif image.mode in SIXTEEN_BIT:
+        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
+    elif image.mode == "LAB":           # PIL would copy L, a, b into R, G, B: a colour transform is needed
+        from PIL import ImageCms
+
+        lab_to_rgb = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
+                                             "LAB", "RGB")
+        image = ImageCms.applyTransform(image, lab_to_rgb)
+    try:
+        return image.convert("RGB" if channels == 3 else "L")
+    except ValueError:
+        raise CnnlabError(f"{name}: PIL mode {image.mode} cannot be read as a picture; save it as an RGB or "
+                          "greyscale PNG or JPEG first") from None
 
 
 def resize_center_crop(image, size: int):

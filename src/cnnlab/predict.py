@@ -10,6 +10,10 @@ explorer) takes them the same way:
 - file paths or PIL images, of any size or mode: converted to what the model was trained on, with a note per change;
 - uint8 arrays or tensors [N, C, H, W] or [C, H, W]: pixels, normalized as the model was trained;
 - float arrays or tensors: taken as the model's input, already normalized.
+
+What a user hands to `cnnlab.load(...).predict` goes through `user_images` first, which is stricter: an array
+whose meaning is not clear (negative or over 255, bool, complex, NaN, floats outside 0..1) is refused in one line
+rather than answered with confidence.
 """
 from __future__ import annotations
 
@@ -19,14 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.data import Batches, ImageSet, Preprocess, load_dataset, split
+from cnnlab.data import ImageSet, Preprocess, load_dataset, split
 from cnnlab.data.augment import augment_for
-from cnnlab.data.batches import evaluation_batch
 from cnnlab.errors import CnnlabError
 from cnnlab.models import create_model
 from cnnlab.models.layers import layer_output, resolve_layer
 from cnnlab.training.checkpoint import load_weights
-from cnnlab.training.metrics import Evaluation, evaluate
+from cnnlab.training.metrics import Evaluation, evaluate_images
 from cnnlab.training.record import RunRecord
 
 
@@ -110,6 +113,8 @@ class Predictor:
 
     def top_k(self, images, k: int = 3) -> list[list[tuple[str, float]]]:
         """For each image, the k most likely classes with their probabilities (capsule lengths for CapsNet)."""
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise CnnlabError(f"top-k {k!r}: must be a whole number, at least 1")
         if k < 1:
             raise CnnlabError(f"top-k {k}: must be at least 1")
         probs = self.probabilities(images)
@@ -126,10 +131,11 @@ class Predictor:
     def evaluate(self, split_name: str = "test", data_root=None, perturb: str = "", seed: int = 0) -> Evaluation:
         """Loss and accuracy on the run's test (or validation) split. `perturb`, e.g. "rotate=30,translate=0.1",
         moves every image by a seeded random transform first: how robust is the model to what it did not see?"""
-        batches = Batches(self.split(split_name, data_root), evaluation_batch(self.preprocess.shape), self.preprocess,
-                          augment=augment_for(perturb, self.preprocess), seed=seed)
-        smoothing = self.record.config.recipe.label_smoothing if self.record else 0.0    # the loss training reported
-        return evaluate(self.model, batches, len(self.classes), label_smoothing=smoothing)
+        images = self.split(split_name, data_root)
+        record = self.record        # the loss and precision training reported its figures with
+        return evaluate_images(self.model, images, self.preprocess, len(self.classes), record.model.precision,
+                               record.config.recipe.label_smoothing, augment=augment_for(perturb, self.preprocess),
+                               seed=seed)
 
     def split(self, split_name: str = "test", data_root=None) -> ImageSet:
         """The run's test split, or the validation split it held out of training (same seed, same images)."""
@@ -142,10 +148,72 @@ class Predictor:
         return data.test if split_name == "test" else split(data.train, config.valid_fraction, config.seed)[1]
 
 
+ACCEPTED = ("give image files, PIL images, or pixels: uint8 (or whole numbers 0..255) or floats 0..1, "
+            "[N, C, H, W] or [C, H, W]")
+
+
+def user_images(images):
+    """What a user passed as images, checked at the API's door: files or PIL images as they are (one alone becomes
+    a list), arrays and tensors as uint8 pixels. Whole numbers 0..255 of any integer type are pixels; floats must be
+    0..1 (images as matplotlib and many libraries hold them) and are scaled by 255. Anything else is refused in one
+    line: a model answers garbage with the same confidence as a picture."""
+    if is_picture(images):
+        return [images]
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise CnnlabError(f"no images given (an empty {type(images).__name__}); {ACCEPTED}")
+        pictures = [is_picture(i) for i in images]
+        if all(pictures):
+            return list(images)
+        if any(pictures):
+            raise CnnlabError("a list mixes files or PIL images with arrays; give one kind per call")
+        arrays = [pixels_of(image, f"image {i}") for i, image in enumerate(images)]
+        odd = next((i for i, a in enumerate(arrays) if a.shape != arrays[0].shape), None)
+        if odd is not None:
+            raise CnnlabError(f"image {odd} is {list(arrays[odd].shape)} but image 0 is {list(arrays[0].shape)}; "
+                              "arrays in one call need one shape (give files or PIL images to have them resized)")
+        return torch.from_numpy(np.stack(arrays))
+    return torch.from_numpy(pixels_of(images, "images"))
+
+
+def pixels_of(array, name: str) -> np.ndarray:
+    """An array or tensor as uint8 pixels, or a one-line error naming `name`, what it holds and what is taken."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    if not isinstance(array, np.ndarray):
+        raise CnnlabError(f"{name}: got {type(array).__name__}; {ACCEPTED}")
+    if array.size == 0:
+        raise CnnlabError(f"{name}: an empty array {list(array.shape)}; {ACCEPTED}")
+    kind = array.dtype.kind
+    if array.dtype == np.uint8:
+        return array
+    if kind in "iu":
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise CnnlabError(f"{name}: {array.dtype} values from {low} to {high}, but pixels are 0..255 "
+                              "(16-bit images: divide by 257 first); " + ACCEPTED)
+        return array.astype(np.uint8)
+    if kind == "f":
+        if not np.isfinite(array).all():
+            raise CnnlabError(f"{name}: {array.dtype} holds NaN or infinity; {ACCEPTED}")
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 1:
+            raise CnnlabError(f"{name}: {array.dtype} values from {low:g} to {high:g}, but float images are read "
+                              "as 0..1; scale them (or give uint8 0..255)")
+        return (array * 255).round().astype(np.uint8)
+    raise CnnlabError(f"{name}: {array.dtype} is not a pixel type (bool, complex and text are not); {ACCEPTED}")
+
+
 def are_pictures(images) -> bool:
     """A list of files or PIL images (to be converted to what the model takes), rather than arrays of pixels."""
-    return isinstance(images, (list, tuple)) and bool(images) and \
-        (isinstance(images[0], (str, Path)) or hasattr(images[0], "mode"))
+    return isinstance(images, (list, tuple)) and bool(images) and is_picture(images[0])
+
+
+def is_picture(item) -> bool:
+    """A file name or a PIL image (a tensor has a `.mode` too: the type is checked, not the attribute)."""
+    from PIL import Image
+
+    return isinstance(item, (str, Path, Image.Image))
 
 
 def as_predictor(model_or_run) -> Predictor:

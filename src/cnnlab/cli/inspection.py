@@ -109,13 +109,14 @@ def _layers(args) -> int:
     predictor = Predictor.from_run(args.run, args.weights)
     rows = layer_table(predictor.model, predictor.input_shape)
     default = default_layer(predictor.model)
+    why_default = default_reason(predictor.model)
     width = max(8, *(len(r.name) for r in rows))
     kind_width = max(6, *(len(r.kind) for r in rows))
     print(f"{predictor.record.model.name} from {args.run}, input {'x'.join(map(str, predictor.input_shape))}")
     print(f"{'layer':<{width}}  {'type':<{kind_width}}  output shape")
     for r in rows:
         notes = [f"used {r.calls} times: --layer {r.name} means its first use"] if r.calls > 1 else []
-        notes += ["<- the default --layer (the last conv layer)"] if r.name == default else []
+        notes += [f"<- the default --layer ({why_default})"] if r.name == default else []
         print(f"{r.name:<{width}}  {r.kind:<{kind_width}}  {'x'.join(map(str, r.output_shape)):<14}  "
               f"{'; '.join(notes)}".rstrip())
     if default is None:
@@ -130,7 +131,7 @@ def _explain(args) -> int:
 
     # beside the run, named by what shaped the picture: nothing is written into the current folder unasked
     images = images_of(args)
-    name = default_name(Path(images[0]).stem if images else "", args.method, args.layer,
+    name = default_name(images_name(images), args.method, args.layer,
                         args.channel is not None and f"channel{args.channel}", args.target)
     folder = Path(args.run or ".") if not args.model else Path("explanations") / args.model   # no run: one here
     out = output_path(args.out, str(folder / ("explanations" if not args.model else "") / f"{name}.png"),
@@ -147,3 +148,18 @@ def _explain(args) -> int:
         save_array(array_path, result.array)
         print(f"wrote {array_path} ({result.array.dtype}, shape {list(result.array.shape)})")
     return 0
+
+
+def images_name(images: list[str]) -> str:
+    """What a figure of these images is named after: every stem up to three (cat+dog+frog), else the first and a
+    count (cat-and-4-more); two commands on different images never write one file."""
+    stems = [Path(image).stem for image in images]
+    return "+".join(stems) if len(stems) <= 3 else f"{stems[0]}-and-{len(stems) - 1}-more"
+
+
+def default_reason(model) -> str:
+    """Why the default --layer is the one it is. CapsNet names its own (conv1, before the primary capsules' conv):
+    "the last conv layer" would be wrong there."""
+    if getattr(model, "inspect_layer", None):
+        return "the layer this model names for explanations, not its last conv layer"
+    return "the last conv layer"

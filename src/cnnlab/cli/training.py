@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 from pathlib import Path
 
 from cnnlab.cli.base import add_command, output_path
@@ -98,7 +99,8 @@ def register(sub) -> None:
         cnnlab summary runs/mlp-mnist              # the model of a trained run""", _summary)
     p.add_argument("model", help="model name, or a run folder")
     p.add_argument("--input", help="input shape CxHxW (default: the model's own, or the run's)")
-    p.add_argument("--classes", type=int, help="number of classes (default: 10, or the run's)")
+    p.add_argument("--classes", type=int, help="number of classes (default: the run's, or as `cnnlab models` lists "
+                                               "it: 1000 for ImageNet-shaped models, else 10)")
 
     p = add_command(sub, "compare", "compare runs: one table and one figure of their validation curves", """
         cnnlab train mlp --dataset mnist && cnnlab train mnist-cnn --dataset mnist
@@ -142,7 +144,8 @@ def add_recipe_options(p) -> None:
                         "(cifar-fast's recipe: on)")
     p.add_argument("--dropout", type=float, help="models with dropout: the share of values it zeroes in training "
                                                  "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)")
-    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of training data held out (default: 0.2)")
+    p.add_argument("--valid-fraction", type=float, help="share of training data held out for validation (default: "
+                                                         "the recipe's, 0.2 for most; cifar-fast's 0.04)")
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
     p.add_argument("--weights", metavar="imagenet|FILE.pth",
                    help="start from pretrained weights: imagenet (torchvision's, downloaded once and checked; "
@@ -178,21 +181,56 @@ RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "im
 
 
 def _train(args) -> int:
-    from cnnlab import api
     from cnnlab.errors import whole
-    from cnnlab.training.distributed import is_main_process, launch
+    from cnnlab.training.distributed import LAUNCHED, ReportedElsewhere, launch
 
     if whole(args.nproc, "nproc", 1, 1024) > 1 and "WORLD_SIZE" not in os.environ:
-        return launch(args.nproc, without_option(args.argv, "--nproc"))
+        folder, argv = launched_folder(args)
+        return launch(args.nproc, argv, folder)
+    try:
+        return _train_here(args)
+    except ReportedElsewhere:
+        if os.environ.get(LAUNCHED):        # the launcher says it, once
+            return 2
+        raise
+
+
+def launched_folder(args) -> tuple[Path, list[str]]:
+    """The run folder of a `--nproc` training, named before the processes start (so that the launcher can say
+    where to resume), and the command line each process runs."""
+    argv = without_option(args.argv, "--nproc")
+    if args.resume:
+        return Path(args.resume), argv
+    if not args.model:
+        raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
+    from cnnlab.training.config import make_config
+    from cnnlab.training.folder import new_run_folder
+
+    folder = run_name(args.out, args.name)
+    if folder is None:
+        config = make_config(args.model, args.dataset, args.recipe, **_options(args))
+        folder = new_run_folder(args.out, f"{config.model}-{config.dataset}")
+        argv = [*argv, "--name", folder.name]
+    return folder, argv
+
+
+def _train_here(args) -> int:
+    from cnnlab import api
+    from cnnlab.training.distributed import is_main_process
+
     progress = not args.no_progress
     if args.resume:
         run = api.resume(args.resume, model=args.model, data_root=args.data_root, progress=progress)
     else:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
-        run = api.train(args.model, args.dataset, out=args.out, recipe=_recipe(args), progress=progress,
-                        folder=Path(args.out) / args.name if args.name else None, overwrite=args.overwrite,
-                        **_options(args))
+        try:
+            run = api.train(args.model, args.dataset, out=args.out, recipe=_recipe(args), progress=progress,
+                            folder=run_name(args.out, args.name), overwrite=args.overwrite, **_options(args))
+        except KeyboardInterrupt as stop:
+            if is_main_process() and getattr(stop, "saved", None) is False:   # nothing to resume: the same command
+                print(f"start again with: cnnlab {shlex.join(args.argv)}")
+            raise
     if not is_main_process():           # rank 0 reports for all
         return 0
     record = run.record
@@ -215,6 +253,15 @@ def _recipe(args) -> str | None:
     from cnnlab.models import get_spec
 
     return transfer if transfer in get_spec(args.model).recipes else None
+
+
+def run_name(out: str, name: str | None) -> Path | None:
+    """`--out/--name`: one folder inside --out, never a path that leads out of it (`..`, `a/b`, `/abs`)."""
+    if name is None:
+        return None
+    if name in ("", ".", "..") or Path(name).name != name or "/" in name or os.sep in name:
+        raise CnnlabError(f"--name {name!r}: give a plain folder name, made inside --out ({out}); no '/' or '..'")
+    return Path(out) / name
 
 
 def _options(args) -> dict:
@@ -299,8 +346,11 @@ def _summary(args) -> int:
         record = RunRecord.load(args.model)
         name, model_args = record.model.name, dict(record.model.args)
     else:
-        c, h, _ = get_spec(args.model).default_input
-        name, model_args = args.model, {"in_channels": c, "image_size": h}
+        from cnnlab.models.summary import listed_classes
+
+        spec = get_spec(args.model)
+        c, h, _ = spec.default_input         # the classes `cnnlab models` counts with: the same number in both
+        name, model_args = args.model, {"in_channels": c, "image_size": h, "num_classes": listed_classes(spec)}
     shape = (model_args["in_channels"], model_args["image_size"], model_args["image_size"])
     if args.input:
         match = re.fullmatch(r"(\d+)x(\d+)x(\d+)", args.input)
@@ -324,6 +374,11 @@ def _compare(args) -> int:
     names = [Path(folder).name for folder in args.runs]
     print(compare_table(names, records))
     histories = [[e.__dict__ for e in r.history] for r in records]
+    losses = [r.loss_name for r in records]
+    if len(set(losses)) > 1:        # say so, on the figure too: a smoothed loss never gets near 0
+        names = [f"{name} ({loss})" for name, loss in zip(names, losses)]
+        print("note: these runs' losses are of different kinds (" + "; ".join(names) + "): their loss curves are "
+              "not comparable, their accuracies are")
     print(f"figure: {save(compare_curves(names, histories), args.out)}")
     return 0
 def _datasets(args) -> int:

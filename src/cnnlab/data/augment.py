@@ -187,6 +187,17 @@ class Augment:
     def __bool__(self) -> bool:
         return bool(self.ops)
 
+    def check(self, height: int, width: int) -> "Augment":
+        """Refuse a shift or square as large as the images: it would leave nothing of them (and allocate for the
+        whole shift first). Called where the image size is known, before any batch is made."""
+        side = min(height, width)
+        for op in self.ops:
+            if op.name in ("crop", "cutout") and op.value >= side + (op.name == "cutout"):
+                most = side - 1 if op.name == "crop" else side
+                raise CnnlabError(f"augmentation {op} is too large for the {height}x{width} images; use "
+                                  f"{op.name}={min(most, OPS[op.name].default):g} (at most {most})")
+        return self
+
     def __repr__(self) -> str:
         return f"Augment({self.spec!r})"
 
@@ -207,6 +218,8 @@ def parse_augment(spec: str | None, fill=None) -> Augment:
 
     `fill`: per-channel value for pixels from outside the image, e.g. `(0 - mean) / std` for black (see above).
     """
+    if spec is not None and not isinstance(spec, str):
+        raise CnnlabError(f"augment {spec!r}: must be text such as 'flip,crop=4' (or 'none'); {_help()}")
     ops: list[Op] = []
     for part in (spec or "").lower().replace(" ", "").split(","):
         if part in ("", "none"):
@@ -264,6 +277,7 @@ def preview(images, spec: str, seed: int = 0, copies: int = 4, gap: int = 2) -> 
     whole(copies, "copies", 1, 100)
     x = torch.as_tensor(np.asarray(images)).float() / 255
     n, c, h, w = x.shape
+    aug.check(h, w)
     g = torch.Generator().manual_seed(seed)
     columns = [x] + [aug(x, g) for _ in range(copies)]
     tiles = F.pad(torch.stack(columns, 1), (0, gap, 0, gap), value=1.0)        # [N, 1 + copies, C, H+gap, W+gap]
@@ -276,4 +290,7 @@ def preview(images, spec: str, seed: int = 0, copies: int = 4, gap: int = 2) -> 
 def augment_for(spec: str | None, preprocess) -> Augment | None:
     """The augmentation `spec` for batches normalized by `preprocess` (a `Preprocess`); pixels it brings in from
     outside the image are black, as in the lesson. None when the spec augments nothing."""
-    return parse_augment(spec, fill=preprocess.black()) or None
+    augment = parse_augment(spec, fill=preprocess.black())
+    if preprocess.shape is not None:
+        augment.check(*preprocess.shape[1:])
+    return augment or None

@@ -3,8 +3,12 @@ An image folder's decoded images are memory-mapped from their cache file: a fold
 trains, and several training processes share one copy in the page cache."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +125,10 @@ def load_idx_dataset(name: str, data_root=None, download_ok: bool = True, **_) -
     splits = {split: _image_set(*formats.read_idx_pair(_idx_path(folder, a), _idx_path(folder, b),
                                                        len(spec["classes"])))
               for split, (a, b) in IDX_FILES.items()}
+    train, test = (splits[s].storage.shape[1:] for s in IDX_FILES)
+    if train != test:
+        raise CnnlabError(f"{folder}: the training images are {'x'.join(map(str, train[1:]))}, the test images "
+                          f"{'x'.join(map(str, test[1:]))}; both must come from the same {name} files")
     return Dataset(name, spec["classes"], splits["train"], splits["test"], str(folder))
 
 
@@ -190,11 +198,14 @@ def load_cifar10(data_root=None, download_ok: bool = True, **_) -> Dataset:
 
 # --- any folder of images ------------------------------------------------------------------------------------
 
+CACHE_VERSION = 2        # 2: EXIF orientation applied, 16-bit images scaled by 257; older entries are not read
+
+
 def _folder_cache_path(root: Path, channels, image_size) -> Path:
     """Decoding thousands of JPEGs takes a while: the decoded arrays are cached, keyed by the files' names,
     sizes and times, so any change to the folder is noticed. The entry is `<key>.npy` (the images, uncompressed,
     so they can be memory-mapped) and `<key>.json` (their shape, labels and classes); this returns the .npy."""
-    digest = hashlib.sha256(f"{root.resolve()}|{channels}|{image_size}".encode())
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{root.resolve()}|{channels}|{image_size}".encode())
     for p in sorted(root.rglob("*")):
         if p.is_file():
             st = p.stat()
@@ -225,11 +236,38 @@ def _read_folder_cached(root: Path, channels, image_size, classes=None):
     if cached:
         return cached
     cache.with_suffix(".json").unlink(missing_ok=True)      # the old entry stops counting before its .npy changes
-    with atomic_path(cache) as tmp:
+    remove_stale_temporaries(cache.parent)
+    with atomic_path(cache) as tmp, held(tmp):
         images, labels, classes = formats.read_image_folder(root, channels, image_size, classes, out=tmp)
     write_text(cache.with_suffix(".json"), json.dumps(dict(shape=list(images.shape), labels=labels.tolist(),
                                                            classes=classes)))
     return _read_folder_cache(cache)
+
+
+STALE_AFTER = 60          # seconds: an unlocked temporary file this old has lost its writer
+
+
+@contextlib.contextmanager
+def held(path: Path):
+    """An exclusive lock on `path` while it is written: the kernel drops it when the writer dies, however it dies,
+    which is how a later run knows the file is an orphan."""
+    with open(path, "rb") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files of cache writers that were killed (SIGKILL, a full disk): no lock on them, and
+    older than a minute. A writer still at work holds its lock, and is left alone."""
+    now = time.time()
+    for path in folder.glob(".*.tmp"):
+        try:
+            with open(path, "rb") as file:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if now - os.fstat(file.fileno()).st_mtime > STALE_AFTER:
+                    path.unlink()
+        except OSError:                 # locked: being written now; or gone already
+            continue
 
 
 def load_image_folder(data_root=None, channels: int | None = None, image_size: int | None = None,
@@ -248,7 +286,7 @@ def load_image_folder(data_root=None, channels: int | None = None, image_size: i
         tx, ty, _ = _read_folder_cached(test_dir, channels, image_size, classes)
         return Dataset("imagefolder", classes, _image_set(x, y), _image_set(tx, ty), str(root))
     x, y, classes = _read_folder_cached(root, channels, image_size)
-    train, test = split(_image_set(x, y), test_fraction, seed)
+    train, test = split(_image_set(x, y), test_fraction, seed, "test fraction")
     return Dataset("imagefolder", classes, train, test, str(root))
 
 
@@ -266,15 +304,24 @@ def load_dataset(name: str, data_root=None, download: bool = True, **options) ->
     """Find (or download) and read a data set: `load_dataset("mnist", data_root="data")`."""
     if name not in DATASETS:
         raise CnnlabError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[name](data_root=data_root, download_ok=download, **options)
+    data = DATASETS[name](data_root=data_root, download_ok=download, **options)
+    if not len(data.train):
+        raise CnnlabError(f"{data.source}: the {name} training set holds no images; give a data set with some")
+    return data
 
 
-def split(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
-    """A seeded random split: (the rest, `fraction` of the samples)."""
+def split(data: ImageSet, fraction: float, seed: int, name: str = "validation fraction (--valid-fraction)"
+          ) -> tuple[ImageSet, ImageSet]:
+    """A seeded random split: (the rest, `fraction` of the samples). A fraction above 0 that holds out no image,
+    or one that leaves none, is refused: an empty split would fail later, far from its cause."""
     if not 0 <= fraction < 1:
-        raise CnnlabError(f"split fraction must be in [0, 1), got {fraction}")
+        raise CnnlabError(f"{name} must be in [0, 1), got {fraction}")
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     n_held = int(round(fraction * len(data)))
+    if (fraction > 0 and n_held == 0) or n_held == len(data) > 0:
+        lowest, highest = 0.5 / len(data), 1 - 0.5 / len(data)      # they round to 1 and to all but 1
+        raise CnnlabError(f"{name} {fraction:g} holds out {n_held} of the {len(data)} images; use a fraction "
+                          f"from {lowest:.2g} to {highest:.4g}")
     return data.subset(order[n_held:]), data.subset(order[:n_held])
 
 

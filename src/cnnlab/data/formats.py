@@ -6,12 +6,16 @@ CnnlabError that names the file and what to do about it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gzip
 import math
 import multiprocessing
 import os
 import pickle
+import select
+import shutil
+import threading
 import warnings
 import zlib
 from collections import Counter
@@ -22,7 +26,7 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path
-from cnnlab.images import attempt, decode_square, image_header
+from cnnlab.images import MAX_PIXELS, SIXTEEN_BIT, attempt, decode_square, image_header
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -128,10 +132,15 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
             or not isinstance(labels, list) or len(labels) != len(data):
         raise CnnlabError(f"{path}: not a CIFAR-10 batch (expected b'data' uint8 [N, 3072] and N b'labels')")
+    not_whole = next((i for i, v in enumerate(labels) if isinstance(v, bool) or not isinstance(v, (int, np.integer))),
+                     None)
+    if not_whole is not None:           # np.asarray would make 3.7 a 3 without a word
+        raise CnnlabError(f"{path}: CIFAR label {labels[not_whole]!r} (sample {not_whole}) is not a whole number; "
+                          "the file is corrupt: download the archive again")
     try:
         labels = np.asarray(labels, dtype=np.int64)
-    except (ValueError, TypeError, OverflowError):
-        raise CnnlabError(f"{path}: CIFAR labels are not integers; download the archive again") from None
+    except OverflowError:
+        raise CnnlabError(f"{path}: a CIFAR label is out of range; download the archive again") from None
     return data.reshape(-1, 3, 32, 32), check_labels(path, labels, CIFAR_CLASSES)
 
 
@@ -140,9 +149,13 @@ def read_cifar_meta(path: str | Path) -> list[str]:
     try:
         with open(path, "rb") as f:
             meta = _CifarUnpickler(f, encoding="bytes").load()
-        return [n.decode() for n in meta[b"label_names"]]
+        names = [n.decode() for n in meta[b"label_names"]]
     except Exception as e:  # any malformed meta file is the same user problem
         raise CnnlabError(f"{path}: unreadable CIFAR batches.meta ({e}); download the archive again") from None
+    if len(names) != CIFAR_CLASSES or len(set(names)) != len(names):
+        raise CnnlabError(f"{path}: batches.meta names {len(names)} class(es) ({len(set(names))} different), "
+                          f"CIFAR-10 has {CIFAR_CLASSES}; the file is corrupt: download the archive again")
+    return names
 
 
 def list_image_folder(root: str | Path) -> tuple[list[str], list[tuple[Path, str]]]:
@@ -151,15 +164,45 @@ def list_image_folder(root: str | Path) -> tuple[list[str], list[tuple[Path, str
     if not root.is_dir():
         raise CnnlabError(f"{root}: no such folder; give the folder that holds one sub-folder per class")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    _refuse_linked_twice(root, classes)
     files = [(p, c) for c in classes for p in sorted((root / c).rglob("*"))
              if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    _refuse_same_file_twice(root, files)
     if not files:
         raise CnnlabError(f"{root}: no images found; an image folder holds one sub-folder per class "
                           f"(e.g. {root}/cat/001.jpg, {root}/dog/002.png)")
     return classes, files
 
 
-GREY_MODES = ("L", "1", "I;16", "I", "LA")
+def _refuse_linked_twice(root: Path, classes: list[str]) -> None:
+    """A class folder that is a symlink to the root (or above it, or into another class) would count the same
+    images twice, under two labels: refused."""
+    real_root = root.resolve()
+    real = {c: (root / c).resolve() for c in classes}
+    for c, folder in real.items():
+        if folder == real_root or folder in real_root.parents:
+            raise CnnlabError(f"{root / c}: a link to {folder}, which holds the data folder itself (its images would "
+                              "be counted twice); remove the link or move the class folder in")
+    for c, folder in real.items():
+        inside = next((o for o in classes if o != c and (real[o] == folder or real[o] in folder.parents)), None)
+        if inside:
+            raise CnnlabError(f"{root / c}: a link into class folder {root / inside} (its images would be counted "
+                              "twice, under two labels); remove the link")
+
+
+def _refuse_same_file_twice(root: Path, files: list[tuple[Path, str]]) -> None:
+    """A file linked into a second place is one image: counted twice it could be in training and test at once.
+    Only links are resolved (a stat each): a folder of 60,000 plain files pays nothing."""
+    real = {c: (root / c).resolve() for c in {c for _, c in files}}
+    seen: dict[Path, Path] = {}
+    for path, c in files:
+        key = path.resolve() if path.is_symlink() else real[c] / path.relative_to(root / c)
+        if key in seen:
+            raise CnnlabError(f"{path} and {seen[key]} are the same file (a link); keep one of them")
+        seen[key] = path
+
+
+GREY_MODES = ("L", "1", "LA", "La", *SIXTEEN_BIT)
 PARALLEL_FROM = 64        # files: below this, starting worker processes (~0.3 s) costs more than it saves
 
 
@@ -171,8 +214,61 @@ def _parallel_map(n_files: int):
     if n_files < PARALLEL_FROM or os.cpu_count() == 1:
         yield map
         return
-    with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("forkserver")) as pool:
+    pool = ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=_die_with, initargs=(os.getpid(),))
+    try:
         yield functools.partial(pool.map, chunksize=8)
+    finally:                    # after an error or Ctrl-C, the images not started are not decoded for nothing
+        pool.shutdown(cancel_futures=True)
+
+
+def _die_with(parent: int) -> None:
+    """In each worker: exit the moment `parent` ends, however it ends. A worker is the forkserver's child, so
+    nothing else tells it; left alive it would hold the terminal's pipe (`cnnlab train ... | tail` would hang)."""
+    try:
+        pidfd = os.pidfd_open(parent)
+    except ProcessLookupError:                  # it has ended already
+        os._exit(1)
+    except (AttributeError, OSError):           # not Linux 5.3 or later: the pool ends as it always did
+        return
+
+    def wait_then_exit():
+        select.select([pidfd], [], [])          # readable once the process has ended
+        os._exit(1)
+
+    threading.Thread(target=wait_then_exit, daemon=True).start()
+
+
+def _reserve(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A .npy file of `shape` uint8, memory-mapped, its blocks allocated on disk now: a disk that fills up is then a
+    one-line error here, not a SIGBUS that kills the process without a word when a page is written later."""
+    need = math.prod(shape) + 4096                  # the pixels and the .npy header
+    free = shutil.disk_usage(path.parent).free
+    if need > free:
+        raise CnnlabError(no_room(path.parent, need, free))
+    images = np.lib.format.open_memmap(path, "w+", np.uint8, shape)
+    try:
+        with open(path, "r+b") as file:
+            os.posix_fallocate(file.fileno(), 0, os.fstat(file.fileno()).st_size)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise CnnlabError(no_room(path.parent, need, shutil.disk_usage(path.parent).free)) from None
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):     # a file system that cannot preallocate
+            raise
+    return images
+
+
+def no_room(folder: Path, need: int, free: int) -> str:
+    return (f"{folder}: the decoded images need {need / 1e6:,.0f} MB on this disk and {free / 1e6:,.0f} MB are free; "
+            "free some space, choose a smaller --image-size, or set XDG_CACHE_HOME to a disk with room")
+
+
+def check_room(folder: Path, n_images: int, channels: int, size: int) -> None:
+    """Refuse, before any image is read, a data set whose decoded pixels cannot fit on the disk of `folder`."""
+    need = n_images * channels * size * size
+    free = shutil.disk_usage(folder).free if folder.is_dir() else None
+    if free is not None and need > free:
+        raise CnnlabError(no_room(folder, need, free))
 
 
 def _decode_all(parallel_map, files, index, channels: int, size: int, root, out=None):
@@ -182,7 +278,7 @@ def _decode_all(parallel_map, files, index, channels: int, size: int, root, out=
     from tqdm import tqdm
 
     shape = (len(files), channels, size, size)
-    images = np.empty(shape, np.uint8) if out is None else np.lib.format.open_memmap(out, "w+", np.uint8, shape)
+    images = np.empty(shape, np.uint8) if out is None else _reserve(out, shape)
     labels, n, skipped = np.empty(len(files), dtype=np.int64), 0, []
     decoded = parallel_map(attempt, [decode_square] * len(files), [p for p, _ in files], [channels] * len(files),
                            [size] * len(files))
@@ -213,11 +309,20 @@ def read_image_folder(root: str | Path, channels: int | None = None, image_size:
     and counted in a single warning.
     """
     found_classes, files = list_image_folder(root)
+    with_images = sorted({c for _, c in files})
+    if classes is None and len(with_images) < 2:        # one class is learned perfectly by always answering it
+        raise CnnlabError(f"{root}: only one class folder holds images ({with_images[0]}); a classifier needs at "
+                          f"least two, one sub-folder per class (e.g. {root}/cat, {root}/dog)")
     classes = classes or found_classes
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(c for _, c in files) - set(index))
     if unknown:
         raise CnnlabError(f"{root}: classes {unknown} are not among the training classes {classes}")
+    if image_size is not None and image_size ** 2 > MAX_PIXELS:       # each image would be refused, one by one
+        raise CnnlabError(f"image size {image_size} gives {image_size ** 2 / 1e6:,.0f} Mpx per image, over cnnlab's "
+                          f"limit of {MAX_PIXELS / 1e6:.0f} Mpx; choose a smaller --image-size")
+    if out is not None and image_size is not None:      # fewest bytes it could take: one channel
+        check_room(out.parent, len(files), channels or 1, image_size)
     with _parallel_map(len(files)) as parallel_map:
         headers = list(parallel_map(attempt, [image_header] * len(files), [p for p, _ in files]))
         skipped = [why for _, why in headers if why]

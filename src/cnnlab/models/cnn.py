@@ -69,18 +69,10 @@ class MnistCNN(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-# The lesson network's recipes share this base. A short run wants little augmentation: on CIFAR-10 flip alone gave
-# 76.7-77.4% after 10 epochs, against 74.6% for flip,crop=4 (which needs ~18 epochs to pay off, reaching 77.7%).
-# Warming up for 10% of the steps rather than 20% reached 76% after epoch 8 for seeds 0-2 (20%: after 8, 9, 8); lr
-# 0.08 or no smoothing: after 8-9 or 9.
+# The lesson network's recipes share this base; a short run wants little augmentation (shifts pay after ~18 epochs).
 LESSON_CNN_BASE = Recipe(epochs=10, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, nesterov=True,
                          weight_decay=5e-4, schedule="onecycle", warmup=0.1, label_smoothing=0.05, augment="flip")
-# The default, for the lesson's 76% soonest, also drops no values (the dropout layers stay, at rate 0): a run this
-# short has no time to overfit, and the lesson's 0.25 slows what it has to learn. 7 epochs at lr 0.08: 77.36, 76.59,
-# 76.75, 77.15, 76.93% (seeds 0-4, `cnnlab train`); in a one-thread sweep 76% passed after epoch 6 (seed 4: 7), where
-# the base with dropout 0.25 passes it after epoch 8. Without dropout at lr 0.05: 76.7-77.0% after 7 epochs (seed 3
-# under 76% after 6); 6 epochs 75.6-76.2%; 10 epochs 78.1% (seeds 0, 1), 76% after epoch 7. AdamW, batch 64, or
-# dropout 0.1: no sooner.
+# For the lesson's 76% soonest, dropout at rate 0: a run this short has no time to overfit (docs/results.md).
 LESSON_CNN_SHORT = LESSON_CNN_BASE.replace(epochs=7, lr=0.08, dropout=0.0)
 
 
@@ -90,11 +82,9 @@ LESSON_CNN_SHORT = LESSON_CNN_BASE.replace(epochs=7, lr=0.08, dropout=0.0)
     default_input=(3, 32, 32),
     recipes={
         "default": LESSON_CNN_SHORT,
-        # Fashion-MNIST's 28x28 clothes want longer: 10 epochs of the base gave 91.0%; 15 epochs without label
-        # smoothing 91.75% and 91.71% (seeds 0, 1); 15 with smoothing 91.49-91.71%; crop=2 hurt (90.5% in 12)
+        # Fashion-MNIST's 28x28 clothes want longer, and no label smoothing
         "fashion-mnist": LESSON_CNN_BASE.replace(epochs=15, warmup=0.2, label_smoothing=0.0),
-        # longer pays once the images are shifted too: CIFAR-10 80.74/81.03/80.59% after 40 epochs (seeds 0-2,
-        # 4.3-5.1 min on 2 cores with bf16; fp32, before the fused step: 80.69% in 13 min, 79.95% after 30 in 9.5)
+        # longer pays once the images are shifted too: above 80% on CIFAR-10
         "best": LESSON_CNN_BASE.replace(epochs=40, augment="flip,crop=4"),
         "lesson": Recipe(epochs=30, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant",
                          augment="flip,rotate=10"),
@@ -113,12 +103,9 @@ MNIST_CNN_QUICK = Recipe(epochs=4, batch_size=256, lr=4e-3, optimizer="adamw", w
     "a small fast CNN for digits: conv 32-64-128 with batch norm, stride-2 stem, global max-pool",
     default_input=(1, 28, 28),
     recipes={
-        # for 99.6%: small rotations and 2-pixel shifts, 20 epochs, Lookahead: 99.62-99.66% over seeds 0-4 in
-        # 176-218 s of training on 2 cores with bf16, the test passing 99.6% after epoch 9-16 (90-165 s). 16
-        # epochs ended at 99.58% (seeds 0, 1); 12 epochs of shifts alone 99.46-99.60%, 20 with rotate=10 but no
-        # Lookahead 99.57% (seed 2, last epoch), width 48 for 10 epochs 99.53-99.65% (the epochs kept)
+        # for 99.6%: small rotations and 2-pixel shifts keep a 20-epoch run from memorizing; Lookahead steadies it
         "default": MNIST_CNN_QUICK.replace(epochs=20, augment="rotate=8,crop=2", lookahead=True),
-        # for a first comparison with the MLP: 99.40-99.47% over seeds 0-4 in 34-37 s, 99.0% after epoch 2
+        # for a first comparison with the MLP: about half a minute on a CPU
         "quick": MNIST_CNN_QUICK,
         # the MLP's lesson recipe, so that the two compare like for like
         "lesson": Recipe(epochs=50, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant"),

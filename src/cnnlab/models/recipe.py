@@ -37,6 +37,7 @@ class Recipe:
     dropout: float | None = None  # models with dropout: its rate in training (None: the model's own)
     freeze: str = ""              # "features": train only the new last layer (transfer learning from --weights)
     pretrained_lr_scale: float = 1.0  # learning-rate multiplier for the layers --weights set (fine-tuning: < 1)
+    valid_fraction: float = 0.2   # share of the training set held out for validation (the figures quoted used it)
 
     def __post_init__(self):
         from cnnlab.data.augment import parse_augment
@@ -54,6 +55,8 @@ class Recipe:
         within(self.pretrained_lr_scale, "pretrained learning-rate scale", 0, 1, "in (0, 1]", low_open=True)
         if self.freeze not in FREEZES:
             raise CnnlabError(f"freeze {self.freeze!r}: use features (train the last layer only) or nothing")
+        within(self.valid_fraction, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2",
+               low_open=True, high_open=True)
         if self.dropout is not None:
             within(self.dropout, "dropout", 0, 1, "in [0, 1)", high_open=True)
         for value, name, known in ((self.optimizer, "optimizer", OPTIMIZERS), (self.schedule, "schedule", SCHEDULES)):

@@ -64,7 +64,7 @@ def parameters_outside(model: nn.Module, rows: list[LayerRow]) -> dict[str, int]
     return outside
 
 
-def summary_table(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
+def summary_table(model: nn.Module, input_shape: tuple[int, int, int], classes: int | None = None) -> str:
     rows = layer_rows(model, input_shape)
     width = max(24, *(len(r.name) for r in rows))
     lines = [f"{'layer':<{width}} {'type':<18} {'output shape':<16} {'geometry':<12} {'parameters':>12} {'MACs':>15}"]
@@ -78,8 +78,9 @@ def summary_table(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
     total_params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     outputs = sum(math.prod(r.output_shape) for r in rows)
-    lines.append(f"\ninput {'x'.join(map(str, input_shape))}: {total_params:,} parameters ({trainable:,} trainable, "
-                 f"{total_params - trainable:,} frozen), {sum(r.macs for r in rows):,} multiply-accumulates "
+    counted = f", {classes:,} classes" if classes else ""      # the last layer's size depends on it
+    lines.append(f"\ninput {'x'.join(map(str, input_shape))}{counted}: {total_params:,} parameters "
+                 f"({trainable:,} trainable, {total_params - trainable:,} frozen), {sum(r.macs for r in rows):,} multiply-accumulates "
                  "(convolutions and linear layers) per image")
     lines.append(f"memory in fp32: weights {4 * total_params / 2**20:,.1f} MiB; the layers' outputs "
                  f"{4 * outputs / 2**20:,.2f} MiB per image, which training keeps for the backward pass "
@@ -96,11 +97,11 @@ def summarize(name: str, model_args: dict, input_shape: tuple[int, int, int]) ->
 
     try:
         with torch.device("meta"):
-            return summary_table(create_model(name, **model_args), input_shape)
+            return summary_table(create_model(name, **model_args), input_shape, model_args.get("num_classes"))
     except (RuntimeError, NotImplementedError):
         pass
     try:
-        return summary_table(create_model(name, **model_args), input_shape)
+        return summary_table(create_model(name, **model_args), input_shape, model_args.get("num_classes"))
     except RuntimeError as e:
         raise CnnlabError(f"{name} cannot take a {'x'.join(map(str, input_shape))} input "
                           f"({str(e).splitlines()[0]})") from None
@@ -113,9 +114,15 @@ def model_table() -> str:
 
     lines = [f"{'model':<16} {'parameters':>12}  {'input':<10} {'classes':>7}  description"]
     for name, spec in MODELS.items():
-        classes = 1000 if spec.default_input == (3, 224, 224) else 10
+        classes = listed_classes(spec)
         with torch.device("meta"):   # counts without allocating: VGG19 alone would take half a gigabyte
             params = count_parameters(create_model(name, num_classes=classes))
         shape = "x".join(map(str, spec.default_input))
         lines.append(f"{name:<16} {params:>12,}  {shape:<10} {classes:>7}  {spec.description}")
     return "\n".join(lines)
+
+
+def listed_classes(spec) -> int:
+    """The class count a model is listed and summarized with: ImageNet's 1000 for ImageNet-shaped models (their
+    published parameter counts), else 10."""
+    return 1000 if spec.default_input == (3, 224, 224) else 10

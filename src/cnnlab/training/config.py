@@ -8,6 +8,9 @@ Every value is checked when the config is made, so a bad one is refused before a
 from __future__ import annotations
 
 import dataclasses
+import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +27,7 @@ class RunConfig:
     dataset: str
     recipe: Recipe
     data_root: str | None = None
-    valid_fraction: float = 0.2
+    valid_fraction: float = 0.2      # as the recipe says (make_config copies it): the split the run used
     seed: int = 0
     device: str = "cpu"
     precision: str = "auto"          # auto | bf16 | fp32
@@ -56,14 +59,52 @@ def make_config(model: str, dataset: str | None = None, recipe: str | None = Non
     dataset = dataset or default_dataset(model)
     if dataset not in DATASETS:
         raise CnnlabError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
+    for value, what in ((model, "model"), (dataset, "data set"), (recipe, "recipe")):
+        if value is not None and not isinstance(value, str):
+            raise CnnlabError(f"{what} {value!r:.60}: must be a name (a string)")
     recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
     changes = {k: options.pop(k) for k in list(options) if k in recipe_fields}
     unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)}
     if unknown:
         raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown))}")
+    for key in ("data_root", "weights"):        # a Path is as good as its text
+        if isinstance(options.get(key), os.PathLike):
+            options[key] = os.fspath(options[key])
+    check_types(Recipe, changes)
+    check_types(RunConfig, options)
     if options.get("data_root"):                # absolute: a resume from another folder must find the data too
         options["data_root"] = str(Path(options["data_root"]).resolve())
-    return RunConfig(model, dataset, get_spec(model).recipe(recipe, dataset).replace(**changes), **options)
+    chosen = get_spec(model).recipe(recipe, dataset).replace(**changes)
+    # the recipe says how much to hold out (the figures it was measured with); the config keeps what was used
+    return RunConfig(model, dataset, chosen, valid_fraction=chosen.valid_fraction, **options)
+
+
+def check_types(kind, values: dict) -> None:
+    """Each option of the dataclass `kind` of its declared type, or one line naming it: `lookahead="no"` would
+    otherwise train to the end and leave a run.json that cannot be read back."""
+    hints = typing.get_type_hints(kind)
+    for name, value in values.items():
+        if value is None or name not in hints:      # None: the recipe's own value
+            continue
+        accepted = [a for a in typing.get_args(hints[name]) if a is not type(None)] \
+            if typing.get_origin(hints[name]) in (typing.Union, types.UnionType) else [hints[name]]
+        if not any(_is(value, a) for a in accepted):
+            wanted = " or ".join(_TYPE_WORDS.get(a, getattr(a, "__name__", str(a))) for a in accepted)
+            raise CnnlabError(f"{name} {value!r:.60}: must be {wanted}")
+
+
+_TYPE_WORDS = {bool: "True or False", int: "a whole number", float: "a number", str: "a string (text)",
+               dict: "a dict"}
+
+
+def _is(value, kind) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, typing.get_origin(kind) or kind)
 
 
 def default_dataset(model: str) -> str:

@@ -66,24 +66,62 @@ def agree(world: World, folder, refusal: Exception | None):
         dist.broadcast_object_list(message, src=0)
         folder = message[0]
         if message[1] and not world.main:
-            raise CnnlabError(message[1])
+            raise ReportedElsewhere(message[1])
     if refusal:
         raise refusal
     return folder
 
 
-def launch(processes: int, argv: list[str]) -> int:
-    """`cnnlab ARGV` on `processes` processes of this machine, through torchrun (torch.distributed.run)."""
+LAUNCHED = "CNNLAB_LAUNCHED"       # set for the processes `cnnlab train --nproc` starts: the launcher reports
+
+
+class ReportedElsewhere(CnnlabError):
+    """An error another process reports: rank 0's refusal echoed by the others, or a survivor's news that a peer
+    died. Under `--nproc` the launcher says it once, so the processes themselves stay silent."""
+
+
+def launch(processes: int, argv: list[str], folder) -> int:
+    """`cnnlab ARGV` on `processes` processes of this machine, through torchrun (torch.distributed.run); a failure
+    becomes one line saying which process, how, and how to go on with `folder`."""
+    import logging
+
+    os.environ.setdefault("LOGLEVEL", "CRITICAL")       # torchrun's own log lines would repeat what we say
+    # the cores shared out (torchrun would set 1 per process, with a banner saying so)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // processes)))
+    os.environ[LAUNCHED] = "1"
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         torchrun(["--standalone", "--nproc-per-node", str(processes), "-m", "cnnlab", *argv])
     except ChildFailedError as failed:
-        rank, failure = next(iter(failed.failures.items()))
-        raise CnnlabError(f"training process {rank} of {processes} failed (exit code {failure.exitcode}; its "
-                          "message is above); continue with `cnnlab train --resume RUN`") from None
+        raise CnnlabError(failure_message(failed.failures, processes, folder, argv)) from None
     return 0
+
+
+def failure_message(failures: dict, processes: int, folder, argv: list[str]) -> str:
+    """The process that failed first (one killed by a signal before the survivors it took down), how, and what next."""
+    import shlex
+    import signal
+
+    rank, failure = min(failures.items(), key=lambda kv: (kv[1].exitcode >= 0, kv[1].timestamp))
+    if failure.exitcode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-failure.exitcode).name}"
+        except ValueError:
+            how = f"was killed by signal {-failure.exitcode}"
+    else:
+        how = f"failed (exit code {failure.exitcode}; its message is above)"
+    from pathlib import Path
+
+    if (Path(folder) / "last.safetensors").is_file():
+        next_step = f"the last finished epoch is kept: continue with `cnnlab train --resume {folder}`"
+    else:
+        next_step = f"no epoch had finished: start again with `{shlex.join(['cnnlab', *argv])}`"
+    return f"training process {rank} of {processes} {how}; {next_step}"
 
 
 def total(world: World, *values: torch.Tensor) -> list[torch.Tensor]:
@@ -115,7 +153,7 @@ def gathered(world: World, value: torch.Tensor) -> torch.Tensor:
 
 
 def lost_peer(error: Exception) -> CnnlabError:
-    return CnnlabError(f"another training process stopped ({str(error).splitlines()[0][:120]}); the last finished "
+    return ReportedElsewhere(f"another training process stopped ({str(error).splitlines()[0][:120]}); the last finished "
                        "epoch is kept: continue with `cnnlab train --resume RUN` (any number of processes)")
 
 

@@ -14,7 +14,26 @@ RUN_FILES = ("last.safetensors", "best.safetensors", "run.json", "metrics.csv", 
 
 
 def holds_run(folder: Path) -> bool:
-    return (folder / "last.safetensors").is_file() or (folder / "run.json").is_file()
+    """A run worth keeping: a finished epoch's weights, or a record of one (a record written at the start and
+    never followed by an epoch is not: see `started`)."""
+    return any((folder / name).is_file() for name in ("last.safetensors", "best.safetensors")) or \
+        ((folder / "run.json").is_file() and not started_only(folder))
+
+
+def started_only(folder: Path) -> bool:
+    """The record a training writes when it starts (status running, epoch 0), with no checkpoint beside it: what a
+    process killed during its first epoch leaves."""
+    import json
+
+    from cnnlab.training.record import Status
+
+    if any(folder.glob("*.safetensors")):
+        return False
+    try:
+        record = json.loads((folder / "run.json").read_bytes())
+        return record.get("epochs_done") == 0 and record.get("status") == Status.RUNNING
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def new_run_folder(out, base: str) -> Path:
@@ -24,6 +43,12 @@ def new_run_folder(out, base: str) -> Path:
     while candidate.exists():
         candidate, n = Path(out) / f"{base}-{n}", n + 1
     return candidate
+
+
+class Claim:
+    """What `owned` hands its holder: set `started` once the start record is written, so that a run stopped before
+    its first epoch ends takes that record away with it."""
+    started = False
 
 
 @contextlib.contextmanager
@@ -42,9 +67,13 @@ def owned(folder: Path):
                           "or train into another folder (--name)") from None
     for stale in folder.glob(".*.tmp"):             # half-written files of a killed process (see cnnlab.files)
         stale.unlink(missing_ok=True)
+    claim = Claim()
     try:
-        yield
+        yield claim
     finally:
+        if claim.started and started_only(folder):
+            for name in ("run.json", "metrics.csv"):
+                (folder / name).unlink(missing_ok=True)
         if not holds_run(folder):                   # nothing worth keeping: leave no empty run folder behind
             (folder / LOCK).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
@@ -53,13 +82,19 @@ def owned(folder: Path):
 
 
 def prepare_new_run(folder: Path, overwrite: bool) -> None:
-    """A new run never replaces a finished one silently: refuse, or with `overwrite` remove the old run's files."""
-    if not holds_run(folder):
-        return
-    if not overwrite:
-        raise CnnlabError(f"{folder} holds a run already: continue it with `cnnlab train --resume {folder}`, train "
-                          "into another folder (another --name, or none for a numbered one), or replace it with "
-                          "--overwrite")
+    """A new run never replaces a finished one, nor goes into a folder of someone else's files, silently: refuse,
+    or with `overwrite` remove the old run's files (only those: a user's own files stay)."""
+    if holds_run(folder):
+        if not overwrite:
+            raise CnnlabError(f"{folder} holds a run already: continue it with `cnnlab train --resume {folder}`, "
+                              "train into another folder (another --name, or none for a numbered one), or replace "
+                              "it with --overwrite")
+    elif not started_only(folder):
+        foreign = sorted(p.name for p in folder.iterdir() if p.name != LOCK)
+        if foreign and not overwrite:
+            raise CnnlabError(f"{folder} is not a cnnlab run folder and holds files ({', '.join(foreign[:3])}"
+                              f"{', ...' if len(foreign) > 3 else ''}): train into another folder (another --name), "
+                              "or into this one with --overwrite (files named like a run's would be replaced)")
     for name in RUN_FILES:
         (folder / name).unlink(missing_ok=True)
 

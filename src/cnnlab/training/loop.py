@@ -20,7 +20,6 @@ from torch import nn
 
 from cnnlab.data import Batches, Dataset, Preprocess, channel_stats, load_dataset, split
 from cnnlab.data.augment import augment_for
-from cnnlab.data.batches import evaluation_batch
 from cnnlab.data.preprocess import LIGHT_ON_DARK
 from cnnlab.errors import CnnlabError
 from cnnlab.models import Recipe, count_parameters, create_model, get_spec
@@ -30,8 +29,9 @@ from cnnlab.training.checkpoint import (load_training_state, read_metadata, read
 from cnnlab.training.config import RunConfig
 from cnnlab.training.distributed import World, agree, gathered, join, leave, lost_peer, smallest, total
 from cnnlab.training.folder import owned, prepare_new_run
-from cnnlab.training.metrics import Evaluation, autocast, evaluate, lesson_table, loss_and_scores, resolve_precision
-from cnnlab.training.record import Best, DataInfo, Epoch, LastEpochTest, ModelInfo, RunRecord, TestResult
+from cnnlab.training.metrics import (Evaluation, autocast, evaluate_images, lesson_table, loss_and_scores,
+                                     resolve_precision)
+from cnnlab.training.record import Best, DataInfo, Epoch, LastEpochTest, ModelInfo, RunRecord, Status, TestResult
 from cnnlab.training.transfer import normalization, parameter_groups, start_from
 from cnnlab.version import __version__
 
@@ -71,6 +71,25 @@ def fits(model: nn.Module, name: str, shape: tuple[int, int, int]) -> None:
         raise CnnlabError(f"{name} cannot take {shape[1]}x{shape[2]} images with {shape[0]} channel(s) "
                           f"({str(e).splitlines()[0][:120]}); image folders: choose --image-size, or pick a model "
                           "for small images (mnist-cnn, lesson-cnn, resnet18-cifar)") from None
+
+
+def fits_in_memory(name: str, image_size: int) -> None:
+    """The model built for image_size x image_size on the meta device (no memory): one whose training state alone
+    (weights, gradients, two optimizer moments) is more than this machine's memory is refused before any data is
+    read. A model that cannot be built so is left to the checks after loading."""
+    import os
+
+    try:
+        with torch.device("meta"):
+            parameters = count_parameters(create_model(name, in_channels=3, num_classes=2, image_size=image_size))
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (RuntimeError, TypeError, ValueError, OSError, CnnlabError):
+        return
+    need = 4 * 4 * parameters
+    if need > memory:
+        raise CnnlabError(f"{name} for {image_size}x{image_size} images has {parameters:,} parameters: training "
+                          f"them needs {need / 2**30:,.0f} GiB, this machine has {memory / 2**30:,.0f} GiB; "
+                          "choose a smaller --image-size")
 
 
 def has_conv(model: nn.Module) -> bool:
@@ -116,13 +135,24 @@ class Run:
                  world: World = World(), progress: bool = True, log: Callable[[str], None] = print):
         self.config, self.folder, self.world = config, Path(folder), world
         torch.manual_seed(config.seed)
+        if data is None and config.image_size:
+            fits_in_memory(config.model, config.image_size)         # before a single image is decoded at that size
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
         self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
+        held_out(len(self.train_set), len(self.valid_set), config.valid_fraction)
+        self.batch_note = None
         if config.recipe.batch_size > len(self.train_set):
-            raise CnnlabError(f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
-                              f"training images; use --batch-size {len(self.train_set)} or less")
+            if config.recipe.batch_size not in {r.batch_size for r in get_spec(config.model).recipes.values()}:
+                raise CnnlabError(f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
+                                  f"training images; use --batch-size {len(self.train_set)} or less")
+            # the recipe's batch, not the user's: a small folder trains as one batch (recorded so, for --resume)
+            self.batch_note = (f"the {len(self.train_set)} training images are fewer than the recipe's batch of "
+                               f"{config.recipe.batch_size}: all of them are trained on as one batch")
+            config = self.config = dataclasses.replace(
+                config, recipe=config.recipe.replace(batch_size=len(self.train_set)))
         mean, std = normalization(config.weights) or channel_stats(self.train_set)
         self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
+        augment_for(config.recipe.augment, self.preprocess)        # checked against the image size, before any file
         c, h, _ = self.data.shape
         self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
                            **config.model_args}
@@ -173,10 +203,8 @@ class Run:
         world = self.world
         if world.distributed:
             part = part.subset(torch.arange(len(part.labels)).tensor_split(world.size)[world.rank])
-        batches = Batches(part, evaluation_batch(self.data.shape), self.preprocess, self.config.device,
-                          channels_last=self.channels_last)
-        local = evaluate(self.model, batches, len(self.data.classes), self.precision,
-                         self.config.recipe.label_smoothing)
+        local = evaluate_images(self.model, part, self.preprocess, len(self.data.classes), self.precision,
+                                self.config.recipe.label_smoothing, self.config.device)
         if not world.distributed:
             return local
         loss_sum, confusion = total(world, torch.tensor(local.loss * local.total, dtype=torch.float64),
@@ -191,8 +219,12 @@ class Run:
         if not path.is_file():
             RunRecord.load(self.folder)                     # not a run folder at all: say that first
             raise CnnlabError(f"{self.folder}: no last.safetensors to resume from (no epoch finished); train it again")
-        done, best, _ = load_training_state(path, self.model, self.optimizer)
         previous = committed_record(self.folder)
+        same_data(previous.data, self.record.data, self.folder)     # before the weights: a class count may differ
+        done, best, _ = load_training_state(path, self.model, self.optimizer)
+        if not 1 <= done <= self.config.recipe.epochs:
+            raise CnnlabError(f"{path}: saved after epoch {done} of {self.config.recipe.epochs}: impossible, the "
+                              "file is damaged; restore it, or start the run again")
         # a checkpoint from before the best weights travelled in it: they are in best.safetensors
         self.best_state = best if best is not None else read_state(self.folder / "best.safetensors")
         self.record.history, self.record.best = previous.history[:done], previous.best
@@ -203,6 +235,38 @@ class Run:
             self.record.save(self.folder)
         log(f"resuming {self.folder} after epoch {done} of {self.config.recipe.epochs}")
         return done + 1
+
+
+def same_data(trained: DataInfo, found: DataInfo, folder) -> None:
+    """A resumed run must see the data it was trained on: its size, classes, shape and pixel statistics (the
+    training split's mean and std, exact counts of every pixel value: different images give different ones)."""
+    differences = [what for what, a, b in (
+        ("data set", trained.name, found.name), ("classes", trained.classes, found.classes),
+        ("image shape", trained.shape, found.shape), ("training images", trained.train_size, found.train_size),
+        ("validation images", trained.valid_size, found.valid_size), ("test images", trained.test_size,
+                                                                      found.test_size),
+        ("pixel mean", trained.mean, found.mean), ("pixel std", trained.std, found.std)) if not close(a, b)]
+    if differences:
+        raise CnnlabError(f"{folder} was trained on other data than {found.source} ({', '.join(differences)} "
+                          f"differ): point --data-root at the data it was trained on ({trained.source})")
+
+
+def close(a, b) -> bool:
+    """Equal, floats to 1e-9: the statistics are recomputed on resume, by the same exact counts."""
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return all(close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def held_out(train: int, valid: int, fraction: float) -> None:
+    """Both parts of the split hold images, or one line saying which fraction would."""
+    n = train + valid
+    if not train or not valid:
+        empty = "training" if not train else "validation"
+        raise CnnlabError(f"--valid-fraction {fraction:g} leaves no {empty} image of the {n:,}; choose one between "
+                          f"{1 / max(n, 1):.3g} and {1 - 1 / max(n, 1):.3g} (usual: 0.1 to 0.2)")
 
 
 def committed_record(folder) -> RunRecord:
@@ -309,12 +373,14 @@ def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = 
         run = Run(dataclasses.replace(config, device=device), folder, data, fresh=not resume, world=world,
                   progress=progress, log=log)
         with contextlib.ExitStack() as held:
-            refusal = None
+            refusal, claim = None, None
             if world.main:              # one owner: rank 0 holds the lock for all
                 try:
-                    held.enter_context(owned(run.folder))
+                    claim = held.enter_context(owned(run.folder))
                     if not resume:
                         prepare_new_run(run.folder, overwrite)
+                        run.record.save(run.folder)         # the explorer lists the run from its first second
+                        claim.started = True
                 except Exception as error:
                     refusal = error
             run.folder = Path(agree(world, run.folder, refusal))
@@ -340,18 +406,20 @@ def run_epochs(run: Run, first_epoch: int, progress: bool, on_epoch_end, log) ->
         f"{run.precision}{processes}")
     if run.weights_note:
         log(run.weights_note)
+    if run.batch_note:
+        log(run.batch_note)
     try:
         for epoch in range(first_epoch, recipe.epochs + 1):
             log(run_epoch(run, train_batches, epoch, progress))
             if on_epoch_end is not None and on_epoch_end(epoch, run):
                 break
         finish(run, log)
-    except KeyboardInterrupt:
-        interrupted(run, log)
+    except KeyboardInterrupt as stop:
+        stop.saved = interrupted(run, log)      # the command line then says how to start again if nothing was
         raise
     except Diverged:
         if record.epochs_done and run.world.main:
-            record.status = "diverged"
+            record.status = Status.DIVERGED
             record.save(run.folder)
         raise
     except RuntimeError as error:       # a collective failed: another process died
@@ -365,20 +433,30 @@ def finished(done: int) -> str:
     return "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
 
 
-def interrupted(run: Run, log) -> None:
-    """After Ctrl-C: save what finished epochs made, and say exactly what can be done next."""
+def interrupted(run: Run, log) -> bool:
+    """After Ctrl-C: save what finished epochs made, and say exactly what can be done next; returns whether an
+    epoch was saved (whether --resume can continue it)."""
     done = run.record.epochs_done
     if not run.world.main:
-        return
+        return bool(done)
     if not done:
-        log(f"\ninterrupted during epoch 1: no epoch finished, so nothing was saved; start again with "
-            f"cnnlab train {run.config.model} --dataset {run.config.dataset}")
-        return
-    run.record.status = "interrupted"
+        log("\ninterrupted during epoch 1: no epoch finished, so nothing was saved; start it again the same way")
+        return False
+    run.record.status = Status.INTERRUPTED
     run.record.save(run.folder)
     write_training_figures(run)
     log(f"\ninterrupted during epoch {done + 1}: {finished(done)} saved in {run.folder}\n"
-        f"continue with: cnnlab train --resume {run.folder}")
+        f"continue with: {resume_command(run.folder, run.config)}")
+    return True
+
+
+def resume_command(folder, config: RunConfig) -> str:
+    """The command that continues this run: the folder holds everything else, the data's place included (given
+    again, so that the line also works where the default data folders differ)."""
+    import shlex
+
+    data = ["--data-root", config.data_root] if config.data_root else []
+    return shlex.join(["cnnlab", "train", "--resume", str(folder), *data])
 
 
 def finish(run: Run, log=print) -> None:
@@ -393,7 +471,7 @@ def finish(run: Run, log=print) -> None:
     record.last_epoch_test = LastEpochTest(last, last_test.loss, last_test.accuracy)
     if not run.world.main:
         return
-    record.status = "finished"
+    record.status = Status.FINISHED
     record.test = TestResult(test.loss, test.accuracy, [list(p) for p in test.per_class()], test.confusion.tolist())
     record.save(run.folder)
     log(lesson_table(test, run.data.classes))

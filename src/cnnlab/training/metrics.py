@@ -77,6 +77,19 @@ def evaluate(model, batches, num_classes: int, precision: str = "fp32", label_sm
     return Evaluation(loss_sum / max(1, int(confusion.sum())), confusion, torch.cat(predictions))
 
 
+def evaluate_images(model, images, preprocess, num_classes: int, precision: str, label_smoothing: float = 0.0,
+                    device="cpu", augment=None, seed: int = 0) -> Evaluation:
+    """The one evaluation of a set of images, wherever a test figure comes from (the training's report, `cnnlab
+    evaluate`, the explorer): the same batches, layout and precision give the same figures to the last digit."""
+    from cnnlab.data import Batches
+    from cnnlab.data.batches import evaluation_batch
+
+    channels_last = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())    # as training lays them out
+    batches = Batches(images, evaluation_batch(preprocess.shape), preprocess, device, augment=augment, seed=seed,
+                      channels_last=channels_last)
+    return evaluate(model, batches, num_classes, precision, label_smoothing)
+
+
 def lesson_table(evaluation: Evaluation, classes: list[str], title: str = "Test") -> str:
     """The lesson notebook's report: loss, then accuracy per class, then overall."""
     width = max(len(c) for c in classes)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import enum
 import io
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -54,6 +56,26 @@ class DataInfo:
         if len(self.mean) != self.shape[0] or len(self.std) != self.shape[0] or min(self.std) <= 0:
             raise CnnlabError(f"data.mean {self.mean} and data.std {self.std}: need one value per channel "
                               f"({self.shape[0]}), std above 0")
+        # pixels are in [0, 1]: a mean outside it, or a std so small that normalizing turns pixels into infinities,
+        # is damage, not data
+        if not all(math.isfinite(m) and 0 <= m <= 1 for m in self.mean) or \
+                not all(math.isfinite(v) and MIN_STD <= v <= 1 for v in self.std):
+            raise CnnlabError(f"data.mean {self.mean} or data.std {self.std}: not the statistics of pixels in [0, 1] "
+                              f"(mean in [0, 1], std from {MIN_STD:g} to 1); the file is damaged, train the run again")
+
+
+MIN_STD = 1e-6
+
+
+class Status(str, enum.Enum):
+    """Where a run stands; run.json keeps the value. A str, so `record.status == "finished"` reads as before."""
+    RUNNING = "running"              # training now (from before its first epoch), or killed: the lock tells which
+    INTERRUPTED = "interrupted"      # Ctrl-C; resumable from the last finished epoch
+    DIVERGED = "diverged"            # the loss or the weights became inf or nan; resumable with care
+    FINISHED = "finished"            # all epochs done and tested
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -100,7 +122,7 @@ class RunRecord:
     torch_version: str
     history: list[Epoch] = field(default_factory=list)
     best: Best | None = None
-    status: str = "running"          # running | interrupted | finished
+    status: Status = Status.RUNNING
     train_seconds: float = 0.0
     epochs_done: int = 0
     test: TestResult | None = None   # of the best epoch's weights
@@ -117,6 +139,14 @@ class RunRecord:
         """The input contract: what an image must be made into before the model sees it."""
         c, h, w = self.data.shape
         return Preprocess((c, h, w), tuple(self.data.mean), tuple(self.data.std), self.data.name in LIGHT_ON_DARK)
+
+    @property
+    def loss_name(self) -> str:
+        """What the run's loss figures measure: losses of different kinds are not on one scale."""
+        if self.model.outputs == "capsules":
+            return "margin loss"
+        smoothing = self.config.recipe.label_smoothing
+        return f"cross-entropy, label smoothing {smoothing:g}" if smoothing else "cross-entropy"
 
     @property
     def spec(self):
@@ -157,15 +187,33 @@ class RunRecord:
         if isinstance(data, dict) and data.get("best") == {}:
             data["best"] = None                                 # a run with no finished epoch yet
         try:
-            return typed(cls, data, "")
+            record = typed(cls, data, "")
+            record.check()
+            return record
         except CnnlabError as e:
             raise CnnlabError(f"{source}: {e}") from None
+
+    def check(self) -> None:
+        """What the fields say together: a record whose parts disagree is damaged."""
+        outputs = self.model.args.get("num_classes")
+        if isinstance(outputs, int) and outputs != len(self.data.classes):
+            raise CnnlabError(f"data.classes lists {len(self.data.classes)} classes but the model has {outputs} "
+                              "outputs (model.args.num_classes); the file is damaged, train the run again")
+        epochs = self.config.recipe.epochs
+        if not 0 <= self.epochs_done <= epochs or len(self.history) > epochs:
+            raise CnnlabError(f"epochs_done {self.epochs_done} (history of {len(self.history)}) of "
+                              f"{epochs} epochs: impossible; the file is damaged")
 
 
 def typed(kind, value, where: str):
     """`value` (parsed JSON) checked against the type annotation `kind`, dataclasses built field by field."""
     name = where or "the record"
     origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        try:
+            return kind(value)
+        except ValueError:
+            raise CnnlabError(f"{name} {value!r:.60}: use one of {', '.join(m.value for m in kind)}") from None
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
