@@ -77,6 +77,12 @@ class Run:
     def evaluate(self, split: str = "test", data_root=None, perturb: str = "", seed: int = 0) -> Evaluation:
         return self.predictor.evaluate(split, data_root, perturb, seed)
 
+    def export(self, path, format: str = "onnx"):
+        """The model as an ONNX (or TorchScript) file with its input contract in the metadata; see cnnlab.export."""
+        from cnnlab.export import export
+
+        return export(self.predictor, path, format)
+
     def curves(self):
         """Loss and accuracy per epoch, the best epoch marked: a matplotlib Figure."""
         return curves(self.record, self.predictor.model)

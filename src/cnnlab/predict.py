@@ -261,3 +261,40 @@ def as_predictor(model_or_run) -> Predictor:
     if isinstance(found, nn.Module):
         return Predictor(found)
     raise TypeError(f"expected a Predictor, a run or an nn.Module, got {type(model_or_run).__name__}")
+
+
+class PretrainedPredictor(Predictor):
+    """A famous network with published weights (`cnnlab predict --model resnet18 --weights imagenet`), no run:
+    its classes, normalization and evaluation view (ImageNet: shorter side 256, centre 224) come from the
+    weights' description."""
+
+    def __init__(self, model: nn.Module, weights):
+        super().__init__(model, Preprocess((3, weights.crop, weights.crop), weights.mean, weights.std),
+                         weights.classes)
+        self.weights = weights
+
+    @classmethod
+    def imagenet(cls, name: str, progress: bool = True, log=print) -> "PretrainedPredictor":
+        from cnnlab.models.pretrained import imagenet_model
+
+        return cls(*imagenet_model(name, progress, log))
+
+    @property
+    def name(self) -> str:
+        return f"{self.weights.model} ({self.weights.source} weights)"
+
+    def prepare(self, images) -> tuple[torch.Tensor, list[list[str]]]:
+        """Each picture cut as the weights were evaluated (a central square, resized), then made into pixels."""
+        from cnnlab.images import open_image, to_mode
+        from cnnlab.models.pretrained import evaluation_view
+
+        w = self.weights
+        views, notes = [], []
+        for image in images:
+            image = open_image(image) if isinstance(image, (str, Path)) else image
+            changes = [f"converted {image.mode} to RGB"] if image.mode != "RGB" else []
+            views.append(evaluation_view(to_mode(image, 3), w.resize, w.crop))
+            notes.append(changes + [f"{image.size[0]}x{image.size[1]}: shorter side to {w.resize}, the central "
+                                    f"{w.crop}x{w.crop} ({w.source}'s evaluation view)"])
+        pixels, _ = super().prepare(views)
+        return pixels, notes

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_path, save_array
+from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
 from cnnlab.cli.user_code import add_trust, open_predictor
 from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
@@ -46,14 +47,15 @@ def register(sub) -> None:
         cnnlab explain runs/lesson-cnn-cifar10 cat.png --method activations --layer conv2
         cnnlab explain runs/lesson-cnn-cifar10 --method top-patches --layer conv2 --channels 8
         cnnlab explain runs/lesson-cnn-cifar10 --method maximize --layer conv3 --channel 5
-        cnnlab explain runs/lesson-cnn-cifar10 cat.png --method deepdream --layer conv2 --octaves 3""", _explain,
+        cnnlab explain runs/lesson-cnn-cifar10 cat.png --method deepdream --layer conv2 --octaves 3
+        cnnlab explain --model resnet18 --weights imagenet cat.jpg --method gradcam --layer layer4""", _explain,
         description=f"""
         Methods, and what the picture shows:
 {METHOD_HELP}
         Heat maps are for --target (default: each image's predicted class) and are computed on the normalized
         input the model sees, then drawn over the image. Images are converted to the model's channels and size,
         and each change is reported.""")
-    p.add_argument("run", help="run folder made by `cnnlab train`")
+    p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     add_trust(p)
     p.add_argument("images", nargs="*", metavar="IMAGE", help=f"{MODEL_IMAGE_HELP} (not needed by {', '.join(WITHOUT_IMAGES)})")
     p.add_argument("--method", required=True, choices=EXPLANATIONS, metavar="METHOD", help="one of the methods above")
@@ -69,6 +71,7 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, default=25, metavar="N", help="smoothgrad: noisy copies (default: 25)")
     p.add_argument("--window", type=int, metavar="PIXELS",
                    help="occlusion: side of the covered square (default: an eighth of the image)")
+    add_model_option(p)
     group = p.add_argument_group("top-patches")
     group.add_argument("--dataset", choices=DATASET_NAMES, help="data set to search (default: the run's own)")
     group.add_argument("--data-root", help="where the data set is (default: where the run found it)")
@@ -131,12 +134,15 @@ def _explain(args) -> int:
     from cnnlab.plots import save
 
     # beside the run, named by what shaped the picture: nothing is written into the current folder unasked
-    name = default_name(images_name(args.images), args.method, args.layer,
+    images = images_of(args)
+    name = default_name(images_name(images), args.method, args.layer,
                         args.channel is not None and f"channel{args.channel}", args.target)
-    out = output_path(args.out, str(Path(args.run) / "explanations" / f"{name}.png"), ".png", "--out")
+    folder = Path(args.run or ".") if not args.model else Path("explanations") / args.model   # no run: one here
+    out = output_path(args.out, str(folder / ("explanations" if not args.model else "") / f"{name}.png"),
+                      ".png", "--out")
     array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
-    predictor = open_predictor(args)
-    result = explain(predictor, args.method, args.images, layer=args.layer, target=args.target,
+    predictor = load_predictor(args)
+    result = explain(predictor, args.method, images, layer=args.layer, target=args.target,
                      channels=args.channels, steps=args.steps, samples=args.samples, window=args.window,
                      channel=args.channel, octaves=args.octaves, dataset=args.dataset, data_root=args.data_root,
                      limit=args.limit)

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, output_path
+from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
 from cnnlab.cli.user_code import add_trust, class_from, is_file_class, open_predictor, own_summary
 from cnnlab.errors import CnnlabError
 
@@ -20,7 +21,8 @@ def register(sub) -> None:
         cnnlab train mlp --dataset mnist --recipe lesson   # the notebook's: SGD lr 0.01, batch 20, 50 epochs
         cnnlab train mlp --dataset fashion-mnist --epochs 5 --lr 3e-3
         cnnlab train --resume runs/mlp-mnist               # after Ctrl-C: continue where it stopped
-        cnnlab train nets.py:Net --dataset cifar10 --recipe lesson-cnn   # your own nn.Module class, in a file""",
+        cnnlab train nets.py:Net --dataset cifar10 --recipe lesson-cnn   # your own nn.Module class, in a file
+        cnnlab train resnet18 --dataset imagefolder --data-root photos --weights imagenet --freeze features""",
         _train, description="""
         Train MODEL (see `cnnlab models`) on a data set (see `cnnlab datasets`). A recipe sets the optimizer,
         learning rate and its schedule, batch size and epochs; any of them can be overridden. Every epoch the
@@ -69,14 +71,16 @@ def register(sub) -> None:
 
     p = add_command(sub, "predict", "classify image files with a trained run (top-k classes)", """
         cnnlab predict runs/mlp-mnist test:0 sample:digit7 --top-k 3
-        cnnlab predict runs/mlp-mnist my-digit.png""", _predict, description="""
+        cnnlab predict runs/mlp-mnist my-digit.png
+        cnnlab predict --model resnet18 --weights imagenet photo.jpg --top-k 5""", _predict, description="""
         Classify images of any size or mode: each is converted to what the model was trained on (channels,
         size; for MNIST-style models, dark-on-light images are inverted) and every change is reported.""")
-    p.add_argument("run", help="run folder made by `cnnlab train`")
+    p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help=MODEL_IMAGE_HELP)
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--weights", choices=["best", "last"], default="best")
     add_trust(p)
+    add_model_option(p)
 
     add_command(sub, "models", "list the models with their parameter counts", "cnnlab models", _models)
 
@@ -150,9 +154,14 @@ def add_recipe_options(p) -> None:
     p.add_argument("--valid-fraction", type=float, help="share of training data held out for validation (default: "
                                                          "the recipe's, 0.2 for most; cifar-fast's 0.04)")
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
-    p.add_argument("--weights", metavar="FILE.pth", help="start from these weights (torchvision's published .pth "
-                                                          "files load; a different class count re-initializes "
-                                                          "only the last layer)")
+    p.add_argument("--weights", metavar="imagenet|FILE.pth",
+                   help="start from pretrained weights: imagenet (torchvision's, downloaded once and checked; "
+                        "alexnet, vgg*, resnet18/34/50) or a .pth file; a different class count re-initializes only "
+                        "the last layer")
+    p.add_argument("--freeze", choices=["features"], help="with --weights: train only the new last layer "
+                                                          "(default recipe: frozen)")
+    p.add_argument("--finetune", action="store_true", help="with --weights: train every layer, the pretrained ones "
+                                                           "at a tenth of the rate (the finetune recipe)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when there is one)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
@@ -174,7 +183,7 @@ def without_option(argv: list[str], option: str) -> list[str]:
 
 
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "bias_lr_scale", "schedule", "decay",
-                  "label_smoothing", "augment", "lookahead", "dropout")
+                  "label_smoothing", "augment", "lookahead", "dropout", "freeze")
 RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights")
 
 
@@ -230,7 +239,7 @@ def _train_here(args) -> int:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
         try:
-            run = api.train(model, args.dataset, out=args.out, recipe=args.recipe, progress=progress,
+            run = api.train(model, args.dataset, out=args.out, recipe=_recipe(args), progress=progress,
                             folder=run_name(args.out, args.name), overwrite=args.overwrite, **_options(args))
         except KeyboardInterrupt as stop:
             if is_main_process() and getattr(stop, "saved", None) is False:   # nothing to resume: the same command
@@ -241,9 +250,24 @@ def _train_here(args) -> int:
     record = run.record
     print(f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
           f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")
+    if record.transfer:
+        print(f"started from {record.transfer.weights} (sha256 {record.transfer.sha256[:12]}...); "
+              f"{record.transfer.frozen or 'every layer trained'}")
     print(f"run folder: {run.folder}  (curves.png, confusion.png, samples.png, best.safetensors, run.json)")
     print("\nnext, try:\n" + "\n".join(f"  {line}" for line in next_commands(run)))
     return 0
+
+
+def _recipe(args) -> str | None:
+    """--finetune and --freeze name the transfer recipes unless --recipe names one."""
+    if args.finetune and args.freeze:
+        raise CnnlabError("--finetune trains every layer and --freeze features only the last: choose one")
+    transfer = "finetune" if args.finetune else "frozen" if args.freeze else None
+    if args.recipe or not transfer or not args.model:
+        return args.recipe
+    from cnnlab.models import get_spec
+
+    return transfer if transfer in get_spec(args.model).recipes else None
 
 
 def run_name(out: str, name: str | None) -> Path | None:
@@ -258,6 +282,8 @@ def run_name(out: str, name: str | None) -> Path | None:
 def _options(args) -> dict:
     """The recipe and run options given on the command line (unset ones keep the recipe's values)."""
     options = {k: getattr(args, k) for k in RECIPE_OPTIONS + RUN_OPTIONS if getattr(args, k) is not None}
+    if getattr(args, "finetune", False):
+        options["pretrained_lr_scale"] = 0.1
     if options.get("augment") == "none":
         options["augment"] = ""
     return options
@@ -268,7 +294,7 @@ def _lr_find(args) -> int:
     from cnnlab.training.config import make_config
     from cnnlab.training.lr_find import lr_find
 
-    config = make_config(args.model, args.dataset, args.recipe, **_options(args))
+    config = make_config(args.model, args.dataset, _recipe(args), **_options(args))
     out = output_path(args.out, f"lr-find-{config.model}-{config.dataset}.png", ".png", "--out")
     found = lr_find(config, steps=args.steps, progress=not args.no_progress)
     lowest = found.losses.index(min(found.losses))
@@ -292,10 +318,10 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-
-    predictor = open_predictor(args)
-    _, notes = predictor.prepare(args.images)
-    for path, changes, top in zip(args.images, notes, predictor.top_k(args.images, args.top_k)):
+    predictor = load_predictor(args)
+    images = images_of(args)
+    _, notes = predictor.prepare(images)
+    for path, changes, top in zip(images, notes, predictor.top_k(images, args.top_k)):
         print(path + "".join(f"  [{note}]" for note in changes))
         for name, value in top:
             shown = f"{value:7.2%}" if not predictor.capsules else f"{value:.3f}"

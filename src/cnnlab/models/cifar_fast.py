@@ -71,7 +71,7 @@ class CifarFast(nn.Module):
             maps = torch.cat([maps, self.groups(self.act(self.whiten(x.flip(3)))).flip(3)], 1)
         pooled = self.pool(self.features(maps)).flatten(1)
         # the mean over the views of their pooled features: the classifier is linear, so it means their logits
-        mean = pooled.view(len(x), -1, self.classifier.in_features).mean(1)
+        mean = pooled.view(x.shape[0], -1, self.classifier.in_features).mean(1)    # shape[0]: ONNX keeps N free
         return self.classifier(mean) / 9        # the scale airbench found: a cool start for a high learning rate
 
 

@@ -16,7 +16,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.dropout import Dropout
 from cnnlab.models.pooling import MaxPool2d
 from cnnlab.models.registry import register
-from cnnlab.models.recipe import Recipe
+from cnnlab.models.recipe import TRANSFER_RECIPES, Recipe
 
 IMAGENET = (3, 224, 224)
 CIFAR = (3, 32, 32)
@@ -76,7 +76,7 @@ class AlexNet(nn.Module):
 
 
 @register("alexnet", "AlexNet (torchvision layout): 5 convs, 3 fc layers with dropout", IMAGENET,
-          {"default": IMAGENET_RECIPE.replace(lr=0.01)})
+          {"default": IMAGENET_RECIPE.replace(lr=0.01), **TRANSFER_RECIPES})
 def alexnet(in_channels: int, num_classes: int, image_size: int, **kw) -> AlexNet:
     check_size("alexnet", image_size, 63)
     return AlexNet(in_channels, num_classes, **kw)
@@ -142,7 +142,7 @@ def register_vgg(depth: int, batch_norm: bool) -> None:
 
     bn = " with batch norm" if batch_norm else ""
     register(name, f"VGG-{depth}{bn} (torchvision layout): 3x3 convs, 3 fc layers with dropout", IMAGENET,
-             {"default": IMAGENET_RECIPE.replace(lr=0.02 if batch_norm else 0.005)})(build)
+             {"default": IMAGENET_RECIPE.replace(lr=0.02 if batch_norm else 0.005), **TRANSFER_RECIPES})(build)
 
 
 for _depth in VGG_LAYERS:
@@ -250,7 +250,7 @@ def register_resnet(depth: int) -> None:
         return ResNet(block, blocks, in_channels, num_classes, **kw)
 
     register(f"resnet{depth}", f"ResNet-{depth} (torchvision layout): {block.__name__} stages {blocks}", IMAGENET,
-             {"default": IMAGENET_RECIPE.replace(lr=0.05)})(build)
+             {"default": IMAGENET_RECIPE.replace(lr=0.05), **TRANSFER_RECIPES})(build)
 
 
 for _depth in RESNETS:

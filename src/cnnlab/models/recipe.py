@@ -15,6 +15,7 @@ from cnnlab.errors import CnnlabError, whole, within
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "exponential")
+FREEZES = ("", "features")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Recipe:
     augment: str = ""             # e.g. "flip,crop=4" (see cnnlab.data.augment)
     lookahead: bool = False       # every few steps pull the weights back toward their running average (airbench's)
     dropout: float | None = None  # models with dropout: its rate in training (None: the model's own)
+    freeze: str = ""              # "features": train only the new last layer (transfer learning from --weights)
+    pretrained_lr_scale: float = 1.0  # learning-rate multiplier for the layers --weights set (fine-tuning: < 1)
     valid_fraction: float = 0.2   # share of the training set held out for validation (the figures quoted used it)
 
     def __post_init__(self):
@@ -49,6 +52,9 @@ class Recipe:
         within(self.warmup, "warm-up fraction", 0, 1, "in [0, 1)", high_open=True)
         within(self.decay, "decay", 0, 1, "in (0, 1], the learning rate's multiplier per epoch", low_open=True)
         within(self.label_smoothing, "label smoothing", 0, 1, "in [0, 1)", high_open=True)
+        within(self.pretrained_lr_scale, "pretrained learning-rate scale", 0, 1, "in (0, 1]", low_open=True)
+        if self.freeze not in FREEZES:
+            raise CnnlabError(f"freeze {self.freeze!r}: use features (train the last layer only) or nothing")
         within(self.valid_fraction, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2",
                low_open=True, high_open=True)
         if self.dropout is not None:
@@ -71,8 +77,10 @@ class Recipe:
         lookahead = " with lookahead" if self.lookahead else ""
         dropout = "" if self.dropout is None else f", dropout {self.dropout:g}"
         smoothing = f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else ""
+        transfer = (", features frozen" if self.freeze else "") + \
+            (f", pretrained layers at x{self.pretrained_lr_scale:g} lr" if self.pretrained_lr_scale != 1 else "")
         return (f"{self.optimizer}{lookahead} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
-                f"{dropout}{smoothing}")
+                f"{dropout}{smoothing}{transfer}")
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
         """Learning rate for optimizer step `step` (0-based): a pure function, so resuming needs no scheduler state."""
@@ -85,3 +93,12 @@ class Recipe:
             return self.lr * (0.1 + 0.9 * step / warm)
         t = (step - warm) / max(1, total_steps - warm)
         return self.lr * (0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# Transfer learning from ImageNet weights (`--weights imagenet`): AdamW, few epochs, the photos augmentation.
+# frozen: only the new last layer learns; finetune: every layer, the pretrained ones at a tenth of the rate.
+TRANSFER_RECIPES = {
+    "frozen": Recipe(epochs=5, batch_size=32, lr=3e-3, weight_decay=0.01, augment="photos", freeze="features"),
+    "finetune": Recipe(epochs=5, batch_size=32, lr=1e-3, weight_decay=0.01, augment="photos",
+                       pretrained_lr_scale=0.1),
+}

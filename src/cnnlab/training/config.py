@@ -47,6 +47,9 @@ class RunConfig:
         if self.image_size is not None:
             whole(self.image_size, "image size")
         self.device = resolve_device(self.device)
+        from cnnlab.training.transfer import check_transfer
+
+        check_transfer(self.model, self.weights, self.recipe)
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "recipe": self.recipe.to_dict()}

@@ -34,16 +34,20 @@ from cnnlab.training.folder import owned, prepare_new_run
 from cnnlab.training.metrics import (Evaluation, autocast, evaluate_images, lesson_table, loss_and_scores,
                                      resolve_precision)
 from cnnlab.training.record import Best, DataInfo, Epoch, LastEpochTest, ModelInfo, RunRecord, Status, TestResult
+from cnnlab.training.transfer import normalization, parameter_groups, start_from
 from cnnlab.version import __version__
 
 
-def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(recipe: Recipe, model: nn.Module, pretrained: bool = False) -> torch.optim.Optimizer:
     """Weight decay on weights only: decaying biases and norm scales just hurts. Each group's `lr_scale` is its
-    share of the scheduled learning rate (biases may learn faster: `recipe.bias_lr_scale`)."""
+    share of the scheduled learning rate (biases may learn faster: `recipe.bias_lr_scale`). From pretrained
+    weights, frozen parameters are left out and the pretrained ones may learn slower (see transfer.py)."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": recipe.weight_decay, "lr_scale": 1.0},
               {"params": rest, "weight_decay": 0.0, "lr_scale": recipe.bias_lr_scale}]
+    if pretrained:
+        groups = parameter_groups(recipe, model, pretrained)
     # one fused kernel per group, not several passes per tensor: AdamW's step 7x and SGD's 5x faster on a 2-core
     # CPU (the MLP's step 1.3 ms less); the same update, rounded differently
     fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
@@ -130,7 +134,8 @@ class Run:
     """The pieces of one training run, rebuilt identically from its config (which is what makes resume work)."""
 
     def __init__(self, config: RunConfig, folder, data: Dataset | None = None, fresh: bool = True,
-                 world: World = World(), model=None, own: OwnModel | None = None):
+                 world: World = World(), model=None, own: OwnModel | None = None, progress: bool = True,
+                 log: Callable[[str], None] = print):
         self.config, self.folder, self.world = config, Path(folder), world
         torch.manual_seed(config.seed)
         if data is None and config.image_size and not config.custom:
@@ -148,7 +153,7 @@ class Run:
                                f"{config.recipe.batch_size}: all of them are trained on as one batch")
             config = self.config = dataclasses.replace(
                 config, recipe=config.recipe.replace(batch_size=len(self.train_set)))
-        mean, std = channel_stats(self.train_set)
+        mean, std = normalization(config.weights) or channel_stats(self.train_set)
         self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
         augment_for(config.recipe.augment, self.preprocess)        # checked against the image size, before any file
         c, h, _ = self.data.shape
@@ -168,11 +173,14 @@ class Run:
             if config.recipe.dropout is not None:
                 set_dropout(self.model, config.recipe.dropout)
             fits(self.model, config.model, self.data.shape)
-        self.weights_note = None
+        self.weights_note, self.transfer = None, None
         if config.weights and fresh:        # resumed, the weights come from last.safetensors, not the .pth again
-            from cnnlab.models.weights import load_torchvision_weights
+            self.weights_note, self.transfer = start_from(self.model, config.model, config.weights, config.recipe,
+                                                          progress, log)
+        elif config.weights:                # resumed: the same parameters stay frozen
+            from cnnlab.training.transfer import freeze
 
-            self.weights_note = load_torchvision_weights(self.model, config.weights)
+            freeze(self.model, config.recipe)
         self.model = self.model.to(config.device)
         self.channels_last = channels_last and has_conv(self.model)
         if self.channels_last:
@@ -181,7 +189,7 @@ class Run:
             sample = self.train_set.subset(torch.arange(min(5000, len(self.train_set))))
             self.model.initialize_from(next(iter(self.batches(sample, batch_size=len(sample.labels))))[0])
         self.precision = resolve_precision(config.precision, config.device)
-        self.optimizer = make_optimizer(config.recipe, self.model)
+        self.optimizer = make_optimizer(config.recipe, self.model, pretrained=bool(config.weights))
         self.loss = LossOf(self.model, config.recipe.label_smoothing)
         if world.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -194,7 +202,7 @@ class Run:
                               own),
             DataInfo(self.data.name, self.data.source, self.data.classes, list(self.data.shape), mean, std,
                      len(self.train_set), len(self.valid_set), len(self.data.test)),
-            __version__, torch.__version__, processes=world.size)
+            __version__, torch.__version__, processes=world.size, transfer=self.transfer)
 
     def batches(self, part, shuffle=False, augment=None, batch_size=None) -> Batches:
         return Batches(part, batch_size or self.config.recipe.batch_size, self.preprocess, self.config.device,
@@ -232,6 +240,7 @@ class Run:
         self.best_state = best if best is not None else read_state(self.folder / "best.safetensors")
         self.record.history, self.record.best = previous.history[:done], previous.best
         self.record.train_seconds, self.record.epochs_done = previous.train_seconds, done
+        self.record.transfer = previous.transfer
         if self.world.main:
             save_state(self.folder / "best.safetensors", self.best_state)
             self.record.save(self.folder)
@@ -366,7 +375,7 @@ def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = 
     try:
         own = committed_record(folder).model.own if resume and config.custom else None
         run = Run(dataclasses.replace(config, device=device), folder, data, fresh=not resume, world=world,
-                  model=model, own=own)
+                  model=model, own=own, progress=progress, log=log)
         with contextlib.ExitStack() as held:
             refusal, claim = None, None
             if world.main:              # one owner: rank 0 holds the lock for all

@@ -25,6 +25,7 @@ from cnnlab.files import write_text
 from cnnlab.models import get_spec
 from cnnlab.models.contract import Contract, OwnModel
 from cnnlab.training.config import RunConfig
+from cnnlab.training.transfer import TransferInfo
 
 
 @dataclass
@@ -129,6 +130,7 @@ class RunRecord:
     test: TestResult | None = None   # of the best epoch's weights
     last_epoch_test: LastEpochTest | None = None
     processes: int = 1               # how many processes trained it (torchrun); the last start's count
+    transfer: TransferInfo | None = None     # the pretrained weights it started from, and what was frozen
 
     @property
     def classes(self) -> list[str]:
