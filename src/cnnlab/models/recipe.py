@@ -15,6 +15,7 @@ from cnnlab.errors import CnnlabError, whole, within
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "exponential")
+ADVERSARIAL_METHODS = ("fgsm", "pgd")    # adversarial training's attacks (cnnlab.training.adversarial)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Recipe:
     augment: str = ""             # e.g. "flip,crop=4" (see cnnlab.data.augment)
     lookahead: bool = False       # every few steps pull the weights back toward their running average (airbench's)
     dropout: float | None = None  # models with dropout: its rate in training (None: the model's own)
+    adversarial: str = ""         # train on attacked batches: fgsm (fast, random start) | pgd; "" off
+    adv_eps: float | None = None  # the attack's size in pixel units 0..1 (MNIST: 0.1-0.3; CIFAR-10: 8/255)
 
     def __post_init__(self):
         from cnnlab.data.augment import parse_augment
@@ -54,6 +57,14 @@ class Recipe:
             if value not in known:
                 raise CnnlabError(f"unknown {name} {value!r}; use one of {', '.join(known)}")
         parse_augment(self.augment)
+        if self.adversarial and self.adversarial not in ADVERSARIAL_METHODS:
+            raise CnnlabError(f"unknown adversarial training {self.adversarial!r}; use one of "
+                              f"{', '.join(ADVERSARIAL_METHODS)}")
+        if self.adversarial and self.adv_eps is None:
+            raise CnnlabError("adversarial training needs its eps: add --adv-eps E in pixel units 0..1 "
+                              "(e.g. 0.1 for MNIST, 0.03 for CIFAR-10)")
+        if self.adv_eps is not None:
+            within(self.adv_eps, "adversarial eps", 0, 1, "in (0, 1], in pixel units", low_open=True)
 
     def replace(self, **changes) -> "Recipe":
         """A copy with the given fields changed; None values are ignored (unset command-line options)."""
@@ -68,8 +79,9 @@ class Recipe:
         lookahead = " with lookahead" if self.lookahead else ""
         dropout = "" if self.dropout is None else f", dropout {self.dropout:g}"
         smoothing = f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else ""
+        adversarial = f", adversarial {self.adversarial} eps {self.adv_eps:g}" if self.adversarial else ""
         return (f"{self.optimizer}{lookahead} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
-                f"{dropout}{smoothing}")
+                f"{dropout}{smoothing}{adversarial}")
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
         """Learning rate for optimizer step `step` (0-based): a pure function, so resuming needs no scheduler state."""
