@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.data import DATASETS
+from cnnlab.data.corrupt import parse_corrupt
 from cnnlab.errors import MAX_SEED, CnnlabError, whole, within
 from cnnlab.models import Recipe, get_spec
 
@@ -31,6 +32,7 @@ class RunConfig:
     image_size: int | None = None    # image folders: the side every image is resized to
     model_args: dict = field(default_factory=dict)
     weights: str | None = None       # torchvision .pth to start from (fine-tuning)
+    corrupt: str = ""                # memorization: labels=P, shuffled-pixels, random-pixels, gaussian
 
     def __post_init__(self):
         get_spec(self.model)
@@ -41,6 +43,7 @@ class RunConfig:
             raise CnnlabError(f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if self.image_size is not None:
             whole(self.image_size, "image size")
+        parse_corrupt(self.corrupt)
         self.device = resolve_device(self.device)
 
     def to_dict(self) -> dict:
