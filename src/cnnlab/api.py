@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inspect.attack import Report, robustness
 from cnnlab.inspect.explanation import Explanation, explain
 from cnnlab.predict import Predictor
 from cnnlab.training.config import make_config
@@ -64,6 +65,11 @@ class Run:
 
     def evaluate(self, split: str = "test", data_root=None, perturb: str = "", seed: int = 0) -> Evaluation:
         return self.predictor.evaluate(split, data_root, perturb, seed)
+
+    def attack(self, method: str = "pgd", eps=(0.0, 0.02, 0.05, 0.1, 0.2), **options) -> Report:
+        """Test accuracy under an adversarial attack for each eps (pixel units 0..1): `.results` and `.figure`;
+        options (steps, step_size, random_start, target, limit, seed, ...) as in `cnnlab.inspect.attack.robustness`."""
+        return robustness(self.predictor, method, eps, **options)
 
     def curves(self):
         """Loss and accuracy per epoch, the best epoch marked: a matplotlib Figure."""

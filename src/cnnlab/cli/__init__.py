@@ -7,11 +7,11 @@ import errno
 import os
 import sys
 
-from cnnlab.cli import filters, inspection, serve, training
+from cnnlab.cli import attack, filters, inspection, serve, training
 from cnnlab.errors import CnnlabError
 from cnnlab.version import __version__
 
-COMMAND_MODULES = [training, filters, inspection, serve]
+COMMAND_MODULES = [training, filters, inspection, attack, serve]
 
 FIRST_SESSION = """a first session:
   cnnlab conv-demo sample:city                           # what conv, ReLU and max-pooling do to a picture
