@@ -3,6 +3,7 @@
 // like, every layer's feature maps (all from one forward pass, redrawn while you draw) and, for a clicked class,
 // where in the image the evidence for it is (Grad-CAM, saliency or occlusion).
 import { api, el, fileToDataURL, webcamFrame } from "./app.js";
+import { AttackPanel } from "./attack.js";
 
 const BRUSH = 22;          // px on the 280x280 canvas: strokes as thick as MNIST's once scaled into a 20x20 box
 const MAX_BARS = 20;       // classes shown as bars; a model with more shows its most likely ones
@@ -81,7 +82,8 @@ function build(section) {
       "strong, each scaled to its own range), a linear layer's outputs as bars."),
     el("div", { class: "layers-body" }, v.layers, v.zoomBox));
 
-  section.append(el("div", { class: "explore-grid" }, source, result, evidence), layers);
+  v.attack = new AttackPanel(() => ({ run: state.run, input: state.input }), layerRow);   // attack.js
+  section.append(el("div", { class: "explore-grid" }, source, result, evidence, v.attack.card), layers);
   wireDrawing(v.canvas);
   wireDrop(v.stage);
   return v;
@@ -272,6 +274,7 @@ function showAnswer(answer) {
   state.layers = answer.layers;
   view.layers.replaceChildren(...answer.layers.map(layerRow));
   view.zoomBox.hidden = !answer.layers.some((layer) => layer.maps);     // an MLP has no channels to enlarge
+  view.attack.update();
 }
 
 function showBars(classes, scores, predicted) {
