@@ -9,7 +9,7 @@ Train the two runs first (the second is the same network trained on fast-FGSM ba
 
 then:
 
-    python bench/adversarial_mnist.py runs/mnist-default runs/mnist-adv [--limit 10000] [--speed-only]
+    python bench/adversarial_mnist.py runs/mnist-default runs/mnist-adv [--limit 10000] [--speed-only | --no-speed]
 
 Targets: the adversarially trained run keeps >= 90% under PGD-20 at eps 0.1, losing <= 1.5 points of clean accuracy;
 one PGD-10 step costs <= 1.3x a forward + backward of the model (the same batch, measured in this run).
@@ -83,10 +83,12 @@ def main() -> None:
     parser.add_argument("robust", nargs="?", help="the adversarially trained run folder")
     parser.add_argument("--limit", type=int, help="test images attacked (default: all 10,000)")
     parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--no-speed", action="store_true", help="accuracies only")
     args = parser.parse_args()
-    plain_s, pgd_s = step_cost(args.plain)
-    print(f"forward + backward, batch 256: {1000 * plain_s:.1f} ms; one PGD-10 step: {1000 * pgd_s:.1f} ms "
-          f"({pgd_s / plain_s:.2f}x; target <= 1.3x)", flush=True)
+    if not args.no_speed:
+        plain_s, pgd_s = step_cost(args.plain)
+        print(f"forward + backward, batch 256: {1000 * plain_s:.1f} ms; one PGD-10 step: {1000 * pgd_s:.1f} ms "
+              f"({pgd_s / plain_s:.2f}x; target <= 1.3x)", flush=True)
     if args.speed_only:
         return
     tables = {args.plain: attack_table(args.plain, PLAIN, args.limit)}

@@ -237,3 +237,27 @@ def best_of(fn, repeats):
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def test_the_explorer_fools_the_current_image_toward_a_class(served_runs):
+    from fastapi.testclient import TestClient
+
+    from cnnlab.serve import create_app
+    from conftest import pixels as decoded
+
+    client = TestClient(create_app(served_runs))
+    image = client.get("/api/explore/random", params={"run": "mnist-cnn-mnist", "index": 0}).json()["image"]
+    look = client.post("/api/explore/look", json={"run": "mnist-cnn-mnist", "image": image}).json()
+    wanted = (look["predicted"] + 1) % 10
+    answer = client.post("/api/explore/attack", json={"run": "mnist-cnn-mnist", "image": image, "method": "pgd",
+                                                      "eps": 0.3, "steps": 20, "target": wanted}).json()
+    assert answer["was"] == look["predicted"] and answer["target"] == wanted
+    assert 0 < answer["largest_change"] <= 0.3 + 1e-5
+    assert sum(answer["scores"]) == pytest.approx(1, abs=1e-4)
+    assert answer["scores"][wanted] > look["scores"][wanted]
+    assert decoded(answer["perturbation"]).shape == (28, 28) and decoded(answer["image"]).shape == (28, 28)
+    assert [layer["name"] for layer in answer["layers"]] == [layer["name"] for layer in look["layers"]]
+    still = client.post("/api/explore/attack", json={"run": "mnist-cnn-mnist", "image": image, "eps": 0}).json()
+    assert still["largest_change"] == 0 and not still["flipped"] and still["predicted"] == look["predicted"]
+    bad = client.post("/api/explore/attack", json={"run": "mnist-cnn-mnist", "image": image, "eps": 2})
+    assert bad.status_code == 422

@@ -86,6 +86,12 @@ def test_train_corrupt_is_recorded_and_bad_spec_is_one_line(tmp_path, capsys):
     run = cnnlab.train("mlp", "mnist", data_root=tmp_path / "data", folder=tmp_path / "run", epochs=1,
                        batch_size=32, corrupt="labels=1", progress=False, log=lambda line: None)
     assert json.loads((run.folder / "run.json").read_text())["config"]["corrupt"] == "labels=1"
+    from fastapi.testclient import TestClient
+
+    from cnnlab.serve import create_app
+
+    listed = TestClient(create_app(tmp_path)).get("/api/monitor/runs").json()      # the Training tab marks it
+    assert [row["corrupt"] for row in listed if row["name"] == "run"] == ["labels=1"]
     assert main(["train", "mlp", "--data-root", str(tmp_path / "data"), "--corrupt", "labels=7", "--out",
                  str(tmp_path / "runs"), "--no-progress"]) == 2
     err = capsys.readouterr().err
