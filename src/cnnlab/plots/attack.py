@@ -62,7 +62,7 @@ def memorize_figure(curves: list[dict], model: str, dataset: str, size: int):
         acc_ax.plot(curve["steps"], [100 * a for a in curve["accuracy"]], label=label)
     loss_ax.set(xlabel="training steps", ylabel="training loss", title=f"{model} on {size:,} {dataset} images")
     acc_ax.set(xlabel="training steps", ylabel="training accuracy (%)", ylim=(0, 101),
-               title="every corruption is fitted; only true labels generalize")
+               title="each trained until it fits its training set")
     acc_ax.legend(fontsize=8, loc="lower right")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
