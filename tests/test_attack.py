@@ -261,3 +261,23 @@ def test_the_explorer_fools_the_current_image_toward_a_class(served_runs):
     assert still["largest_change"] == 0 and not still["flipped"] and still["predicted"] == look["predicted"]
     bad = client.post("/api/explore/attack", json={"run": "mnist-cnn-mnist", "image": image, "eps": 2})
     assert bad.status_code == 422
+
+
+def test_the_fool_it_card_flips_the_prediction_in_the_browser(browser, live_server):
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(live_server + "#explore")
+    browser.refresh()
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda b: b.find_elements("css selector", "#explore select.runs option"))
+    Select(browser.find_element("css selector", "#explore select.runs")).select_by_value("mnist-cnn-mnist")
+    browser.find_element("css selector", "#explore button.random").click()
+    wait.until(lambda b: b.find_element("css selector", "#explore img.seen").get_attribute("src"))
+    Select(browser.find_element("css selector", "#explore select.attack-method")).select_by_value("pgd")
+    browser.execute_script("const s = document.querySelector('#explore input.attack-eps'); s.value = 0.3; "
+                           "s.dispatchEvent(new Event('input'));")
+    wait.until(lambda b: b.find_element("css selector", "#explore img.attack-image").get_attribute("src"))
+    verdict = browser.find_element("css selector", "#explore .attack-verdict").text
+    assert verdict.startswith(("Fooled: now", "Still")) and "aimed at" in verdict
+    assert browser.find_element("css selector", "#explore img.attack-perturbation").get_attribute("src")
+    assert len(browser.find_elements("css selector", "#explore .attack .bar")) == 10

@@ -17,16 +17,18 @@ export class AttackPanel {
       "aria-label": "eps", oninput: () => this.send() });
     this.epsValue = el("span", { class: "attack-eps-value" }, "0");
     this.target = el("select", { class: "attack-target", "aria-label": "target class", onchange: () => this.send() });
-    this.perturbation = el("img", { class: "seen attack-perturbation", alt: "the change, magnified" });
-    this.image = el("img", { class: "seen attack-image", alt: "the adversarial image" });
-    this.verdict = el("p", { class: "predicted attack-verdict" }, "Move the slider to attack the current image.");
+    // own class names: explore.js's tests and styles look for .seen, .predicted and the like in the panel
+    const shown = "width: 112px; height: 112px; image-rendering: pixelated; border: 1px solid #ccd";
+    this.perturbation = el("img", { class: "attack-perturbation", style: shown, alt: "the change, magnified" });
+    this.image = el("img", { class: "attack-image", style: shown, alt: "the adversarial image" });
+    this.verdict = el("p", { class: "attack-verdict" }, "Move the slider to attack the current image.");
     this.bars = el("div", { class: "bars attack-bars" });
     this.layers = el("div", { class: "layer-rows attack-layers" });
     this.send = latestOnly(() => this.ask());
     this.card = el("div", { class: "card attack" }, el("h2", {}, "Fool it: an adversarial change"),
       el("div", { class: "row" }, el("label", {}, "method ", this.method), el("label", {}, "toward ", this.target)),
       el("label", {}, "eps ", this.eps, " ", this.epsValue, " (pixel units: 0.1 = a tenth of black to white)"),
-      el("div", { class: "seen-box" },
+      el("div", { class: "row attack-images" },
         el("figure", {}, this.perturbation, el("figcaption", { class: "caption" }, "change (magnified)")),
         el("figure", {}, this.image, el("figcaption", { class: "caption" }, "adversarial image"))),
       this.verdict, this.bars, el("details", {}, el("summary", {}, "every layer, for the adversarial image"),
@@ -63,7 +65,7 @@ export class AttackPanel {
     this.image.src = answer.image;
     const change = answer.largest_change > 0 ? ` (largest pixel change ${answer.largest_change.toFixed(3)})` : "";
     this.verdict.replaceChildren(answer.flipped ? "Fooled: now " : "Still ",
-      el("b", { class: "class" }, classes[predicted]), ` (was ${classes[was]}; aimed at ${classes[target]})${change}`);
+      el("b", { class: "attack-class" }, classes[predicted]), ` (was ${classes[was]}; aimed at ${classes[target]})${change}`);
     this.verdict.classList.toggle("flipped", answer.flipped);
     const aim = (k) => { this.target.value = k; this.send(); };      // a bar clicked: push toward that class
     this.bars.replaceChildren(...classes.map((name, k) => el("button", {
