@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inspect.attack import Report, robustness
 from cnnlab.inspect.explanation import Explanation, explain
 from cnnlab.models.contract import not_given
 from cnnlab.predict import Predictor, user_images
@@ -82,6 +83,11 @@ class Run:
         from cnnlab.export import export
 
         return export(self.predictor, path, format)
+
+    def attack(self, method: str = "pgd", eps=(0.0, 0.02, 0.05, 0.1, 0.2), **options) -> Report:
+        """Test accuracy under an adversarial attack for each eps (pixel units 0..1): `.results` and `.figure`;
+        options (steps, step_size, random_start, target, limit, seed, ...) as in `cnnlab.inspect.attack.robustness`."""
+        return robustness(self.predictor, method, eps, **options)
 
     def curves(self):
         """Loss and accuracy per epoch, the best epoch marked: a matplotlib Figure."""

@@ -151,6 +151,14 @@ def add_recipe_options(p) -> None:
                         "(cifar-fast's recipe: on)")
     p.add_argument("--dropout", type=float, help="models with dropout: the share of values it zeroes in training "
                                                  "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)")
+    p.add_argument("--adversarial", choices=["fgsm", "pgd"],
+                   help="train on attacked batches: fgsm (fast FGSM with a random start, Wong et al. 2020: about "
+                        "twice a plain step) or pgd (PGD-7, 8x); robust accuracy is reported every epoch")
+    p.add_argument("--adv-eps", type=float, metavar="E", help="--adversarial: the attack's size in pixel units "
+                                                               "0..1 (MNIST: 0.1-0.3, CIFAR-10: 0.03)")
+    p.add_argument("--corrupt", metavar="SPEC", help="memorization (Zhang et al. 2017): labels=P (a random fraction P "
+                                                     "of the training labels replaced), shuffled-pixels, "
+                                                     "random-pixels or gaussian; seeded by --seed")
     p.add_argument("--valid-fraction", type=float, help="share of training data held out for validation (default: "
                                                          "the recipe's, 0.2 for most; cifar-fast's 0.04)")
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
@@ -183,8 +191,9 @@ def without_option(argv: list[str], option: str) -> list[str]:
 
 
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "bias_lr_scale", "schedule", "decay",
-                  "label_smoothing", "augment", "lookahead", "dropout", "freeze")
-RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights")
+                  "label_smoothing", "augment", "lookahead", "dropout", "freeze",
+                  "adversarial", "adv_eps")
+RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights", "corrupt")
 
 
 def _train(args) -> int:

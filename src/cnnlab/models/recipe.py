@@ -16,6 +16,7 @@ from cnnlab.errors import CnnlabError, whole, within
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "exponential")
 FREEZES = ("", "features")
+ADVERSARIAL_METHODS = ("fgsm", "pgd")    # adversarial training's attacks (cnnlab.training.adversarial)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Recipe:
     freeze: str = ""              # "features": train only the new last layer (transfer learning from --weights)
     pretrained_lr_scale: float = 1.0  # learning-rate multiplier for the layers --weights set (fine-tuning: < 1)
     valid_fraction: float = 0.2   # share of the training set held out for validation (the figures quoted used it)
+    adversarial: str = ""         # train on attacked batches: fgsm (fast, random start) | pgd; "" off
+    adv_eps: float | None = None  # the attack's size in pixel units 0..1 (MNIST: 0.1-0.3; CIFAR-10: 8/255)
 
     def __post_init__(self):
         from cnnlab.data.augment import parse_augment
@@ -63,6 +66,14 @@ class Recipe:
             if value not in known:
                 raise CnnlabError(f"unknown {name} {value!r}; use one of {', '.join(known)}")
         parse_augment(self.augment)
+        if self.adversarial and self.adversarial not in ADVERSARIAL_METHODS:
+            raise CnnlabError(f"unknown adversarial training {self.adversarial!r}; use one of "
+                              f"{', '.join(ADVERSARIAL_METHODS)}")
+        if self.adversarial and self.adv_eps is None:
+            raise CnnlabError("adversarial training needs its eps: add --adv-eps E in pixel units 0..1 "
+                              "(e.g. 0.1 for MNIST, 0.03 for CIFAR-10)")
+        if self.adv_eps is not None:
+            within(self.adv_eps, "adversarial eps", 0, 1, "in (0, 1], in pixel units", low_open=True)
 
     def replace(self, **changes) -> "Recipe":
         """A copy with the given fields changed; None values are ignored (unset command-line options)."""
@@ -79,8 +90,9 @@ class Recipe:
         smoothing = f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else ""
         transfer = (", features frozen" if self.freeze else "") + \
             (f", pretrained layers at x{self.pretrained_lr_scale:g} lr" if self.pretrained_lr_scale != 1 else "")
+        adversarial = f", adversarial {self.adversarial} eps {self.adv_eps:g}" if self.adversarial else ""
         return (f"{self.optimizer}{lookahead} lr {self.lr} {schedule}, batch {self.batch_size}, {self.epochs} epochs"
-                f"{dropout}{smoothing}{transfer}")
+                f"{dropout}{smoothing}{transfer}{adversarial}")
 
     def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
         """Learning rate for optimizer step `step` (0-based): a pure function, so resuming needs no scheduler state."""

@@ -4,6 +4,7 @@
     POST /api/explore/look         probabilities and every layer's output from ONE forward pass; the input as seen
     POST /api/explore/attribution  a heat map of what counts for a class (gradcam, saliency, occlusion) on the input
     GET  /api/explore/random       a test image of the run's data set with its true label
+    POST /api/explore/attack       the image changed by at most eps to fool the model, and what it says then
 
 Thin on purpose: `Predictor` prepares images and scores them, `cnnlab.inspect.attribute` makes the heat maps,
 `cnnlab.images.digit_like_mnist` turns a drawing into an MNIST digit. What is here is only what the web needs:
@@ -271,3 +272,41 @@ def random_test_image(run: str = Query(description="run folder name"),
     label = int(test.labels[index])
     return {"image": pixels_data_url(test.pixels(index)), "label": label, "label_name": classes[label],
             "index": index, "count": len(test)}
+
+
+# --- fooling the model ----------------------------------------------------------------------------------------------
+
+class AttackRequest(LookRequest):
+    method: Literal["fgsm", "pgd", "pgd-l2"] = Field("fgsm", description="fgsm, pgd (L-inf) or pgd-l2")
+    eps: float = Field(0.05, ge=0, le=1, description="the attack's size in pixel units 0..1")
+    steps: int = Field(10, ge=1, le=200, description="pgd: steps")
+    target: int | None = Field(None, ge=0, description="class to push toward; null: the most likely wrong one")
+
+
+@router.post("/attack")
+def attack(request: AttackRequest, store: RunStore = Depends(get_store)) -> dict:
+    """The image changed by at most `eps` toward `target` (by `cnnlab.inspect.attack`): the adversarial image, the
+    change magnified (grey: none), and what the model now says, with every layer's output, as /look gives them."""
+    from cnnlab.inspect.attack import LIKELY_WRONG, adversarial
+    from cnnlab.plots.attack import magnified
+
+    image = decode_image(request.image)
+    with store.predictor(request.run) as predictor:
+        pixels, _ = model_input(predictor, image, request.drawing)
+        predicted = predictor.probabilities(pixels).argmax(1)
+        target = LIKELY_WRONG if request.target is None else request.target
+        fooled = adversarial(predictor, pixels, predicted, request.method, request.eps, request.steps, target=target)
+        adv = fooled.images
+        with every_layer_output(predictor.model) as outputs:
+            scores = predictor.probabilities(predictor.preprocess.normalize(adv * 255))[0]
+        classes, score_name = predictor.classes, predictor.score_name
+    change = fooled.perturbation[0].numpy()
+    return {"run": request.run, "classes": classes, "scores": scores.tolist(), "score_name": score_name,
+            "predicted": int(scores.argmax()), "was": int(predicted[0]), "target": int(fooled.target[0]),
+            "flipped": int(scores.argmax()) != int(predicted[0]), "eps": request.eps, "method": request.method,
+            "largest_change": float(abs(change).max()), "image": pixels_data_url(to_uint8(adv[0])),
+            "perturbation": pixels_data_url(magnified(change)), "layers": layer_payloads(outputs, request.max_channels)}
+
+
+def to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    return (pixels * 255).round().clamp(0, 255).to(torch.uint8).numpy()

@@ -58,7 +58,8 @@ def run_summary(store: RunStore, name: str, record: RunRecord, inodes: set[int] 
             "best_epoch": record.best.epoch if record.best else None,
             "best_valid_acc": record.best.valid_acc if record.best else None,
             "test_accuracy": record.test.accuracy if record.test else None,
-            "state": state, "detail": detail}
+            "state": state, "detail": detail,
+            "corrupt": record.config.corrupt}      # memorization runs (--corrupt): marked in the table
 
 
 @router.get("/runs")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.data import DATASETS
+from cnnlab.data.corrupt import parse_corrupt
 from cnnlab.errors import MAX_SEED, CnnlabError, whole, within
 from cnnlab.models import Recipe, get_spec
 
@@ -35,6 +36,7 @@ class RunConfig:
     model_args: dict = field(default_factory=dict)
     weights: str | None = None       # torchvision .pth to start from (fine-tuning)
     custom: bool = False             # `model` names the caller's own nn.Module class, not a registry model
+    corrupt: str = ""                # memorization: labels=P, shuffled-pixels, random-pixels, gaussian
 
     def __post_init__(self):
         if not self.custom:
@@ -46,6 +48,7 @@ class RunConfig:
             raise CnnlabError(f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if self.image_size is not None:
             whole(self.image_size, "image size")
+        parse_corrupt(self.corrupt)
         self.device = resolve_device(self.device)
         from cnnlab.training.transfer import check_transfer
 

@@ -20,6 +20,8 @@ from torch import nn
 
 from cnnlab.data import Batches, Dataset, Preprocess, channel_stats, load_dataset, split
 from cnnlab.data.augment import augment_for
+from cnnlab.data.batches import evaluation_batch
+from cnnlab.data.corrupt import corrupt
 from cnnlab.data.preprocess import LIGHT_ON_DARK
 from cnnlab.errors import CnnlabError
 from cnnlab.models import ModelSpec, Recipe, count_parameters, create_model, get_spec
@@ -141,6 +143,7 @@ class Run:
         if data is None and config.image_size and not config.custom:
             fits_in_memory(config.model, config.image_size)         # before a single image is decoded at that size
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
+        self.data = corrupt(self.data, config.corrupt, config.seed)      # unchanged without --corrupt
         self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
         self.batch_note = None
         if config.recipe.batch_size > len(self.train_set):
@@ -326,6 +329,28 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
     return float(loss_sum) / seen, int(correct) / seen, lr
 
 
+def adversarial_batches(run: Run, batches: Batches):
+    from cnnlab.training.adversarial import AdversarialBatches, training_attack
+
+    recipe = run.config.recipe
+    return AdversarialBatches(batches, run.model, run.preprocess, training_attack(recipe.adversarial, recipe.adv_eps),
+                              run.record.spec.capsules, run.config.seed)
+
+
+def adversarial_check(run: Run) -> float | None:
+    """Adversarial training: the validation accuracy under PGD at the training's eps (None otherwise)."""
+    recipe = run.config.recipe
+    if not recipe.adversarial:
+        return None
+    from cnnlab.training.adversarial import ROBUST_CHECK_IMAGES, robust_accuracy, robust_check
+
+    part = run.valid_set.subset(torch.arange(min(ROBUST_CHECK_IMAGES, len(run.valid_set))))
+    batches = Batches(part, evaluation_batch(run.data.shape), run.preprocess, run.config.device,
+                      channels_last=run.channels_last)
+    return robust_accuracy(run.model, batches, run.preprocess, robust_check(recipe.adv_eps),
+                           run.record.spec.capsules, seed=run.config.seed)
+
+
 def diverged(run: Run, epoch: int, what: str) -> Diverged:
     lr, done = run.config.recipe.lr, run.record.epochs_done
     kept = f"{finished(done)} kept in {run.folder}" if done else "no epoch finished, so nothing is kept"
@@ -341,8 +366,9 @@ def run_epoch(run: Run, train_batches: Batches, epoch: int, progress: bool) -> s
     valid = run.evaluate(run.valid_set)
     if not math.isfinite(valid.loss):
         raise diverged(run, epoch, "on the validation images the loss")
+    robust = adversarial_check(run)
     seconds = time.perf_counter() - t0
-    record.history.append(Epoch(epoch, train_loss, train_acc, valid.loss, valid.accuracy, lr, seconds))
+    record.history.append(Epoch(epoch, train_loss, train_acc, valid.loss, valid.accuracy, lr, seconds, robust))
     improved = record.best is None or valid.loss < record.best.valid_loss
     if improved:
         run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
@@ -357,7 +383,8 @@ def run_epoch(run: Run, train_batches: Batches, epoch: int, progress: bool) -> s
             save_state(run.folder / "best.safetensors", run.best_state)
         record.save(run.folder)
     return (f"epoch {epoch:3d}/{run.config.recipe.epochs}  train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
-            f"valid loss {valid.loss:.4f} acc {100 * valid.accuracy:5.2f}%  {seconds:5.1f}s"
+            f"valid loss {valid.loss:.4f} acc {100 * valid.accuracy:5.2f}%"
+            + (f" robust {100 * robust:5.2f}%" if robust is not None else "") + f"  {seconds:5.1f}s"
             + ("  * best, saved" if improved else ""))
 
 
@@ -403,6 +430,8 @@ def run_epochs(run: Run, first_epoch: int, progress: bool, on_epoch_end, log) ->
     config, record = run.config, run.record
     recipe = config.recipe
     train_batches = run.batches(run.train_set, shuffle=True, augment=augment_for(recipe.augment, run.preprocess))
+    if recipe.adversarial:
+        train_batches = adversarial_batches(run, train_batches)
     d = record.data
     processes = f", {run.world.size} processes" if run.world.distributed else ""
     log(f"{config.model} ({record.model.parameters:,} parameters) on {d.name} from {d.source}: "

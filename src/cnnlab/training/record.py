@@ -89,6 +89,7 @@ class Epoch:
     valid_acc: float
     lr: float
     seconds: float
+    robust_acc: float | None = None  # adversarial training: validation accuracy under PGD (see adversarial.py)
 
 
 @dataclass

@@ -5,6 +5,7 @@
 import { api, latest, STALE } from "./api.js";
 import { colourLegend, el, fileToDataURL, webcamFrame } from "./dom.js";
 import { intro, LAYER_TERMS, prose, term } from "./glossary.js";
+import { AttackPanel } from "./attack.js";
 
 const BRUSH = 22;          // px on the 280x280 canvas: strokes as thick as MNIST's once scaled into a 20x20 box
 const MAX_BARS = 20;       // classes shown as bars; a model with more shows its most likely ones
@@ -98,8 +99,9 @@ function build(section) {
       "strong, each scaled to its own range), a linear layer's outputs as bars."),
     el("div", { class: "layers-body" }, v.layers, v.zoomBox));
 
+  v.attack = new AttackPanel(() => ({ run: state.run, input: state.input }), layerRow);   // attack.js
   section.append(intro(INTRO, ["02-mlp", "10-visualizing"]),
-    el("div", { class: "explore-grid" }, source, result, evidence), layers);
+    el("div", { class: "explore-grid" }, source, result, evidence, v.attack.card), layers);
   wireDrawing(v.canvas);
   wireDrop(v.stage);
   return v;
@@ -321,6 +323,7 @@ function showAnswer(answer) {
   state.layers = answer.layers;
   view.layers.replaceChildren(...answer.layers.map(layerRow));
   view.zoomBox.hidden = !answer.layers.some((layer) => layer.maps);     // an MLP has no channels to enlarge
+  view.attack.update();
 }
 
 function showBars(classes, scores, predicted) {

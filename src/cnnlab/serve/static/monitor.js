@@ -99,7 +99,9 @@ function runRow(run) {
     return row;
   }
   const percent = (v) => (v == null ? "–" : `${(100 * v).toFixed(2)}%`);
-  row.append(el("td", {}, run.model), el("td", {}, run.dataset),
+  const corrupted = run.corrupt ? el("span", { class: "corrupt", title: "trained on corrupted data (--corrupt): " +
+    "it can fit it, but learns nothing that carries to the test set" }, ` corrupted: ${run.corrupt}`) : "";
+  row.append(el("td", {}, run.model), el("td", {}, run.dataset, corrupted),
     el("td", {}, `${run.epochs_done} / ${run.epochs_planned}`), el("td", {}, run.best_epoch ?? "–"),
     el("td", {}, percent(run.best_valid_acc)), el("td", {}, percent(run.test_accuracy)),
     el("td", {}, el("span", { class: `state ${run.state}`, title: run.detail }, stateText(run)),
