@@ -245,7 +245,7 @@ def test_the_explorer_fools_the_current_image_toward_a_class(served_runs):
     from cnnlab.serve import create_app
     from conftest import pixels as decoded
 
-    client = TestClient(create_app(served_runs))
+    client = TestClient(create_app(served_runs), base_url="http://127.0.0.1")
     image = client.get("/api/explore/random", params={"run": "mnist-cnn-mnist", "index": 0}).json()["image"]
     look = client.post("/api/explore/look", json={"run": "mnist-cnn-mnist", "image": image}).json()
     wanted = (look["predicted"] + 1) % 10

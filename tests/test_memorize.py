@@ -90,7 +90,7 @@ def test_train_corrupt_is_recorded_and_bad_spec_is_one_line(tmp_path, capsys):
 
     from cnnlab.serve import create_app
 
-    listed = TestClient(create_app(tmp_path)).get("/api/monitor/runs").json()      # the Training tab marks it
+    listed = TestClient(create_app(tmp_path), base_url="http://127.0.0.1").get("/api/monitor/runs").json()      # the Training tab marks it
     assert [row["corrupt"] for row in listed if row["name"] == "run"] == ["labels=1"]
     assert main(["train", "mlp", "--data-root", str(tmp_path / "data"), "--corrupt", "labels=7", "--out",
                  str(tmp_path / "runs"), "--no-progress"]) == 2

@@ -65,7 +65,7 @@ def test_explain_takes_test_images_and_samples(mnist_run, capsys):
     folder = mnist_run.folder
     assert main(["explain", str(folder), "test:2", "sample:digit5", "--method", "gradcam"]) == 0
     out = capsys.readouterr().out
-    written = folder / "explanations" / "test-2-gradcam.png"
+    written = folder / "explanations" / "test-2+sample-digit5-gradcam.png"     # named for both images
     assert f"wrote {written}" in out and written.stat().st_size > 1000
     result = mnist_run.explain(["test:2"], "saliency")
     assert result.array.shape == (1, 28, 28) and result.array.any()
