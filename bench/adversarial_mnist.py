@@ -14,19 +14,19 @@ then:
 Targets: the adversarially trained run keeps >= 90% under PGD-20 at eps 0.1, losing <= 1.5 points of clean accuracy;
 one PGD-10 step costs <= 1.3x a forward + backward of the model (the same batch, measured in this run).
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
 
-import torch
 import torch.nn.functional as F
 
 import cnnlab
 from cnnlab.training.adversarial import Attack, InPixels, perturb
 
-PLAIN = [("fgsm", 1, [0.1]), ("pgd", 40, [0.1, 0.3])]       # (method, steps, eps) on the plain run
+PLAIN = [("fgsm", 1, [0.1]), ("pgd", 40, [0.1, 0.3])]  # (method, steps, eps) on the plain run
 ROBUST = [("fgsm", 1, [0.1]), ("pgd", 20, [0.1]), ("pgd", 40, [0.1, 0.3])]
 
 
@@ -87,8 +87,11 @@ def main() -> None:
     args = parser.parse_args()
     if not args.no_speed:
         plain_s, pgd_s = step_cost(args.plain)
-        print(f"forward + backward, batch 256: {1000 * plain_s:.1f} ms; one PGD-10 step: {1000 * pgd_s:.1f} ms "
-              f"({pgd_s / plain_s:.2f}x; target <= 1.3x)", flush=True)
+        print(
+            f"forward + backward, batch 256: {1000 * plain_s:.1f} ms; one PGD-10 step: {1000 * pgd_s:.1f} ms "
+            f"({pgd_s / plain_s:.2f}x; target <= 1.3x)",
+            flush=True,
+        )
     if args.speed_only:
         return
     tables = {args.plain: attack_table(args.plain, PLAIN, args.limit)}
@@ -101,8 +104,10 @@ def main() -> None:
     if args.robust:
         clean_lost = 100 * (tables[args.plain]["clean"] - tables[args.robust]["clean"])
         kept = 100 * tables[args.robust]["pgd-20 eps 0.1"]
-        print(f"adversarially trained: {kept:.2f}% under PGD-20 at eps 0.1 (target >= 90%), "
-              f"{clean_lost:.2f} points of clean accuracy lost (target <= 1.5)")
+        print(
+            f"adversarially trained: {kept:.2f}% under PGD-20 at eps 0.1 (target >= 90%), "
+            f"{clean_lost:.2f} points of clean accuracy lost (target <= 1.5)"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ making the batch: what is left is the model, its gradients, Adam's state and one
 Both models train on the same random batch with Adam; the data does not change the cost of a step. The machine may
 be shared, so read the ratio rather than the absolute numbers, and compare runs only with the load average printed.
 """
+
 import argparse
 import json
 import os
@@ -18,23 +19,23 @@ import subprocess
 import sys
 import time
 
-CONFIGS = {                            # name: (model, bf16 autocast)
+CONFIGS = {  # name: (model, bf16 autocast)
     "reference fp32": ("reference", False),
     "cnnlab fp32": ("cnnlab", False),
     "reference bf16": ("reference", True),
-    "cnnlab bf16": ("cnnlab", True),       # cnnlab's fast settings
+    "cnnlab bf16": ("cnnlab", True),  # cnnlab's fast settings
 }
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024    # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def worker(config: str, batch: int, warmup: int, steps: int, threads: int | None) -> dict:
     """Time `steps` training steps after `warmup` ones; runs in its own process."""
     import torch
+    from capsnet_reference import ReferenceCapsNet  # bench/ is on sys.path: it holds this script
 
-    from capsnet_reference import ReferenceCapsNet                  # bench/ is on sys.path: it holds this script
     from cnnlab.models.capsnet import CapsNet
 
     if threads:
@@ -75,22 +76,42 @@ def main():
         print(json.dumps(worker(args.worker, args.batch, args.warmup, args.steps, args.threads)))
         return
 
-    print(f"batch {args.batch}, {args.warmup} warm-up + {args.steps} timed steps per model, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"batch {args.batch}, {args.warmup} warm-up + {args.steps} timed steps per model, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     results = {}
     for config in CONFIGS:
-        cmd = [sys.executable, __file__, "--worker", config, "--batch", str(args.batch),
-               "--warmup", str(args.warmup), "--steps", str(args.steps)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            config,
+            "--batch",
+            str(args.batch),
+            "--warmup",
+            str(args.warmup),
+            "--steps",
+            str(args.steps),
+        ]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         results[config] = r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-        print(f"{config:16s} {r['images_per_s']:7.1f} images/s  {r['s_per_step']:6.2f} s/step  "
-              f"peak memory {r['peak_mb']:6.0f} MB", flush=True)
-    for ours, theirs in [("cnnlab fp32", "reference fp32"), ("cnnlab bf16", "reference bf16"),
-                         ("cnnlab bf16", "reference fp32")]:
+        print(
+            f"{config:16s} {r['images_per_s']:7.1f} images/s  {r['s_per_step']:6.2f} s/step  "
+            f"peak memory {r['peak_mb']:6.0f} MB",
+            flush=True,
+        )
+    for ours, theirs in [
+        ("cnnlab fp32", "reference fp32"),
+        ("cnnlab bf16", "reference bf16"),
+        ("cnnlab bf16", "reference fp32"),
+    ]:
         r, ref = results[ours], results[theirs]
-        print(f"{ours} / {theirs}: throughput x{r['images_per_s'] / ref['images_per_s']:.2f}, "
-              f"peak memory x{r['peak_mb'] / ref['peak_mb']:.2f}")
+        print(
+            f"{ours} / {theirs}: throughput x{r['images_per_s'] / ref['images_per_s']:.2f}, "
+            f"peak memory x{r['peak_mb'] / ref['peak_mb']:.2f}"
+        )
 
 
 if __name__ == "__main__":

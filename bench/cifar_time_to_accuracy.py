@@ -11,6 +11,7 @@ default recipe, checking test accuracy after every epoch (not counted).
     .venv/bin/python bench/cifar_time_to_accuracy.py --skip-lesson --mnist-root ../shared/data [--seed 1]
     .venv/bin/python bench/cifar_time_to_accuracy.py --cifar-root DIR --skip-lesson --resnet-device cuda   # on a GPU
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,11 @@ import random
 
 import numpy as np
 import torch
+from mlp_time_to_accuracy import NotebookDataset
 from PIL import Image
+from timing import cnnlab_time_to, lesson_epoch_seconds, report
 
 from cnnlab.data import load_dataset
-from mlp_time_to_accuracy import NotebookDataset
-from timing import cnnlab_time_to, lesson_epoch_seconds, report
 
 
 class NotebookCifar(torch.utils.data.Dataset):
@@ -54,8 +55,12 @@ def main():
     parser.add_argument("--fast", action="store_true", help="also time cifar-fast to --fast-target")
     parser.add_argument("--fast-recipe", default="default", help="cifar-fast's recipe (default: default)")
     parser.add_argument("--fast-target", type=float, default=0.90)
-    parser.add_argument("--fast-valid-fraction", type=float, default=0.04,
-                        help="share of the training set cifar-fast holds out (default 0.04, as the README runs it)")
+    parser.add_argument(
+        "--fast-valid-fraction",
+        type=float,
+        default=0.04,
+        help="share of the training set cifar-fast holds out (default 0.04, as the README runs it)",
+    )
     parser.add_argument("--mnist-recipe", default="default", help="mnist-cnn's recipe (default: default)")
     parser.add_argument("--mnist-target", type=float, default=0.996)
     parser.add_argument("--resnet-device", help="also time resnet18-cifar to 94%% on this device (cuda: a GPU)")
@@ -64,36 +69,70 @@ def main():
 
     needs_cifar = not args.skip_lesson or args.fast or args.resnet_device
     cifar = load_dataset("cifar10", data_root=args.cifar_root, download=False) if needs_cifar else None
-    epoch = None if args.skip_lesson else lesson_epoch_seconds("lesson-cnn", NotebookCifar(cifar.train.images,
-                                                                                              cifar.train.labels))
+    epoch = (
+        None
+        if args.skip_lesson
+        else lesson_epoch_seconds("lesson-cnn", NotebookCifar(cifar.train.images, cifar.train.labels))
+    )
     if epoch:
         lesson = 30 * epoch
         print(f"lesson recipe: {epoch:.1f} s for one epoch -> {lesson:.0f} s for its 30 epochs", flush=True)
-        report("cnnlab lesson-cnn, default recipe", args.target, lesson,
-               cnnlab_time_to("lesson-cnn", cifar, args.target, "/tmp/cnnlab-bench-lesson-cnn", seed=args.seed))
-    if args.fast:       # the lesson's recipe never gets near 90%: its epoch is the same-run yardstick instead
-        result = cnnlab_time_to("cifar-fast", cifar, args.fast_target, "/tmp/cnnlab-bench-cifar-fast",
-                                recipe_name=args.fast_recipe, seed=args.seed, valid_fraction=args.fast_valid_fraction)
+        report(
+            "cnnlab lesson-cnn, default recipe",
+            args.target,
+            lesson,
+            cnnlab_time_to("lesson-cnn", cifar, args.target, "/tmp/cnnlab-bench-lesson-cnn", seed=args.seed),
+        )
+    if args.fast:  # the lesson's recipe never gets near 90%: its epoch is the same-run yardstick instead
+        result = cnnlab_time_to(
+            "cifar-fast",
+            cifar,
+            args.fast_target,
+            "/tmp/cnnlab-bench-cifar-fast",
+            recipe_name=args.fast_recipe,
+            seed=args.seed,
+            valid_fraction=args.fast_valid_fraction,
+        )
         report(f"cnnlab cifar-fast, {args.fast_recipe} recipe", args.fast_target, None, result)
         if epoch and result[0] is not None:
-            print(f"cifar-fast's {100 * args.fast_target:.0f}% took as long as {result[0] / epoch:.1f} epochs of the "
-                  f"lesson's recipe (which reaches 76% after 30)")
+            print(
+                f"cifar-fast's {100 * args.fast_target:.0f}% took as long as {result[0] / epoch:.1f} epochs of the "
+                f"lesson's recipe (which reaches 76% after 30)"
+            )
     if args.resnet_device:
-        report(f"cnnlab resnet18-cifar on {args.resnet_device}, default recipe", 0.94, None,
-               cnnlab_time_to("resnet18-cifar", cifar, 0.94, "/tmp/cnnlab-bench-resnet18-cifar",
-                              seed=args.seed, device=args.resnet_device))
+        report(
+            f"cnnlab resnet18-cifar on {args.resnet_device}, default recipe",
+            0.94,
+            None,
+            cnnlab_time_to(
+                "resnet18-cifar",
+                cifar,
+                0.94,
+                "/tmp/cnnlab-bench-resnet18-cifar",
+                seed=args.seed,
+                device=args.resnet_device,
+            ),
+        )
 
     if args.mnist_root:
         mnist = load_dataset("mnist", data_root=args.mnist_root, download=False)
         # the yardstick: one epoch of the lesson's MLP recipe, which passes 98% only after its 50
         mlp_epoch = lesson_epoch_seconds("mlp", NotebookDataset(mnist.train.images, mnist.train.labels))
         print(f"the lesson's MNIST MLP recipe: {mlp_epoch:.1f} s for one epoch", flush=True)
-        result = cnnlab_time_to("mnist-cnn", mnist, args.mnist_target, "/tmp/cnnlab-bench-mnist-cnn",
-                                recipe_name=args.mnist_recipe, seed=args.seed)
+        result = cnnlab_time_to(
+            "mnist-cnn",
+            mnist,
+            args.mnist_target,
+            "/tmp/cnnlab-bench-mnist-cnn",
+            recipe_name=args.mnist_recipe,
+            seed=args.seed,
+        )
         report(f"cnnlab mnist-cnn, {args.mnist_recipe} recipe", args.mnist_target, None, result)
         if result[0] is not None:
-            print(f"mnist-cnn's {100 * args.mnist_target:.1f}% took as long as {result[0] / mlp_epoch:.1f} epochs of "
-                  "the lesson's MLP recipe")
+            print(
+                f"mnist-cnn's {100 * args.mnist_target:.1f}% took as long as {result[0] / mlp_epoch:.1f} epochs of "
+                "the lesson's MLP recipe"
+            )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ with a core or a GPU per process the same code spreads the work.
 
     .venv/bin/python bench/distributed_scaling.py [--images 20000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,33 @@ def main() -> None:
             speeds = []
             for nproc in (1, 2):
                 folder = root / "runs" / f"{model}-{nproc}"
-                subprocess.run([sys.executable, "-m", "cnnlab", "train", model, "--dataset", dataset, "--data-root",
-                                str(root), "--epochs", "2", "--nproc", str(nproc), "--no-progress", "--out",
-                                str(folder.parent), "--name", folder.name, "--precision", "fp32"],
-                               check=True, capture_output=True, text=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "cnnlab",
+                        "train",
+                        model,
+                        "--dataset",
+                        dataset,
+                        "--data-root",
+                        str(root),
+                        "--epochs",
+                        "2",
+                        "--nproc",
+                        str(nproc),
+                        "--no-progress",
+                        "--out",
+                        str(folder.parent),
+                        "--name",
+                        folder.name,
+                        "--precision",
+                        "fp32",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 speeds.append(images_per_second(folder))
             print(f"{model:<12} {speeds[0]:9,.0f}/s {speeds[1]:9,.0f}/s {speeds[1] / speeds[0]:6.2f}x")
 

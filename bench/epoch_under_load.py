@@ -9,6 +9,7 @@ warm-up epoch. Settings: `default` (torch imported first: its own threads and Op
 `passive` (OMP_WAIT_POLICY=PASSIVE by hand), `cnnlab` (cnnlab imported first, as its command line does).
 `uptime` is printed before each block, since on a shared machine "idle" is whatever the others leave.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,16 +59,24 @@ def one_epoch(setting: str, cores: set[int], images: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if setting == "passive":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    done = subprocess.run([sys.executable, "-c", CHILD, setting, str(images)], capture_output=True, text=True, env=env,
-                          timeout=900, preexec_fn=lambda: os.sched_setaffinity(0, cores))
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, setting, str(images)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        preexec_fn=lambda: os.sched_setaffinity(0, cores),
+    )
     if done.returncode:
         raise SystemExit(done.stderr[-2000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def busy_loops(count: int, cores: set[int]) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                             preexec_fn=lambda: os.sched_setaffinity(0, cores)) for _ in range(count)]
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: os.sched_setaffinity(0, cores))
+        for _ in range(count)
+    ]
 
 
 def uptime() -> str:
@@ -82,7 +91,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48000, help="images in the epoch (default: MNIST's 48,000)")
     parser.add_argument("--cores", default="0,1", help="the cores everything is pinned to (default: 0,1)")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))      # `timeout` too stops the busy loops (finally)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # `timeout` too stops the busy loops (finally)
     cores = {int(c) for c in args.cores.split(",")}
     settings = args.settings.split(",")
     results: dict[tuple[str, int], list[float]] = {}
@@ -91,7 +100,7 @@ def main() -> None:
         loops = busy_loops(busy, cores)
         try:
             time.sleep(1 if busy else 0)
-            for _ in range(args.repeats):           # settings interleaved: a change in the others' load hits all
+            for _ in range(args.repeats):  # settings interleaved: a change in the others' load hits all
                 for setting in settings:
                     found = one_epoch(setting, cores, args.images)
                     results.setdefault((setting, busy), []).append(found["seconds"])
@@ -103,8 +112,9 @@ def main() -> None:
     for setting in settings:
         alone = statistics.median(results[(setting, 0)])
         loaded = statistics.median(results[(setting, args.busy)])
-        print(f"   {setting:<11} alone {alone:6.2f} s   beside {args.busy} busy {loaded:6.2f} s   "
-              f"x{loaded / alone:.1f}")
+        print(
+            f"   {setting:<11} alone {alone:6.2f} s   beside {args.busy} busy {loaded:6.2f} s   x{loaded / alone:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ meaningful; the CPU time (user + system) shows what a run costs on an idle machi
 
     .venv/bin/python bench/filter_speed.py [--repeat 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,17 +53,17 @@ def main() -> None:
         'python -c "import cv2" (baseline)': [sys.executable, "-c", "import cv2"],
         "cnnlab filter photo.jpg -k sobel-x": cnnlab + ["filter", "photo.jpg", "-k", "sobel-x"],
         "cnnlab filter photo.jpg -k sobel-x --figure": cnnlab + ["filter", "photo.jpg", "-k", "sobel-x", "--figure"],
-        "cnnlab filter photo.jpg -k sobel-x -k sobel-y -k laplacian":
-            cnnlab + ["filter", "photo.jpg", "-k", "sobel-x", "-k", "sobel-y", "-k", "laplacian"],
+        "cnnlab filter photo.jpg -k sobel-x -k sobel-y -k laplacian": cnnlab
+        + ["filter", "photo.jpg", "-k", "sobel-x", "-k", "sobel-y", "-k", "laplacian"],
         "cnnlab spectrum photo.jpg --keep low": cnnlab + ["spectrum", "photo.jpg", "--keep", "low"],
     }
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         make_photo(folder / "photo.jpg")
-        for command in commands.values():      # warm-up: fill the OS file cache and write .pyc files
+        for command in commands.values():  # warm-up: fill the OS file cache and write .pyc files
             seconds(command, folder)
         times = {name: [] for name in commands}
-        for _ in range(repeat):                # interleaved, so load changes hit every command alike
+        for _ in range(repeat):  # interleaved, so load changes hit every command alike
             for name, command in commands.items():
                 times[name].append(seconds(command, folder))
 
@@ -73,11 +74,14 @@ def main() -> None:
     print("   wall median (min .. max)    ratio     cpu")
     for name in commands:
         wall = statistics.median(walls[name])
-        print(f"  {wall:6.3f} s ({min(walls[name]):.3f} .. {max(walls[name]):.3f})  {wall / baseline:5.1f}x  "
-              f"{statistics.median(cpus[name]):6.3f} s  {name}")
+        print(
+            f"  {wall:6.3f} s ({min(walls[name]):.3f} .. {max(walls[name]):.3f})  {wall / baseline:5.1f}x  "
+            f"{statistics.median(cpus[name]):6.3f} s  {name}"
+        )
     default = statistics.median(walls["cnnlab filter photo.jpg -k sobel-x"])
     verdict = "meets" if default < TARGET_S else "MISSES"
     print(f"cnnlab filter with default options: {default:.3f} s wall, {verdict} the {TARGET_S:g} s target")
+
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ Times, as the median of many calls after a warm-up (with the 90th percentile, si
 
     python bench/gradcam_speed.py [--calls 300] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ def hooked_gradcam(model, layer, x, target: int) -> torch.Tensor:
     finally:
         handle.remove()
     activation = kept[0]
-    grad, = torch.autograd.grad(score, activation)
+    (grad,) = torch.autograd.grad(score, activation)
     cam = F.relu((grad.mean((2, 3), keepdim=True) * activation).sum(1, keepdim=True))
     return F.interpolate(cam, size=x.shape[2:], mode="bilinear")[:, 0].detach()
 
@@ -80,8 +81,10 @@ def main() -> None:
         "Captum LayerGradCam, direct": captum_direct,
         "hand-written Grad-CAM (hooks)": lambda: hooked_gradcam(model, model.conv3, x, target),
     }
-    print(f"lesson-cnn, one 3x32x32 image, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"{args.calls} calls each after 20 warm-up calls")
+    print(
+        f"lesson-cnn, one 3x32x32 image, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+        f"{args.calls} calls each after 20 warm-up calls"
+    )
     print(f"{'':38s} {'median ms':>10s} {'p90 ms':>8s} {'x baseline':>11s}")
     baseline = None
     for name, fn in cases.items():

@@ -10,6 +10,7 @@ decoded photo (36 MB each), so it runs on at most --baseline-count of them; imag
 
     .venv/bin/python bench/imagefolder_decode.py [--count 1000] [--folder DIR] [--baseline-count 120]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,12 +37,12 @@ def make_photo(path: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     x, y = np.linspace(0, 1, 400, dtype=np.float32)[None], np.linspace(0, 1, 300, dtype=np.float32)[:, None]
     angle, freq = rng.uniform(0, np.pi), rng.uniform(1, 4, 2)
-    ramp = np.cos(angle) * x + np.sin(angle) * y                                   # [300, 400]
+    ramp = np.cos(angle) * x + np.sin(angle) * y  # [300, 400]
     waves = np.sin(2 * np.pi * freq[0] * x + rng.uniform(0, 6)) * np.cos(2 * np.pi * freq[1] * y)
     low, high = rng.uniform(20, 210, (2, 3)).astype(np.float32)
     small = (low + (high - low) * ramp[..., None] + 25 * waves[..., None]).clip(0, 231).astype(np.uint8)
     picture = np.array(Image.fromarray(small).resize((4000, 3000), Image.BILINEAR))  # smooth, made fast at 1/10
-    picture += rng.integers(0, 24, picture.shape, dtype=np.uint8)            # sensor noise (std 6.9), never past 255
+    picture += rng.integers(0, 24, picture.shape, dtype=np.uint8)  # sensor noise (std 6.9), never past 255
     Image.fromarray(picture).save(path, quality=90)
 
 
@@ -110,13 +111,17 @@ def child(way: str, folder: Path) -> None:
 
 
 def measure(way: str, folder: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", way, "--folder", str(folder)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", way, "--folder", str(folder)], check=True, capture_output=True, text=True
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     result["rate"] = result["images"] / result["seconds"]
     mib = 1 << 20
-    print(f"{way:>3}: {result['images']} images in {result['seconds']:.1f} s = {result['rate']:.1f} images/s, "
-          f"peak RSS {result['peak'] / mib:.0f} MiB ({result['floor'] / mib:.0f} MiB after imports)", flush=True)
+    print(
+        f"{way:>3}: {result['images']} images in {result['seconds']:.1f} s = {result['rate']:.1f} images/s, "
+        f"peak RSS {result['peak'] / mib:.0f} MiB ({result['floor'] / mib:.0f} MiB after imports)",
+        flush=True,
+    )
     return result
 
 
@@ -132,8 +137,10 @@ def main() -> None:
     folder = args.folder or photo_folder(args.count)
     baseline = args.folder or photo_folder(min(args.count, args.baseline_count))
     new, old = measure("new", folder), measure("old", baseline)
-    print(f"new / old: {new['rate'] / old['rate']:.1f}x images/s; peak RSS {new['peak'] / old['peak']:.2f}x "
-          f"(old on {old['images']}, new on {new['images']} images)")
+    print(
+        f"new / old: {new['rate'] / old['rate']:.1f}x images/s; peak RSS {new['peak'] / old['peak']:.2f}x "
+        f"(old on {old['images']}, new on {new['images']} images)"
+    )
     ok = new["peak"] < TARGET_RSS and new["rate"] >= TARGET_RATE
     print(f"target (peak RSS < 1 GiB, >= {TARGET_RATE:.0f} images/s): {'met' if ok else 'NOT met'}")
 

@@ -10,6 +10,7 @@ images are made and decoded once, then one epoch of lesson-cnn at 96x96).
 
     .venv/bin/python bench/larger_than_memory.py [--limit-mb 1024] [--size 96]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,11 @@ def make_folder(count: int, size: int) -> None:
     for i in range(count):
         label = i % 10
         pixels = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
-        pixels[size // 4:size // 2, (label * size) // 12:(label * size) // 12 + size // 4] = (230, 40 * (label % 5), 90)
+        pixels[size // 4 : size // 2, (label * size) // 12 : (label * size) // 12 + size // 4] = (
+            230,
+            40 * (label % 5),
+            90,
+        )
         (FOLDER / f"class{label}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(FOLDER / f"class{label}" / f"{i:06d}.jpg", quality=85)
 
@@ -44,15 +49,20 @@ def in_cgroup(limit: int, argv: list[str], env: dict) -> tuple[int, float, int, 
     """Run argv in a fresh cgroup limited to `limit` bytes; (exit code, seconds, peak bytes, last stderr lines)."""
     CGROUP.mkdir(exist_ok=True)
     (CGROUP / "memory.limit_in_bytes").write_text(str(limit))
-    if (CGROUP / "memory.memsw.limit_in_bytes").exists():        # no swapping out of the limit either
+    if (CGROUP / "memory.memsw.limit_in_bytes").exists():  # no swapping out of the limit either
         (CGROUP / "memory.memsw.limit_in_bytes").write_text(str(limit))
     start = time.perf_counter()
-    process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: (CGROUP / "cgroup.procs").write_text(str(os.getpid())))
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: (CGROUP / "cgroup.procs").write_text(str(os.getpid())),
+    )
     _, err = process.communicate()
     seconds = time.perf_counter() - start
     peak = int((CGROUP / "memory.max_usage_in_bytes").read_text())
-    for _ in range(100):                # the exited processes leave the group a moment later
+    for _ in range(100):  # the exited processes leave the group a moment later
         try:
             CGROUP.rmdir()
             break
@@ -80,20 +90,43 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     args = parser.parse_args()
     limit = args.limit_mb << 20
-    count = 2 * limit // (3 * args.size * args.size)             # decoded size: twice the limit
+    count = 2 * limit // (3 * args.size * args.size)  # decoded size: twice the limit
     make_folder(count, args.size)
     env = {**os.environ, "XDG_CACHE_HOME": "/tmp/cnnlab-bench-cache"}
-    train = ["train", "lesson-cnn", "--dataset", "imagefolder", "--data-root", str(FOLDER), "--image-size",
-             str(args.size), "--epochs", "1", "--batch-size", "256", "--no-progress", "--out", "/tmp/cnnlab-bench-runs",
-             "--overwrite", "--name", "larger-than-memory"]
-    print(f"{count:,} images of 3x{args.size}x{args.size}: {count * 3 * args.size ** 2 / 2 ** 20:,.0f} MiB decoded, "
-          f"cgroup limit {args.limit_mb:,} MiB")
+    train = [
+        "train",
+        "lesson-cnn",
+        "--dataset",
+        "imagefolder",
+        "--data-root",
+        str(FOLDER),
+        "--image-size",
+        str(args.size),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--no-progress",
+        "--out",
+        "/tmp/cnnlab-bench-runs",
+        "--overwrite",
+        "--name",
+        "larger-than-memory",
+    ]
+    print(
+        f"{count:,} images of 3x{args.size}x{args.size}: {count * 3 * args.size**2 / 2**20:,.0f} MiB decoded, "
+        f"cgroup limit {args.limit_mb:,} MiB"
+    )
     code, seconds, peak, tail = in_cgroup(limit, [sys.executable, "-m", "cnnlab", *train], env)
-    print(f"cnnlab (decode into the cache file, then train from its memory map): exit {code} in {seconds:.0f} s, "
-          f"peak {peak / 2 ** 20:,.0f} MiB (page cache included){'' if code == 0 else ' | ' + tail}")
+    print(
+        f"cnnlab (decode into the cache file, then train from its memory map): exit {code} in {seconds:.0f} s, "
+        f"peak {peak / 2**20:,.0f} MiB (page cache included){'' if code == 0 else ' | ' + tail}"
+    )
     code, seconds, peak, tail = in_cgroup(limit, [sys.executable, "-c", BASELINE, *train], env)
-    print(f"baseline (the cached array read whole into memory): exit {code} in {seconds:.0f} s, "
-          f"peak {peak / 2 ** 20:,.0f} MiB{'' if code == 0 else ' (killed: ' + str(-code) + ')' if code < 0 else ''}")
+    print(
+        f"baseline (the cached array read whole into memory): exit {code} in {seconds:.0f} s, "
+        f"peak {peak / 2**20:,.0f} MiB{'' if code == 0 else ' (killed: ' + str(-code) + ')' if code < 0 else ''}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Targets: the whole figure within ~15 minutes on 2 cores; with random labels, tra
 accuracy within 2 points of 10%; random labels take more steps to fit than true ones. `--from` redraws the figure
 from the curves a previous run saved (beside the figure, as .json) without training again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,16 @@ def main() -> None:
     save(memorize_figure(curves, args.model, "CIFAR-10", args.subset), args.out)
     by_label = {c["label"]: c for c in curves}
     for c in curves:
-        print(f"{c['label']:<16} {len(c['steps']):3d} epochs, {c['steps'][-1]:5d} steps, {c['seconds']:5.0f} s: "
-              f"train {100 * c['train_accuracy']:.2f}%, test {100 * c['test_accuracy']:.2f}%")
+        print(
+            f"{c['label']:<16} {len(c['steps']):3d} epochs, {c['steps'][-1]:5d} steps, {c['seconds']:5.0f} s: "
+            f"train {100 * c['train_accuracy']:.2f}%, test {100 * c['test_accuracy']:.2f}%"
+        )
     random, true = by_label.get("random labels"), by_label.get("true labels")
     if random:
-        print(f"random labels: train {100 * random['train_accuracy']:.2f}% (target >= 99%), test "
-              f"{100 * random['test_accuracy']:.2f}% (target 8-12%)")
+        print(
+            f"random labels: train {100 * random['train_accuracy']:.2f}% (target >= 99%), test "
+            f"{100 * random['test_accuracy']:.2f}% (target 8-12%)"
+        )
     if random and true:
         print(f"steps to fit: true {true['steps'][-1]}, random {random['steps'][-1]} (random should take longer)")
 

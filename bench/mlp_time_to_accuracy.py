@@ -9,6 +9,7 @@ accuracy too.
 
     .venv/bin/python bench/mlp_time_to_accuracy.py --data-root ../shared/data [--dataset fashion-mnist]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,9 @@ import argparse
 import numpy as np
 import torch
 from PIL import Image
+from timing import cnnlab_time_to, lesson_epoch_seconds, report
 
 from cnnlab.data import load_dataset
-from timing import cnnlab_time_to, lesson_epoch_seconds, report
 
 
 class NotebookDataset(torch.utils.data.Dataset):

@@ -4,6 +4,7 @@ Images/s: training images over the seconds of cnnlab's training loop for one epo
 
     .venv/bin/python bench/own_network_speed.py --data-root /tmp/cifar-py [--valid-fraction 0.8] [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from lesson_nets import CifarNet as Net  # noqa: E402  (the lesson's CNN as the lesson writes it, kept once there)
 
 
-
-
 def images_per_second(model, data, args) -> float:
     """One training epoch through cnnlab's own loop (`train_epoch`: what `cnnlab.train` runs each epoch, validation
     aside) with lesson-cnn's recipe; training images per second."""
@@ -38,27 +37,36 @@ def images_per_second(model, data, args) -> float:
     train_epoch(run, batches, 1, progress=False)
     seconds = time.perf_counter() - start
     name = type(model).__name__ if own else model
-    print(f"  {name:<10} {len(run.train_set) / seconds:7.0f} images/s ({len(run.train_set)} images in "
-          f"{seconds:.1f} s; {run.precision}, channels_last {run.channels_last})", flush=True)
+    print(
+        f"  {name:<10} {len(run.train_set) / seconds:7.0f} images/s ({len(run.train_set)} images in "
+        f"{seconds:.1f} s; {run.precision}, channels_last {run.channels_last})",
+        flush=True,
+    )
     return len(run.train_set) / seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", required=True, help="folder holding cifar-10-batches-py")
-    parser.add_argument("--valid-fraction", type=float, default=0.2,
-                        help="held out, as in training; 0.8 times an epoch of 10,000 images (default: %(default)s)")
+    parser.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.2,
+        help="held out, as in training; 0.8 times an epoch of 10,000 images (default: %(default)s)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="epochs each, taking turns (the median is reported)")
     args = parser.parse_args()
-    data = load_dataset("cifar10", data_root=args.data_root)          # read once, for both
+    data = load_dataset("cifar10", data_root=args.data_root)  # read once, for both
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; lesson-cnn's recipe, {args.rounds} rounds")
     speeds: dict[str, list[float]] = {"registry lesson-cnn": [], "hand-written Net": []}
     for _ in range(args.rounds):
         speeds["registry lesson-cnn"].append(images_per_second("lesson-cnn", data, args))
         speeds["hand-written Net"].append(images_per_second(Net(), data, args))
     registry, own = (statistics.median(v) for v in speeds.values())
-    print(f"median: registry lesson-cnn {registry:.0f} images/s, hand-written Net {own:.0f} images/s: "
-          f"{100 * own / registry:.1f}% of the registry's ({'within' if own >= 0.9 * registry else 'NOT within'} 10%)")
+    print(
+        f"median: registry lesson-cnn {registry:.0f} images/s, hand-written Net {own:.0f} images/s: "
+        f"{100 * own / registry:.1f}% of the registry's ({'within' if own >= 0.9 * registry else 'NOT within'} 10%)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ places? tests/test_inspect.py's shapes have no distractors; there every method p
 
     .venv/bin/python bench/pointing_game_hard.py [--epochs 4] [--images 120]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,11 +43,16 @@ def main() -> None:
     data = Dataset("shapes", SHAPES, ImageSet(x, y), ImageSet(tx, ty), "memory")
     recipe = Recipe(epochs=args.epochs, batch_size=64, lr=3e-3, optimizer="adamw", schedule="onecycle")
     with tempfile.TemporaryDirectory() as folder:
-        run = train(RunConfig("lesson-cnn", "shapes", recipe), Path(folder) / "run", data=data, progress=False,
-                    log=lambda line: None)
+        run = train(
+            RunConfig("lesson-cnn", "shapes", recipe),
+            Path(folder) / "run",
+            data=data,
+            progress=False,
+            log=lambda line: None,
+        )
         print(f"test accuracy {run.record.test.accuracy:.1%}")
         predictor = Predictor.from_run(Path(folder) / "run")
-        images, labels, centres = tx[:args.images], ty[:args.images], centres[:args.images]
+        images, labels, centres = tx[: args.images], ty[: args.images], centres[: args.images]
         for method in METHODS:
             maps = attribute(predictor, images, method, target=labels)
             rows, cols = np.divmod(maps.reshape(len(maps), -1).argmax(1), maps.shape[2])

@@ -21,6 +21,7 @@ cold server.
 from a second thread, and on a shared 2-core machine under load torch's default (one per core) made the bare
 forward pass itself slow (mnist-cnn p95 176 ms, lesson-cnn p50 72 ms, against 3 and 2 ms with one thread).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,9 +57,11 @@ def make_runs(root: Path) -> list[str]:
     for model, dataset in MODELS:
         shape = (1, 28, 28) if dataset == "mnist" else (3, 32, 32)
 
-        def images(n):
-            return ImageSet(torch.from_numpy(rng.integers(0, 256, (n, *shape), dtype=np.uint8)),
-                            torch.from_numpy(rng.integers(0, 10, n)))
+        def images(n, shape=shape):
+            return ImageSet(
+                torch.from_numpy(rng.integers(0, 256, (n, *shape), dtype=np.uint8)),
+                torch.from_numpy(rng.integers(0, 10, n)),
+            )
 
         data = Dataset(dataset, [str(k) for k in range(10)], images(512), images(128), "random")
         config = make_config(model, dataset, epochs=1, batch_size=64, precision="fp32")
@@ -73,12 +76,11 @@ def drawing_strokes(steps: int) -> list[str]:
 
     path = [(90, 90), (120, 60), (170, 60), (195, 95), (180, 140), (130, 185), (90, 220), (200, 220)]
     t = np.linspace(0, 1, 60)
-    points = [tuple(np.interp(s * (len(path) - 1), range(len(path)), np.array(path)[:, i]) for i in (0, 1))
-              for s in t]
+    points = [tuple(np.interp(s * (len(path) - 1), range(len(path)), np.array(path)[:, i]) for i in (0, 1)) for s in t]
     urls = []
     for k in range(steps):
         canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
-        shown = points[:2 + k * (len(points) - 2) // max(1, steps - 1)]
+        shown = points[: 2 + k * (len(points) - 2) // max(1, steps - 1)]
         ImageDraw.Draw(canvas).line(shown, fill=(255, 255, 255, 255), width=22, joint="curve")
         buffer = io.BytesIO()
         canvas.save(buffer, format="PNG")
@@ -99,7 +101,7 @@ def start_server(runs: Path, threads: int) -> tuple[subprocess.Popen, int, float
             return process, port, time.perf_counter() - start
         except OSError:
             if process.poll() is not None:
-                raise SystemExit("the server process ended before it answered")
+                raise SystemExit("the server process ended before it answered") from None
             time.sleep(0.02)
 
 
@@ -158,14 +160,16 @@ def bare_forward(folder: Path, drawing: str):
     def forward():
         with torch.no_grad():
             predictor.model(x)
+
     return forward
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="timed round trips per model (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in the server and the baseline "
-                                                               "(default: %(default)s)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads in the server and the baseline (default: %(default)s)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     drawings = drawing_strokes(30)
@@ -185,22 +189,32 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(10)
-    print(f"\ntorch threads: {args.threads} (server and baseline); {torch.get_num_threads()} in use here; "
-          f"HTTP to a uvicorn server process on 127.0.0.1")
-    print(f"{'model':<12} {'bare forward p50/p95':>22} {'round trip p50/p95':>20} {'answer':>8}  target p50<="
-          f"{ROUND_TRIP_P50_MS} p95<={ROUND_TRIP_P95_MS} ms")
+    print(
+        f"\ntorch threads: {args.threads} (server and baseline); {torch.get_num_threads()} in use here; "
+        f"HTTP to a uvicorn server process on 127.0.0.1"
+    )
+    print(
+        f"{'model':<12} {'bare forward p50/p95':>22} {'round trip p50/p95':>20} {'answer':>8}  target p50<="
+        f"{ROUND_TRIP_P50_MS} p95<={ROUND_TRIP_P95_MS} ms"
+    )
     for (model, _), (bare50, bare95), (trip50, trip95), size in zip(MODELS, *zip(*rows)):
         ok = trip50 <= ROUND_TRIP_P50_MS and trip95 <= ROUND_TRIP_P95_MS
-        print(f"{model:<12} "
-              f"{bare50:9.2f} / {bare95:6.2f} ms {trip50:9.2f} / {trip95:6.2f} ms {size / 1024:6.1f} KB  "
-              f"{'pass' if ok else 'FAIL'}")
+        print(
+            f"{model:<12} "
+            f"{bare50:9.2f} / {bare95:6.2f} ms {trip50:9.2f} / {trip95:6.2f} ms {size / 1024:6.1f} KB  "
+            f"{'pass' if ok else 'FAIL'}"
+        )
     (bare50, bare95), (trip50, trip95) = kernel
     ok = trip95 <= KERNEL_P95_MS
-    print(f"{'kernel edit':<12} {bare50:9.2f} / {bare95:6.2f} ms {trip50:9.2f} / {trip95:6.2f} ms {'':>9}  "
-          f"512x512 grey, target p95<={KERNEL_P95_MS} ms: {'pass' if ok else 'FAIL'}")
+    print(
+        f"{'kernel edit':<12} {bare50:9.2f} / {bare95:6.2f} ms {trip50:9.2f} / {trip95:6.2f} ms {'':>9}  "
+        f"512x512 grey, target p95<={KERNEL_P95_MS} ms: {'pass' if ok else 'FAIL'}"
+    )
     print(f"\ncold server: process start to first answer {started:.2f} s (Python, torch and the app importing)")
-    print(f"first page load on the cold server: {load_s * 1000:.0f} ms for {files} requests (HTML, stylesheets, "
-          f"modules, run list) - target <= {FIRST_LOAD_S:.0f} s: {'pass' if load_s <= FIRST_LOAD_S else 'FAIL'}")
+    print(
+        f"first page load on the cold server: {load_s * 1000:.0f} ms for {files} requests (HTML, stylesheets, "
+        f"modules, run list) - target <= {FIRST_LOAD_S:.0f} s: {'pass' if load_s <= FIRST_LOAD_S else 'FAIL'}"
+    )
     print(f"first prediction (opens the model): {first_prediction * 1000:.0f} ms")
 
 
@@ -208,7 +222,7 @@ def time_model(connection, runs: Path, name: str, drawings: list[str], requests:
     """((bare p50, p95), (round trip p50, p95), answer bytes) in ms, requests and bare passes interleaved."""
     forward = bare_forward(runs / name, drawings[-1])
     bare, trips, size = [], [], 0
-    for k in range(requests + 10):                       # the first 10 warm up
+    for k in range(requests + 10):  # the first 10 warm up
         payload = {"run": name, "image": drawings[k % len(drawings)], "drawing": True}
         start = time.perf_counter()
         connection.request("POST", "/api/explore/look", json.dumps(payload), {"Content-Type": "application/json"})

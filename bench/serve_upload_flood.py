@@ -15,6 +15,7 @@ takes the server past ~1.5 GB.
 
 Exits 1 when the peak passes `--limit-mb`. Linux only (/proc).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,12 +46,19 @@ def make_run(root: Path) -> str:
     rng = np.random.default_rng(0)
 
     def images(n):
-        return ImageSet(torch.from_numpy(rng.integers(0, 256, (n, 1, 28, 28), dtype=np.uint8)),
-                        torch.from_numpy(rng.integers(0, 10, n)))
+        return ImageSet(
+            torch.from_numpy(rng.integers(0, 256, (n, 1, 28, 28), dtype=np.uint8)),
+            torch.from_numpy(rng.integers(0, 10, n)),
+        )
 
     data = Dataset("mnist", [str(k) for k in range(10)], images(512), images(128), "random")
-    train(make_config("mlp", "mnist", epochs=1, batch_size=64, precision="fp32"), root / "mlp",
-          data=data, progress=False, log=lambda line: None)
+    train(
+        make_config("mlp", "mnist", epochs=1, batch_size=64, precision="fp32"),
+        root / "mlp",
+        data=data,
+        progress=False,
+        log=lambda line: None,
+    )
     return "mlp"
 
 
@@ -72,15 +80,16 @@ def start_server(runs: Path) -> tuple[subprocess.Popen, int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", str(runs), "--port", str(port)],
-                               stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", "serve", str(runs), "--port", str(port)], stdout=subprocess.DEVNULL
+    )
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
             return process, port
         except OSError:
             if process.poll() is not None:
-                raise SystemExit("the server process ended before it answered")
+                raise SystemExit("the server process ended before it answered") from None
             time.sleep(0.05)
 
 
@@ -101,7 +110,7 @@ def post(port: int, path: str, body: bytes) -> int:
         response = connection.getresponse()
         response.read()
         return response.status
-    except OSError as error:                # the server may close a refused upload's connection early
+    except OSError as error:  # the server may close a refused upload's connection early
         return error.__class__.__name__
     finally:
         connection.close()
@@ -129,15 +138,22 @@ def main() -> None:
             small = json.dumps({"run": run, "image": big_png(64)}).encode()
             assert post(port, "/api/explore/look", small) == 200
             print(f"after start-up and one small look: {memory(process.pid)}")
-            floods = [("/api/explore/look", {"run": run, "image": image}),
-                      ("/api/explore/attribution", {"run": run, "image": image, "target": 0, "method": "saliency"}),
-                      ("/api/pictures", {"image": image})]
+            floods = [
+                ("/api/explore/look", {"run": run, "image": image}),
+                ("/api/explore/attribution", {"run": run, "image": image, "target": 0, "method": "saliency"}),
+                ("/api/pictures", {"image": image}),
+            ]
             for path, payload in floods:
                 answers = flood(port, path, json.dumps(payload).encode(), args.uploads, args.concurrent)
                 print(f"{path}: {dict(answers)}; server {memory(process.pid)}")
             noise = base64.b64encode(os.urandom(20_000_000 - 100_000)).decode()
-            answers = flood(port, "/api/explore/look", json.dumps({"run": run, "image": "data:image/jpeg;base64,"
-                                                                     + noise}).encode(), args.uploads, args.concurrent)
+            answers = flood(
+                port,
+                "/api/explore/look",
+                json.dumps({"run": run, "image": "data:image/jpeg;base64," + noise}).encode(),
+                args.uploads,
+                args.concurrent,
+            )
             print(f"20 MB bodies of noise: {dict(answers)}; server {memory(process.pid)}")
             time.sleep(3)
             final = memory(process.pid)

@@ -10,6 +10,7 @@ peak figure is made of), so GFLOP/s here means "of the arithmetic that matters",
 
     .venv/bin/python bench/step_speed.py [--models mlp,lesson-cnn,mnist-cnn,cifar-fast] [--seconds 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,13 +59,22 @@ def peaks(seconds: float) -> dict[str, dict[str, float]]:
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out[precision] = {"matmul": 2 * 2048 ** 3 / timed(lambda: a @ b, seconds) / 1e9,
-                              "conv": flops_of(lambda: conv(x)) / timed(lambda: conv(x), seconds) / 1e9}
+            out[precision] = {
+                "matmul": 2 * 2048**3 / timed(lambda: a @ b, seconds) / 1e9,
+                "conv": flops_of(lambda: conv(x)) / timed(lambda: conv(x), seconds) / 1e9,
+            }
     return out
 
 
-def training_step(name: str, *, channels_last: bool, bf16: bool = False, compiled: bool = False,
-                  unfused: bool = False, torch_dropout: bool = False):
+def training_step(
+    name: str,
+    *,
+    channels_last: bool,
+    bf16: bool = False,
+    compiled: bool = False,
+    unfused: bool = False,
+    torch_dropout: bool = False,
+):
     """One training step of `name` at its default recipe, as cnnlab's loop takes it; and the images per step."""
     spec = get_spec(name)
     recipe = spec.recipe(None, None)
@@ -78,10 +88,10 @@ def training_step(name: str, *, channels_last: bool, bf16: bool = False, compile
             if isinstance(module, Dropout):
                 module.__class__ = torch.nn.Dropout
     x, y = torch.randn(recipe.batch_size, c, h, h), torch.randint(0, 10, (recipe.batch_size,))
-    if channels_last and has_conv(model):       # as the loop does: only conv models take channels_last
+    if channels_last and has_conv(model):  # as the loop does: only conv models take channels_last
         model, x = model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(recipe, model)
-    if unfused:     # the same groups and settings, stepped tensor by tensor as torch does by default on a CPU
+    if unfused:  # the same groups and settings, stepped tensor by tensor as torch does by default on a CPU
         accepted = inspect.signature(type(optimizer)).parameters
         settings = {k: v for k, v in optimizer.defaults.items() if k in accepted}
         groups = [{k: v for k, v in group.items() if k != "fused"} for group in optimizer.param_groups]
@@ -114,12 +124,16 @@ def main():
         step, batch, conv, dropout = training_step(name, channels_last=True, bf16=bf16)
         base_seconds, flops = timed(step, args.seconds), flops_of(step)
         print(f"\n{name}: batch {batch}, {flops / batch / 1e6:.1f} MFLOP per image per step (fwd+bwd)")
-        print(f"  cnnlab's step ({precision}{', channels_last' if conv else ''}): {batch / base_seconds:8.0f} "
-              f"images/s, {flops / base_seconds / 1e9:6.1f} GFLOP/s = {100 * flops / base_seconds / 1e9 / top:.0f}% "
-              f"of the {precision} peak")
-        variants = {"unfused optimizer": dict(channels_last=conv, bf16=bf16, unfused=True),
-                    f"{other} instead": dict(channels_last=conv, bf16=not bf16),
-                    "torch.compile": dict(channels_last=conv, bf16=bf16, compiled=True)}
+        print(
+            f"  cnnlab's step ({precision}{', channels_last' if conv else ''}): {batch / base_seconds:8.0f} "
+            f"images/s, {flops / base_seconds / 1e9:6.1f} GFLOP/s = {100 * flops / base_seconds / 1e9 / top:.0f}% "
+            f"of the {precision} peak"
+        )
+        variants = {
+            "unfused optimizer": dict(channels_last=conv, bf16=bf16, unfused=True),
+            f"{other} instead": dict(channels_last=conv, bf16=not bf16),
+            "torch.compile": dict(channels_last=conv, bf16=bf16, compiled=True),
+        }
         if conv:
             variants["NCHW (no channels_last)"] = dict(channels_last=False, bf16=bf16)
         if dropout:
@@ -128,7 +142,7 @@ def main():
             try:
                 variant, *_ = training_step(name, **options)
                 seconds = timed(variant, args.seconds)
-            except Exception as error:          # e.g. torch.compile without a working C compiler
+            except Exception as error:  # e.g. torch.compile without a working C compiler
                 print(f"  {label:<24} failed: {str(error).splitlines()[0][:100]}")
                 continue
             print(f"  {label:<24} {batch / seconds:8.0f} images/s: {base_seconds / seconds:5.2f}x cnnlab's step")

@@ -1,4 +1,5 @@
 """What the time-to-accuracy benchmarks share: training with a cnnlab recipe until a test-accuracy target."""
+
 from __future__ import annotations
 
 import time
@@ -35,8 +36,17 @@ def lesson_epoch_seconds(model: str, dataset: torch.utils.data.Dataset, **model_
     return time.perf_counter() - start
 
 
-def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: str | None = None, seed: int = 0,
-                   device: str = "cpu", valid_fraction: float = 0.2, **changes):
+def cnnlab_time_to(
+    model: str,
+    data,
+    target: float,
+    folder: str,
+    recipe_name: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    valid_fraction: float = 0.2,
+    **changes,
+):
     """Train `model` with its recipe on the loaded `data` (`valid_fraction` of its training set held out), checking
     test accuracy after every epoch (the check is not counted). Returns (seconds to `target` or None, that epoch,
     final test accuracy, seconds in all)."""
@@ -47,8 +57,10 @@ def cnnlab_time_to(model: str, data, target: float, folder: str, recipe_name: st
     def check(epoch, run):
         t0 = time.perf_counter()
         accuracy = run.evaluate(data.test).accuracy
-        print(f"    epoch {epoch}: test accuracy {100 * accuracy:.2f}% at {t0 - start - checks['seconds']:.1f} s",
-              flush=True)
+        print(
+            f"    epoch {epoch}: test accuracy {100 * accuracy:.2f}% at {t0 - start - checks['seconds']:.1f} s",
+            flush=True,
+        )
         if checks["reached"] is None and accuracy >= target:
             checks["reached"], checks["epoch"] = t0 - start - checks["seconds"], epoch
         checks["seconds"] += time.perf_counter() - t0
@@ -67,5 +79,7 @@ def report(name: str, target: float, lesson_seconds: float | None, result) -> No
         return
     print(f"{name} reached {100 * target:.1f}% after epoch {epoch}: {reached:.1f} s")
     if lesson_seconds:
-        print(f"speed-up to {100 * target:.1f}%: {lesson_seconds / reached:.1f}x "
-              f"(lesson {lesson_seconds:.0f} s / cnnlab {reached:.1f} s)")
+        print(
+            f"speed-up to {100 * target:.1f}%: {lesson_seconds / reached:.1f}x "
+            f"(lesson {lesson_seconds:.0f} s / cnnlab {reached:.1f} s)"
+        )

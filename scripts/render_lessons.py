@@ -5,6 +5,7 @@
 
 Each notebook runs top to bottom in a fresh kernel, as a learner would run it (exercises unanswered); its run time
 is printed. The copies go to docs/lessons/NN-name.ipynb."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ROOT / "src" / "cnnlab" / "lessons"
 
 
-def execute(path: Path, timeout: int = 600, solved: bool = False, workdir: Path | None = None
-            ) -> tuple[nbformat.NotebookNode, float]:
+def execute(
+    path: Path, timeout: int = 600, solved: bool = False, workdir: Path | None = None
+) -> tuple[nbformat.NotebookNode, float]:
     """The notebook run in a fresh kernel in `workdir` (default: a new temporary folder, so that nothing it writes
     lands beside the packaged notebooks); `solved` puts each exercise's solution in first."""
     notebook = nbformat.read(path, as_version=4)
@@ -32,8 +34,9 @@ def execute(path: Path, timeout: int = 600, solved: bool = False, workdir: Path 
                 cell.source = cell.metadata["solution"]
     start = time.perf_counter()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="cnnlab-lesson-"))
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(workdir)}}).execute()
+    NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    ).execute()
     return notebook, time.perf_counter() - start
 
 
@@ -42,8 +45,11 @@ def main() -> int:
     parser.add_argument("--data-root", help="where the data sets are (sets $CNNLAB_DATA for the notebooks)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "lessons"), help="folder of the executed copies")
     parser.add_argument("--only", action="append", default=[], metavar="NN", help="just lesson NN (repeatable)")
-    parser.add_argument("--threads", type=int, help="torch threads in the kernels (OMP_NUM_THREADS); 1 is faster "
-                                                    "on a machine shared by other busy processes")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads in the kernels (OMP_NUM_THREADS); 1 is faster on a machine shared by other busy processes",
+    )
     args = parser.parse_args()
     if args.data_root:
         os.environ["CNNLAB_DATA"] = str(Path(args.data_root).resolve())
@@ -57,7 +63,7 @@ def main() -> int:
         if args.only and path.name[:2] not in args.only:
             continue
         notebook, seconds = execute(path)
-        for cell in notebook.cells:          # the learner's copy has no solutions in it; neither does the page
+        for cell in notebook.cells:  # the learner's copy has no solutions in it; neither does the page
             cell.metadata.pop("solution", None)
         nbformat.write(notebook, out / path.name)
         total += seconds

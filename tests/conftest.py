@@ -1,11 +1,11 @@
 """Tiny, learnable data sets written in the real on-disk formats, and a test environment with no network."""
+
 from __future__ import annotations
 
 import contextlib
 import gzip
 import pickle
 import struct
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ def learnable_images(n: int, size: int, channels: int, classes: int, seed: int):
     cell = size // 4
     for i, k in enumerate(labels):
         r, c = divmod(int(k) % 16, 4)
-        images[i, :, r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = 230
+        images[i, :, r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = 230
     return images, labels.astype(np.int64)
 
 
@@ -43,8 +43,12 @@ def make_mnist(root: Path, n_train=600, n_test=200, folder="MNIST/raw") -> Path:
 
 
 def write_cifar_batch(path: Path, images: np.ndarray, labels) -> None:
-    batch = {b"batch_label": b"test", b"labels": [int(v) for v in labels],
-             b"data": images.reshape(len(images), -1), b"filenames": [b"x.png"] * len(images)}
+    batch = {
+        b"batch_label": b"test",
+        b"labels": [int(v) for v in labels],
+        b"data": images.reshape(len(images), -1),
+        b"filenames": [b"x.png"] * len(images),
+    }
     path.write_bytes(pickle.dumps(batch, protocol=2))
 
 
@@ -97,6 +101,7 @@ def mnist_root(tmp_path):
 
 # The explorer (cnnlab serve): small runs of the three lesson models, a live server, a real headless Chromium.
 
+
 @pytest.fixture(scope="session")
 def served_runs(tmp_path_factory) -> Path:
     """A RUNS_DIR holding mlp and mnist-cnn on a fake MNIST and lesson-cnn on a fake CIFAR-10, one epoch each."""
@@ -107,8 +112,17 @@ def served_runs(tmp_path_factory) -> Path:
     make_cifar(data, per_batch=40)
     runs = tmp_path_factory.mktemp("served-runs")
     for model, dataset in (("mlp", "mnist"), ("mnist-cnn", "mnist"), ("lesson-cnn", "cifar10")):
-        cnnlab.train(model, dataset, data_root=str(data), out=runs, epochs=1, batch_size=32, precision="fp32",
-                     progress=False, log=lambda line: None)
+        cnnlab.train(
+            model,
+            dataset,
+            data_root=str(data),
+            out=runs,
+            epochs=1,
+            batch_size=32,
+            precision="fp32",
+            progress=False,
+            log=lambda line: None,
+        )
     return runs
 
 
@@ -161,15 +175,23 @@ def browser():
 
     driver_path, chromium = shutil.which("chromedriver"), shutil.which("chromium")
     if not (driver_path and chromium):
-        pytest.skip("NO BROWSER: chromium and chromium-driver are not installed (scripts/setup.sh installs them "
-                    "with apt); the explorer's browser tests did not run")
+        pytest.skip(
+            "NO BROWSER: chromium and chromium-driver are not installed (scripts/setup.sh installs them "
+            "with apt); the explorer's browser tests did not run"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.implicitly_wait(0)

@@ -1,5 +1,6 @@
 """The lesson's own networks, written as the lesson writes them (not cnnlab's registry models): what a learner
 hands to `cnnlab.train`. Kept in a file of their own so a fresh process can import them to reload a run."""
+
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -7,7 +8,7 @@ import torch.nn.functional as F
 # define the NN architecture
 class Net(nn.Module):
     def __init__(self):
-        super(Net, self).__init__()
+        super().__init__()
         # number of hidden nodes in each layer (512)
         hidden_1 = 512
         hidden_2 = 512
@@ -40,7 +41,7 @@ class Net(nn.Module):
 # define the CNN architecture
 class CifarNet(nn.Module):
     def __init__(self):
-        super(CifarNet, self).__init__()
+        super().__init__()
         # convolutional layer (sees 32x32x3 image tensor)
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
         # convolutional layer (sees 16x16x16 tensor)

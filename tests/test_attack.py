@@ -1,5 +1,6 @@
 """Adversarial examples: FGSM as the paper defines it, PGD at least as strong, agreement with ART, every model,
 the command and its files, adversarial training, and the cost of a PGD step."""
+
 import json
 import time
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_mnist
 
 import cnnlab
 from cnnlab.cli import main
@@ -15,7 +17,6 @@ from cnnlab.inspect.attack import LIKELY_WRONG, adversarial, robustness
 from cnnlab.models import MODELS, create_model
 from cnnlab.predict import Predictor
 from cnnlab.training.adversarial import Attack, InPixels, perturb
-from conftest import make_mnist
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,8 +26,17 @@ def trained(tmp_path_factory):
     """mnist-cnn trained for 2 epochs on a fake MNIST whose classes are easy: most test images right."""
     root = tmp_path_factory.mktemp("attack")
     make_mnist(root / "data", n_train=600, n_test=300)
-    run = cnnlab.train("mnist-cnn", "mnist", data_root=root / "data", folder=root / "run", epochs=2,
-                       batch_size=32, progress=False, log=lambda line: None, precision="fp32")
+    run = cnnlab.train(
+        "mnist-cnn",
+        "mnist",
+        data_root=root / "data",
+        folder=root / "run",
+        epochs=2,
+        batch_size=32,
+        progress=False,
+        log=lambda line: None,
+        precision="fp32",
+    )
     test = run.predictor.split("test")
     return run, test.pixels(slice(0, 300)), test.labels[:300]
 
@@ -37,7 +47,7 @@ def hand_fgsm(predictor: Predictor, pixels: torch.Tensor, labels: torch.Tensor, 
     std = torch.tensor(predictor.preprocess.std).view(1, -1, 1, 1)
     x = (pixels.float() / 255).requires_grad_(True)
     loss = F.cross_entropy(predictor.model.eval()((x - mean) / std), labels)
-    grad, = torch.autograd.grad(loss, x)
+    (grad,) = torch.autograd.grad(loss, x)
     return (x + eps * grad.sign()).clamp(0, 1).detach()
 
 
@@ -90,24 +100,28 @@ def test_targeted_attack_reaches_its_target(trained):
 
 
 def test_art_agrees_within_one_point(trained):
-    art = pytest.importorskip("art", reason="adversarial-robustness-toolbox is a test dependency (pip install "
-                                             "-e .[test])")
     from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
     from art.estimators.classification import PyTorchClassifier
 
     run, pixels, labels = trained
     predictor = run.predictor
     model = predictor.model.eval()
-    classifier = PyTorchClassifier(model, torch.nn.CrossEntropyLoss(), (1, 28, 28), 10, clip_values=(0.0, 1.0),
-                                   preprocessing=(np.float32(predictor.preprocess.mean[0]),
-                                                  np.float32(predictor.preprocess.std[0])))
+    classifier = PyTorchClassifier(
+        model,
+        torch.nn.CrossEntropyLoss(),
+        (1, 28, 28),
+        10,
+        clip_values=(0.0, 1.0),
+        preprocessing=(np.float32(predictor.preprocess.mean[0]), np.float32(predictor.preprocess.std[0])),
+    )
     x = (pixels.float() / 255).numpy()
     for eps in (0.15,):
         ours_fgsm = run.attack("fgsm", [eps], images=pixels, labels=labels, progress=False).results[0]["accuracy"]
         ours_pgd = run.attack("pgd", [eps], steps=20, images=pixels, labels=labels, progress=False).results[0]
         art_fgsm = FastGradientMethod(classifier, eps=eps).generate(x, y=labels.numpy())
-        art_pgd = ProjectedGradientDescent(classifier, eps=eps, eps_step=2.5 * eps / 20, max_iter=20,
-                                           num_random_init=1, verbose=False).generate(x, y=labels.numpy())
+        art_pgd = ProjectedGradientDescent(
+            classifier, eps=eps, eps_step=2.5 * eps / 20, max_iter=20, num_random_init=1, verbose=False
+        ).generate(x, y=labels.numpy())
         for ours, theirs in ((ours_fgsm, art_fgsm), (ours_pgd["accuracy"], art_pgd)):
             theirs = float((classifier.predict(theirs).argmax(1) == labels.numpy()).mean())
             assert abs(ours - theirs) <= 0.01, (eps, ours, theirs)
@@ -135,7 +149,7 @@ def test_a_custom_module_is_attacked_in_its_own_pixels():
     labels = torch.randint(0, 4, (16,))
     got = adversarial(model, pixels, labels, "fgsm", 0.1)
     x = (pixels.float() / 255).requires_grad_(True)
-    grad, = torch.autograd.grad(F.cross_entropy(model(x), labels, reduction="sum"), x)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(x), labels, reduction="sum"), x)
     assert torch.allclose(got.images, (x + 0.1 * grad.sign()).clamp(0, 1).detach(), atol=1e-6)
     assert len(robustness(model, "fgsm", [0, 0.1], images=pixels, labels=labels, progress=False).results) == 2
 
@@ -147,27 +161,37 @@ def test_capsnet_is_attacked_on_its_capsule_lengths():
     pixels = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
     labels = predictor.scores(pixels).argmax(1)
     got = adversarial(predictor, pixels, labels, "fgsm", 0.1)
-    assert ((got.scores >= 0) & (got.scores <= 1)).all()                  # lengths, not a softmax of them
+    assert ((got.scores >= 0) & (got.scores <= 1)).all()  # lengths, not a softmax of them
     assert (got.scores.gather(1, labels[:, None]) < got.clean_scores.gather(1, labels[:, None])).all()
 
 
 def test_attack_command_writes_json_and_figure(trained, capsys):
     run, _, _ = trained
-    assert main(["attack", str(run.folder), "--method", "fgsm", "--eps", "0,0.1,0.3", "--limit", "100",
-                 "--no-progress"]) == 0
+    assert (
+        main(["attack", str(run.folder), "--method", "fgsm", "--eps", "0,0.1,0.3", "--limit", "100", "--no-progress"])
+        == 0
+    )
     saved = json.loads((run.folder / "attacks" / "fgsm.json").read_text())
     accuracies = [r["accuracy"] for r in saved["results"]]
     assert [r["eps"] for r in saved["results"]] == [0, 0.1, 0.3] and saved["images"] == 100
     assert accuracies[0] > accuracies[1] > accuracies[2]
-    assert accuracies[0] == pytest.approx(float((run.predictor.scores(trained[1][:100]).argmax(1)
-                                                 == trained[2][:100]).float().mean()))
+    assert accuracies[0] == pytest.approx(
+        float((run.predictor.scores(trained[1][:100]).argmax(1) == trained[2][:100]).float().mean())
+    )
     assert (run.folder / "attacks" / "fgsm.png").stat().st_size > 10_000
     assert "written" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--eps", "0,abc"], "--eps '0,abc'"), (["--eps", "2"], "--eps '2'"), (["--target", "zebra"], "zebra"),
-    (["--steps", "0"], "steps 0"), (["--limit", "0"], "--limit 0")])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--eps", "0,abc"], "--eps '0,abc'"),
+        (["--eps", "2"], "--eps '2'"),
+        (["--target", "zebra"], "zebra"),
+        (["--steps", "0"], "steps 0"),
+        (["--limit", "0"], "--limit 0"),
+    ],
+)
 def test_bad_attack_options_are_one_line_and_write_nothing(trained, capsys, argv, message):
     run, _, _ = trained
     before = sorted(p.name for p in run.folder.rglob("*"))
@@ -179,16 +203,27 @@ def test_bad_attack_options_are_one_line_and_write_nothing(trained, capsys, argv
 
 def test_adversarial_training_reports_robust_accuracy_each_epoch(tmp_path):
     make_mnist(tmp_path / "data", n_train=200, n_test=50)
-    run = cnnlab.train("mnist-cnn", "mnist", data_root=tmp_path / "data", folder=tmp_path / "run", epochs=2,
-                       batch_size=50, adversarial="fgsm", adv_eps=0.1, progress=False, log=lambda line: None)
+    run = cnnlab.train(
+        "mnist-cnn",
+        "mnist",
+        data_root=tmp_path / "data",
+        folder=tmp_path / "run",
+        epochs=2,
+        batch_size=50,
+        adversarial="fgsm",
+        adv_eps=0.1,
+        progress=False,
+        log=lambda line: None,
+    )
     history = json.loads((run.folder / "run.json").read_text())["history"]
     assert all(0 <= epoch["robust_acc"] <= 1 for epoch in history) and len(history) == 2
     assert run.record.config.recipe.adversarial == "fgsm"
     with pytest.raises(CnnlabError, match="--adv-eps"):
         cnnlab.train("mnist-cnn", "mnist", data_root=tmp_path / "data", folder=tmp_path / "r2", adversarial="pgd")
     with pytest.raises(CnnlabError, match="unknown adversarial training 'cw'"):
-        cnnlab.train("mnist-cnn", "mnist", data_root=tmp_path / "data", folder=tmp_path / "r3", adversarial="cw",
-                     adv_eps=0.1)
+        cnnlab.train(
+            "mnist-cnn", "mnist", data_root=tmp_path / "data", folder=tmp_path / "r3", adversarial="cw", adv_eps=0.1
+        )
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
 
 
@@ -201,8 +236,9 @@ def test_adversarial_training_attacks_each_batch(trained):
     predictor = run.predictor
     part = predictor.split("test").subset(torch.arange(64))
     plain = Batches(part, 64, predictor.preprocess)
-    attacked = AdversarialBatches(plain, predictor.model.eval(), predictor.preprocess, training_attack("fgsm", 0.1),
-                                  False, seed=0)
+    attacked = AdversarialBatches(
+        plain, predictor.model.eval(), predictor.preprocess, training_attack("fgsm", 0.1), False, seed=0
+    )
     (x, y), (adv, y2) = next(iter(plain)), next(iter(attacked))
     change = predictor.preprocess.denormalize(adv) - predictor.preprocess.denormalize(x)
     assert torch.equal(y, y2) and change.abs().max() <= 0.1 + 1e-5
@@ -216,7 +252,7 @@ def test_a_pgd_step_costs_about_a_forward_and_backward(trained):
     model = run.predictor.model.eval()
     x = run.predictor.inputs(pixels[:128])
     pixel_model = InPixels(model, run.predictor.preprocess.mean, run.predictor.preprocess.std)
-    clean = (pixels[:128].float() / 255)
+    clean = pixels[:128].float() / 255
 
     def plain_step():
         model.zero_grad()
@@ -240,17 +276,19 @@ def best_of(fn, repeats):
 
 
 def test_the_explorer_fools_the_current_image_toward_a_class(served_runs):
+    from conftest import pixels as decoded
     from fastapi.testclient import TestClient
 
     from cnnlab.serve import create_app
-    from conftest import pixels as decoded
 
     client = TestClient(create_app(served_runs), base_url="http://127.0.0.1")
     image = client.get("/api/explore/random", params={"run": "mnist-cnn-mnist", "index": 0}).json()["image"]
     look = client.post("/api/explore/look", json={"run": "mnist-cnn-mnist", "image": image}).json()
     wanted = (look["predicted"] + 1) % 10
-    answer = client.post("/api/explore/attack", json={"run": "mnist-cnn-mnist", "image": image, "method": "pgd",
-                                                      "eps": 0.3, "steps": 20, "target": wanted}).json()
+    answer = client.post(
+        "/api/explore/attack",
+        json={"run": "mnist-cnn-mnist", "image": image, "method": "pgd", "eps": 0.3, "steps": 20, "target": wanted},
+    ).json()
     assert answer["was"] == look["predicted"] and answer["target"] == wanted
     assert 0 < answer["largest_change"] <= 0.3 + 1e-5
     assert sum(answer["scores"]) == pytest.approx(1, abs=1e-4)
@@ -274,8 +312,10 @@ def test_the_fool_it_card_flips_the_prediction_in_the_browser(browser, live_serv
     browser.find_element("css selector", "#explore button.random").click()
     wait.until(lambda b: b.find_element("css selector", "#explore img.seen").get_attribute("src"))
     Select(browser.find_element("css selector", "#explore select.attack-method")).select_by_value("pgd")
-    browser.execute_script("const s = document.querySelector('#explore input.attack-eps'); s.value = 0.3; "
-                           "s.dispatchEvent(new Event('input'));")
+    browser.execute_script(
+        "const s = document.querySelector('#explore input.attack-eps'); s.value = 0.3; "
+        "s.dispatchEvent(new Event('input'));"
+    )
     wait.until(lambda b: b.find_element("css selector", "#explore img.attack-image").get_attribute("src"))
     verdict = browser.find_element("css selector", "#explore .attack-verdict").text
     assert verdict.startswith(("Fooled: now", "Still")) and "aimed at" in verdict

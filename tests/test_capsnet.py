@@ -29,7 +29,7 @@ def test_squash_is_safe_at_zero():
 
 
 def test_squash_length():
-    s = torch.tensor([[3.0, 4.0]])                                  # length 5 -> 25 / 26
+    s = torch.tensor([[3.0, 4.0]])  # length 5 -> 25 / 26
     assert squash(s).norm().item() == pytest.approx(25 / 26)
 
 
@@ -38,13 +38,13 @@ def test_coupling_coefficients_sum_to_one_over_output_capsules():
     v, c = route(u_hat, iterations=3)
     assert v.shape == (4, 10, 16) and c.shape == (4, 30, 10)
     assert torch.allclose(c.sum(dim=2), torch.ones(4, 30))
-    assert not torch.allclose(c, torch.full_like(c, 0.1))         # routing moved them away from uniform
+    assert not torch.allclose(c, torch.full_like(c, 0.1))  # routing moved them away from uniform
 
 
 def test_routing_matches_the_papers_procedure_written_out():
     u_hat = torch.randn(2, 5, 3, 4)
     v, c = route(u_hat, iterations=3)
-    for n in range(2):                                              # one example at a time, as in Procedure 1
+    for n in range(2):  # one example at a time, as in Procedure 1
         b = torch.zeros(5, 3)
         for _ in range(3):
             c_n = b.softmax(dim=1)
@@ -54,10 +54,9 @@ def test_routing_matches_the_papers_procedure_written_out():
 
 
 def test_margin_loss_by_hand():
-    lengths = torch.tensor([[0.95, 0.30, 0.05],
-                            [0.50, 0.20, 0.80]])
+    lengths = torch.tensor([[0.95, 0.30, 0.05], [0.50, 0.20, 0.80]])
     y = torch.tensor([0, 2])
-    first = 0.0 + 0.5 * (0.30 - 0.1) ** 2 + 0.0                    # present is long enough; one absent too long
+    first = 0.0 + 0.5 * (0.30 - 0.1) ** 2 + 0.0  # present is long enough; one absent too long
     second = 0.5 * (0.50 - 0.1) ** 2 + 0.5 * (0.20 - 0.1) ** 2 + (0.9 - 0.80) ** 2
     assert margin_loss(lengths, y).item() == pytest.approx((first + second) / 2)
 
@@ -65,12 +64,12 @@ def test_margin_loss_by_hand():
 def test_decoder_is_masked_by_true_label_in_training_and_by_prediction_in_eval():
     model = tiny()
     x = torch.randn(8, 1, 20, 20)
-    y = 1 - model(x).argmax(1)                                      # labels that all disagree with the prediction
+    y = 1 - model(x).argmax(1)  # labels that all disagree with the prediction
     seen = []
     model.decoder.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].view(8, 2, 8)))
 
     def masked_class(decoder_input):
-        assert (decoder_input.abs().sum(-1) > 0).sum(1).eq(1).all()    # exactly one capsule survives the mask
+        assert (decoder_input.abs().sum(-1) > 0).sum(1).eq(1).all()  # exactly one capsule survives the mask
         return decoder_input.abs().sum(-1).argmax(1)
 
     model.train()
@@ -92,7 +91,7 @@ def test_no_nan_with_all_zero_input():
 
 def test_reconstruction_target_undoes_the_normalization():
     model = tiny()
-    assert set(model.state_dict()) >= {"mean", "std"}             # saved with the weights
+    assert set(model.state_dict()) >= {"mean", "std"}  # saved with the weights
     image = torch.rand(3, 1, 20, 20)
     y = torch.tensor([0, 1, 0])
     loss, lengths = model.loss((image - 0.15) / 0.3, y)
@@ -117,7 +116,7 @@ def test_picture_api_shapes():
     assert recon.shape == (5, 1, 20, 20) and 0 <= recon.min() and recon.max() <= 1
     rows = model.perturb_dimensions(x[0])
     assert rows.shape == (8, 11, 1, 20, 20)
-    assert torch.allclose(rows[:, 5], recon[0].expand(8, 1, 20, 20), atol=1e-6)   # the middle step is 0
+    assert torch.allclose(rows[:, 5], recon[0].expand(8, 1, 20, 20), atol=1e-6)  # the middle step is 0
 
 
 def bars(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

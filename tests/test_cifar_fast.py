@@ -1,5 +1,6 @@
 """cifar-fast: its whitening layer is set from the data and stays frozen, its eval prediction averages the mirror
 image, biases learn at their own rate, and a run of it trains and resumes like any other."""
+
 import json
 
 import pytest
@@ -10,13 +11,13 @@ from cnnlab.training.checkpoint import read_state
 from cnnlab.training.config import RunConfig
 from cnnlab.training.loop import Lookahead, make_optimizer, set_lr, train
 
-TINY = {"widths": [8, 16, 16]}          # the real widths' structure, small enough for a test
+TINY = {"widths": [8, 16, 16]}  # the real widths' structure, small enough for a test
 
 
 def correlated_images(n=64, seed=0):
     """Images whose neighbouring pixels and channels are strongly correlated, as in photos."""
     g = torch.Generator().manual_seed(seed)
-    base = torch.nn.functional.avg_pool2d(torch.randn(n, 1, 36, 36, generator=g), 5, 1)     # smooth: 32x32
+    base = torch.nn.functional.avg_pool2d(torch.randn(n, 1, 36, 36, generator=g), 5, 1)  # smooth: 32x32
     return 10 * base.repeat(1, 3, 1, 1) + torch.randn(n, 3, 32, 32, generator=g)
 
 
@@ -25,13 +26,13 @@ def test_the_first_layer_whitens_2x2_patches_of_the_training_images():
     images = correlated_images()
     patches = images.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)
     spread = torch.linalg.eigvalsh(patches.T @ patches / len(patches))
-    assert spread.max() / spread.min() > 20                                  # far from white before
+    assert spread.max() / spread.min() > 20  # far from white before
     model.initialize_from(images)
     with torch.no_grad():
-        out = torch.nn.functional.conv2d(images, model.whiten.weight)       # without the bias
+        out = torch.nn.functional.conv2d(images, model.whiten.weight)  # without the bias
     first, second = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12), out[:, 12:].permute(0, 2, 3, 1).reshape(-1, 12)
-    assert torch.allclose(first.T @ first / len(first), torch.eye(12), atol=0.02)   # white: identity covariance
-    assert torch.equal(second, -first)                                       # and each direction's negative
+    assert torch.allclose(first.T @ first / len(first), torch.eye(12), atol=0.02)  # white: identity covariance
+    assert torch.equal(second, -first)  # and each direction's negative
     assert not model.whiten.weight.requires_grad
 
 
@@ -43,8 +44,8 @@ def test_every_conv_starts_by_passing_its_inputs_through():
             with torch.no_grad():
                 out = conv(x)
             n = min(conv.in_channels, conv.out_channels)
-            assert torch.allclose(out[:, :n], x[:, :n], atol=1e-5)        # the first outputs: the first inputs
-            assert out[:, n:].abs().sum() > 0 or n == conv.out_channels    # any others: random filters
+            assert torch.allclose(out[:, :n], x[:, :n], atol=1e-5)  # the first outputs: the first inputs
+            assert out[:, n:].abs().sum() > 0 or n == conv.out_channels  # any others: random filters
 
 
 def test_in_eval_mode_an_image_and_its_mirror_get_the_same_scores():
@@ -58,7 +59,7 @@ def test_in_eval_mode_an_image_and_its_mirror_get_the_same_scores():
         one_view = (model(x) + model(x.flip(3))) / 2
         model.mirror = True
         assert torch.allclose(model(x), one_view, atol=1e-6)
-        model.train()                         # training sees one view: the augmentation does the mirroring
+        model.train()  # training sees one view: the augmentation does the mirroring
         assert not torch.allclose(model(x), model(x.flip(3)), atol=1e-3)
 
 
@@ -81,15 +82,15 @@ def test_lookahead_pulls_the_weights_back_toward_their_slow_copy_every_few_steps
     start = layer.weight.detach().clone()
     with torch.no_grad():
         layer.weight.add_(1.0)
-    lookahead.step(3, 10, epoch_ends=False)              # not a fifth step: nothing happens
+    lookahead.step(3, 10, epoch_ends=False)  # not a fifth step: nothing happens
     assert torch.equal(layer.weight, start + 1)
-    lookahead.step(5, 10, epoch_ends=False)              # halfway: keep 0.95^5 * 0.5^3 of the slow weights
-    keep = 0.95 ** 5 * 0.5 ** 3
+    lookahead.step(5, 10, epoch_ends=False)  # halfway: keep 0.95^5 * 0.5^3 of the slow weights
+    keep = 0.95**5 * 0.5**3
     assert torch.allclose(layer.weight, start + (1 - keep))
     assert torch.equal(lookahead.slow[0], layer.weight)
     with torch.no_grad():
         layer.weight.add_(1.0)
-    lookahead.step(7, 10, epoch_ends=True)               # an epoch's last step always updates: nothing left over
+    lookahead.step(7, 10, epoch_ends=True)  # an epoch's last step always updates: nothing left over
     assert torch.equal(lookahead.slow[0], layer.weight)
     assert get_spec("cifar-fast").recipe().lookahead
 
@@ -112,13 +113,13 @@ def trained(tmp_path_factory):
 
 def test_a_run_learns_and_keeps_the_whitening_it_was_given(trained):
     _, runs, run = trained
-    assert json.loads((runs / "whole" / "run.json").read_text())["test"]["accuracy"] > 0.3     # chance is 0.1
+    assert json.loads((runs / "whole" / "run.json").read_text())["test"]["accuracy"] > 0.3  # chance is 0.1
     saved = read_state(runs / "whole" / "best.safetensors")["whiten.weight"]
-    assert not torch.allclose(saved, create_model("cifar-fast", **TINY).whiten.weight)      # set from the data...
+    assert not torch.allclose(saved, create_model("cifar-fast", **TINY).whiten.weight)  # set from the data...
     fresh = create_model("cifar-fast", **TINY)
     sample = run.train_set.subset(torch.arange(min(5000, len(run.train_set))))
     fresh.initialize_from(next(iter(run.batches(sample, batch_size=len(sample.labels))))[0])
-    assert torch.equal(saved, fresh.whiten.weight)                                          # ...and never trained
+    assert torch.equal(saved, fresh.whiten.weight)  # ...and never trained
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(trained, tmp_path):
@@ -156,6 +157,7 @@ def test_grad_cam_sees_both_views_lined_up_with_the_image(trained):
     look = client.post("/api/explore/look", json={"run": "whole", "image": random["image"]})
     assert look.status_code == 200, look.text
     assert abs(sum(look.json()["scores"]) - 1) < 1e-4
-    cam = client.post("/api/explore/attribution", json={"run": "whole", "image": random["image"], "target": 3,
-                                                        "method": "gradcam"})
+    cam = client.post(
+        "/api/explore/attribution", json={"run": "whole", "image": random["image"], "target": 3, "method": "gradcam"}
+    )
     assert cam.status_code == 200, cam.text

@@ -1,4 +1,5 @@
 """Every foundation command end to end, through `cnnlab.cli.main`, plus one real process."""
+
 import json
 import subprocess
 import sys
@@ -17,9 +18,27 @@ def cli(capsys, *argv):
 
 @pytest.fixture
 def run_dir(mnist_root, tmp_path, capsys):
-    code, out, _ = cli(capsys, "train", "mlp", "--dataset", "mnist", "--data-root", mnist_root, "--epochs", 3,
-                       "--batch-size", 32, "--lr", 3e-3, "--lookahead", "--dropout", 0.1, "--out", tmp_path / "runs",
-                       "--no-progress")
+    code, out, _ = cli(
+        capsys,
+        "train",
+        "mlp",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        mnist_root,
+        "--epochs",
+        3,
+        "--batch-size",
+        32,
+        "--lr",
+        3e-3,
+        "--lookahead",
+        "--dropout",
+        0.1,
+        "--out",
+        tmp_path / "runs",
+        "--no-progress",
+    )
     assert code == 0, out
     assert "Test accuracy (overall)" in out and "run folder:" in out
     return tmp_path / "runs" / "mlp-mnist"
@@ -28,13 +47,13 @@ def run_dir(mnist_root, tmp_path, capsys):
 def test_train_evaluate_predict(run_dir, tmp_path, capsys):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["config"]["recipe"]["epochs"] == 3 and info["config"]["recipe"]["batch_size"] == 32
-    assert info["config"]["recipe"]["lookahead"]                    # a switch that the mlp's recipe leaves off
-    assert info["config"]["recipe"]["dropout"] == 0.1               # the mlp's own rate is 0.2
+    assert info["config"]["recipe"]["lookahead"]  # a switch that the mlp's recipe leaves off
+    assert info["config"]["recipe"]["dropout"] == 0.1  # the mlp's own rate is 0.2
 
     code, out, _ = cli(capsys, "evaluate", run_dir)
     assert code == 0
     overall = [line for line in out.splitlines() if "overall" in line][0]
-    assert f"{100 * info['test']['accuracy']:.2f}%" in overall          # same number as at the end of training
+    assert f"{100 * info['test']['accuracy']:.2f}%" in overall  # same number as at the end of training
 
     # class 5 is a bright square in row 1, column 1 (see conftest.learnable_images); an RGB 56x56 photo of it,
     # drawn dark on light as people draw digits: converted, resized and inverted, each said
@@ -72,17 +91,22 @@ def test_models_and_datasets(mnist_root, capsys):
     assert code == 1 and "looked in" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["evaluate", "{tmp}"], "not a cnnlab run folder"),
-    (["predict", "{tmp}/nothing", "x.png"], "not a cnnlab run folder"),
-    (["train", "nonet"], "unknown model 'nonet'"),
-    (["train", "mlp", "--dataset", "fashion-mnist", "--data-root", "{tmp}/nowhere"], "not found; looked in"),
-    (["train", "mlp", "--dataset", "imagefolder", "--data-root", "{tmp}"], "no images found"),
-    (["train", "mlp", "--recipe", "turbo"], "has no recipe 'turbo'"),
-    (["train", "mlp", "--schedule", "exponential", "--decay", "1.5"],
-     "decay 1.5: must be in (0, 1], the learning rate's multiplier"),
-    (["train", "--resume", "{tmp}"], "not a cnnlab run folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "{tmp}"], "not a cnnlab run folder"),
+        (["predict", "{tmp}/nothing", "x.png"], "not a cnnlab run folder"),
+        (["train", "nonet"], "unknown model 'nonet'"),
+        (["train", "mlp", "--dataset", "fashion-mnist", "--data-root", "{tmp}/nowhere"], "not found; looked in"),
+        (["train", "mlp", "--dataset", "imagefolder", "--data-root", "{tmp}"], "no images found"),
+        (["train", "mlp", "--recipe", "turbo"], "has no recipe 'turbo'"),
+        (
+            ["train", "mlp", "--schedule", "exponential", "--decay", "1.5"],
+            "decay 1.5: must be in (0, 1], the learning rate's multiplier",
+        ),
+        (["train", "--resume", "{tmp}"], "not a cnnlab run folder"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     code, _, err = cli(capsys, *[a.format(tmp=tmp_path) for a in argv])
     assert code == 2 and message in err and "Traceback" not in err
@@ -117,12 +141,24 @@ def test_evaluate_with_perturbation_is_seeded_and_hurts(run_dir, capsys):
     clean = overall()
     shaken = overall("--perturb", "rotate=90,translate=0.25", "--seed", "1")
     assert shaken == overall("--perturb", "rotate=90,translate=0.25", "--seed", "1")
-    assert shaken < clean - 20        # the class is where a square is: moving it must confuse the MLP
+    assert shaken < clean - 20  # the class is where a square is: moving it must confuse the MLP
 
 
 def test_augment_preview_and_bad_spec(mnist_root, tmp_path, capsys):
-    code, out, _ = cli(capsys, "augment-preview", "--dataset", "mnist", "--data-root", mnist_root,
-                       "--augment", "rotate=20,crop=2", "--count", 3, "--out", tmp_path / "p.png")
+    code, out, _ = cli(
+        capsys,
+        "augment-preview",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        mnist_root,
+        "--augment",
+        "rotate=20,crop=2",
+        "--count",
+        3,
+        "--out",
+        tmp_path / "p.png",
+    )
     assert code == 0 and (tmp_path / "p.png").stat().st_size > 5_000
     code, _, err = cli(capsys, "augment-preview", "--dataset", "mnist", "--augment", "spin=3")
     assert code == 2 and "unknown augmentation 'spin=3'" in err
@@ -133,14 +169,28 @@ def test_train_from_torchvision_style_weights(mnist_root, tmp_path, capsys):
 
     from cnnlab.models import create_model
 
-    start = create_model("mlp", num_classes=1000)      # like an ImageNet checkpoint: another class count
+    start = create_model("mlp", num_classes=1000)  # like an ImageNet checkpoint: another class count
     torch.save(start.state_dict(), tmp_path / "start.pth")
-    code, out, _ = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--epochs", 1, "--batch-size", 64,
-                       "--out", tmp_path / "r",
-                       "--weights", tmp_path / "start.pth", "--no-progress")
+    code, out, _ = cli(
+        capsys,
+        "train",
+        "mlp",
+        "--data-root",
+        mnist_root,
+        "--epochs",
+        1,
+        "--batch-size",
+        64,
+        "--out",
+        tmp_path / "r",
+        "--weights",
+        tmp_path / "start.pth",
+        "--no-progress",
+    )
     assert code == 0 and "1000 classes in the file, 10 in the model" in out
-    code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--batch-size", 64,
-                       "--weights", tmp_path / "none.pth")
+    code, _, err = cli(
+        capsys, "train", "mlp", "--data-root", mnist_root, "--batch-size", 64, "--weights", tmp_path / "none.pth"
+    )
     assert code == 2 and "none.pth" in err
 
 
@@ -151,6 +201,7 @@ def test_predict_top_k_below_one_and_out_naming_a_file_are_one_line(run_dir, mni
     code, _, err = cli(capsys, "predict", run_dir, tmp_path / "blank.png", "--top-k", "-1")
     assert code == 2 and "top-k -1: must be at least 1" in err and err.count("\n") == 1
     (tmp_path / "afile").write_text("not a folder")
-    code, _, err = cli(capsys, "train", "mlp", "--data-root", mnist_root, "--batch-size", 64,
-                       "--out", tmp_path / "afile")
+    code, _, err = cli(
+        capsys, "train", "mlp", "--data-root", mnist_root, "--batch-size", 64, "--out", tmp_path / "afile"
+    )
     assert code == 2 and err.count("\n") == 1 and "afile" in err

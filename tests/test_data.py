@@ -1,4 +1,5 @@
 """The data layer: file formats, finding and downloading, splits, statistics and device batches."""
+
 import os
 import pickle
 import tarfile
@@ -6,13 +7,13 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from conftest import learnable_images, make_cifar, make_mnist, write_cifar_batch, write_idx
 from PIL import Image
 
 from cnnlab.data import Batches, ImageSet, Preprocess, channel_stats, load_dataset, split
 from cnnlab.data.formats import read_cifar_batch, read_idx, read_image_folder
 from cnnlab.data.sources import download, md5sum, safe_extract
 from cnnlab.errors import CnnlabError
-from conftest import learnable_images, make_cifar, make_mnist, write_cifar_batch, write_idx
 
 
 def test_idx_round_trip_gzipped_and_plain(tmp_path):
@@ -75,7 +76,7 @@ def test_missing_dataset_offline_names_every_place(tmp_path):
     message = str(info.value)
     assert str(tmp_path / "nowhere") in message and "cache" in message and "network disabled" in message
     assert "--data-root" in message
-    assert not list((tmp_path / "cache").rglob("*.gz"))   # nothing half-downloaded left behind
+    assert not list((tmp_path / "cache").rglob("*.gz"))  # nothing half-downloaded left behind
 
 
 def test_download_verifies_checksum_and_leaves_nothing_on_mismatch(tmp_path):
@@ -94,8 +95,11 @@ def test_mnist_download_from_a_mirror(tmp_path, monkeypatch):
     mirror = make_mnist(tmp_path / "mirror", n_train=20, n_test=10) / "MNIST" / "raw"
     from cnnlab.data import datasets
 
-    spec = dict(datasets.IDX_SETS["mnist"], mirrors=[mirror.as_uri() + "/"],
-                md5={p.name[:-3]: md5sum(p) for p in mirror.iterdir()})
+    spec = dict(
+        datasets.IDX_SETS["mnist"],
+        mirrors=[mirror.as_uri() + "/"],
+        md5={p.name[:-3]: md5sum(p) for p in mirror.iterdir()},
+    )
     monkeypatch.setitem(datasets.IDX_SETS, "mnist", spec)
     data = load_dataset("mnist")
     assert len(data.train) == 20 and "cache" in data.source
@@ -134,8 +138,8 @@ def test_image_folder_mixed_modes_and_unreadable_files(tmp_path):
         images, labels, classes = read_image_folder(root)
     assert classes == ["cat", "dog"] and labels.tolist() == [0, 0, 1, 1]
     assert images.shape == (4, 3, 20, 20) and images.dtype == np.uint8
-    assert images[2].tolist() == np.full((3, 20, 20), 200).tolist()      # grey -> RGB keeps the value
-    assert images[0, 0, 0, 0] > 200 and images[0, 1, 0, 0] > 100         # half-transparent red on white
+    assert images[2].tolist() == np.full((3, 20, 20), 200).tolist()  # grey -> RGB keeps the value
+    assert images[0, 0, 0, 0] > 200 and images[0, 1, 0, 0] > 100  # half-transparent red on white
 
 
 def test_image_folder_resizes_to_one_size(tmp_path):
@@ -159,7 +163,7 @@ def test_image_folder_train_test_dataset_is_cached(tmp_path):
     first = load_dataset("imagefolder", data_root=tmp_path / "f")
     assert first.shape == (1, 8, 8) and len(first.train) == 6 and len(first.test) == 2
     cached = sorted(p.suffix for p in (tmp_path / "cache" / "cnnlab" / "imagefolder").iterdir())
-    assert cached == [".json", ".json", ".npy", ".npy"]      # train and test; no temporary file left behind
+    assert cached == [".json", ".json", ".npy", ".npy"]  # train and test; no temporary file left behind
     again = load_dataset("imagefolder", data_root=tmp_path / "f")
     assert torch.equal(first.train.images, again.train.images)
 
@@ -181,8 +185,8 @@ def test_channel_stats_match_numpy_also_on_a_subset():
         mean, std = channel_stats(part)
         x = x.numpy().astype(np.float64) / 255
         assert np.allclose(mean, x.mean((0, 2, 3))) and np.allclose(std, x.std((0, 2, 3)))
-    large = torch.randint(0, 256, (20, 1, 1100, 1100), dtype=torch.uint8)     # read in two chunks...
-    large[:13] //= 2                                                          # ...that differ
+    large = torch.randint(0, 256, (20, 1, 1100, 1100), dtype=torch.uint8)  # read in two chunks...
+    large[:13] //= 2  # ...that differ
     mean, std = channel_stats(ImageSet(large, torch.zeros(20, dtype=torch.long)))
     x = large.numpy().astype(np.float64) / 255
     assert np.allclose(mean, x.mean()) and np.allclose(std, x.std())
@@ -195,7 +199,7 @@ def test_batches_normalize_shuffle_per_epoch_and_cover_everything(mnist_root):
     assert x.dtype == torch.float32 and x.min() >= (0 - 0.5) / 0.25 - 1e-6 and x.max() <= (1 - 0.5) / 0.25 + 1e-6
     labels_epoch1 = torch.cat([y for _, y in batches])
     assert sorted(labels_epoch1.tolist()) == sorted(data.labels.tolist()) and len(batches) == 10
-    assert torch.equal(labels_epoch1, torch.cat([y for _, y in batches]))     # same epoch: same order
+    assert torch.equal(labels_epoch1, torch.cat([y for _, y in batches]))  # same epoch: same order
     batches.set_epoch(2)
     assert not torch.equal(labels_epoch1, torch.cat([y for _, y in batches]))
     plain = Batches(data, 600, Preprocess.identity())

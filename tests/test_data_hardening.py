@@ -1,4 +1,5 @@
 """Bounded memory for any input, and nothing half-written ever read: bombs, corrupt files, killed extractions."""
+
 import gzip
 import multiprocessing
 import os
@@ -12,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import learnable_images, make_cifar, make_mnist, write_cifar_batch, write_idx
 from PIL import Image
 
 from cnnlab.data import load_dataset
@@ -20,16 +22,18 @@ from cnnlab.data.formats import read_cifar_batch, read_idx, read_image_folder
 from cnnlab.data.sources import safe_extract
 from cnnlab.errors import CnnlabError
 from cnnlab.images import MAX_PIXELS, open_image, resize_center_crop, to_mode
-from conftest import learnable_images, make_cifar, make_mnist, write_cifar_batch, write_idx
 
 
 def png_header_only(path, width, height):
     """A PNG of a few bytes whose header promises width x height grey pixels: what a bomb looks like."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64)))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -65,11 +69,14 @@ def test_bombs_are_refused_fast_in_little_memory(tmp_path):
     """Each refusal < 1 s, and < 200 MB more memory for all of them, in a forked child whose peak is its own."""
     thin = tmp_path / "thin.png"
     Image.new("L", (1_000_000, 1)).save(thin)
-    files = [thin, png_header_only(tmp_path / "huge.png", 10_000, 10_000),
-             png_header_only(tmp_path / "giant.png", 30_000, 30_000),
-             gzip_bomb(tmp_path / "zeros.gz", b"", 1),
-             gzip_bomb(tmp_path / "tail.gz", struct.pack(">BBBBIII", 0, 0, 8, 3, 1000, 28, 28) + bytes(784_000), 1),
-             gzip_bomb(tmp_path / "promise.gz", struct.pack(">BBBBIII", 0, 0, 8, 3, 60000, 28000, 28), 0.1)]
+    files = [
+        thin,
+        png_header_only(tmp_path / "huge.png", 10_000, 10_000),
+        png_header_only(tmp_path / "giant.png", 30_000, 30_000),
+        gzip_bomb(tmp_path / "zeros.gz", b"", 1),
+        gzip_bomb(tmp_path / "tail.gz", struct.pack(">BBBBIII", 0, 0, 8, 3, 1000, 28, 28) + bytes(784_000), 1),
+        gzip_bomb(tmp_path / "promise.gz", struct.pack(">BBBBIII", 0, 0, 8, 3, 60000, 28000, 28), 0.1),
+    ]
     assert thin.stat().st_size < 4096 and all(f.stat().st_size < 1.1e6 for f in files)
     receive, send = multiprocessing.Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(target=_refuse_each, args=(files, send))
@@ -90,7 +97,7 @@ def test_bombs_are_refused_fast_in_little_memory(tmp_path):
 def test_predicting_a_huge_size_is_refused_before_resizing():
     with pytest.raises(CnnlabError, match="image size 10000 gives 100 Mpx, over cnnlab's limit of 64 Mpx"):
         resize_center_crop(Image.new("L", (4, 4)), 10_000)
-    assert MAX_PIXELS >= 50_000_000      # a 50-MP phone photo passes
+    assert MAX_PIXELS >= 50_000_000  # a 50-MP phone photo passes
 
 
 def test_idx_overflowing_sizes_and_corrupt_deflate(tmp_path):
@@ -100,7 +107,7 @@ def test_idx_overflowing_sizes_and_corrupt_deflate(tmp_path):
         read_idx(path)
     gz = write_idx(tmp_path / "flipped.gz", learnable_images(200, 28, 1, 10, 0)[0][:, 0])
     data = bytearray(gz.read_bytes())
-    data[10:18] = b"\xff" * 8                     # just past the gzip header: a deflate block of reserved type 3
+    data[10:18] = b"\xff" * 8  # just past the gzip header: a deflate block of reserved type 3
     gz.write_bytes(bytes(data))
     with pytest.raises(CnnlabError, match="flipped.gz: corrupt or truncated file .*download it again"):
         read_idx(gz)
@@ -150,7 +157,7 @@ def _folder(tmp_path, n=4):
 def test_damaged_folder_cache_is_named_and_rebuilt(tmp_path, damage):
     root = _folder(tmp_path)
     first = load_dataset("imagefolder", data_root=root, test_fraction=0.5)
-    first_images = first.train.images.clone()      # read now: the cache is memory-mapped, and damaged in place below
+    first_images = first.train.images.clone()  # read now: the cache is memory-mapped, and damaged in place below
     npy = _folder_cache_path(root, None, None)
     if damage == "truncate":
         npy.write_bytes(npy.read_bytes()[:-10])
@@ -179,7 +186,7 @@ def _cifar_archive(tmp_path, per_batch):
     source = make_cifar(tmp_path / "src", per_batch=per_batch)
     archive = tmp_path / "data" / "cifar-10-python.tar.gz"
     archive.parent.mkdir()
-    with tarfile.open(archive, "w:gz", compresslevel=0) as tar:        # stored: quick to make
+    with tarfile.open(archive, "w:gz", compresslevel=0) as tar:  # stored: quick to make
         tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
     return archive
 
@@ -187,7 +194,7 @@ def _cifar_archive(tmp_path, per_batch):
 def test_killed_extraction_leaves_nothing_half_done(tmp_path):
     """SIGKILL an extraction at random instants: the final folder is always absent or complete, and a normal
     start afterwards loads the data."""
-    archive = _cifar_archive(tmp_path, per_batch=1000)        # 18 MB of batches: long enough to kill mid-way
+    archive = _cifar_archive(tmp_path, per_batch=1000)  # 18 MB of batches: long enough to kill mid-way
     cache = tmp_path / "cache" / "cnnlab"
     start = time.perf_counter()
     safe_extract(archive, tmp_path / "timing")
@@ -213,4 +220,4 @@ def test_corrupt_unpacked_batch_is_named_and_unpacked_again(tmp_path):
     with pytest.warns(UserWarning, match="data_batch_3: .*unpacking .*cifar-10-python.tar.gz again"):
         again = load_dataset("cifar10", data_root=archive.parent, download=False)
     assert torch.equal(first.train.images, again.train.images)
-    assert not [p for p in batch.parent.parent.iterdir() if p.name.startswith(".")]   # no temporary folder left
+    assert not [p for p in batch.parent.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left

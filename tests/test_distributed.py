@@ -1,5 +1,6 @@
 """Training on several processes with torch.distributed (torchrun, DDP, gloo), on this machine's CPU: the same run
 as on one process, two "machines" on the loopback address, a killed process, and a resume on another count."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,8 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import make_mnist
+from safetensors.torch import load_file
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
@@ -41,9 +41,10 @@ def free_port() -> int:
 
 
 def launch(*argv, **kwargs) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}    # a crash shows its stack
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300, env=environment,
-                          **kwargs)
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # a crash shows its stack
+    return subprocess.run(
+        [str(a) for a in argv], capture_output=True, text=True, timeout=300, env=environment, **kwargs
+    )
 
 
 def record(folder) -> dict:
@@ -56,7 +57,7 @@ def on_one_and_two(tmp_path, data, model: str, epochs: int) -> tuple[str, str]:
     script.write_text(EXACT)
     one = launch(sys.executable, script, tmp_path / "one", data, model, epochs)
     two = launch(*TORCHRUN, "--standalone", "--nproc-per-node", 2, script, tmp_path / "two", data, model, epochs)
-    assert one.returncode == 0 and two.returncode == 0, two.stderr[:4000]      # the ranks' own words come first
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[:4000]  # the ranks' own words come first
     return one.stdout, two.stdout
 
 
@@ -69,8 +70,8 @@ def test_two_processes_train_exactly_what_one_does(data, tmp_path):
     first, second = record(tmp_path / "one"), record(tmp_path / "two")
     assert (first["processes"], second["processes"]) == (1, 2)
     assert second["history"][0]["train_loss"] == pytest.approx(first["history"][0]["train_loss"], rel=1e-5)
-    assert second["test"]["confusion"] == first["test"]["confusion"]      # test metrics summed over both
-    assert "2 processes" in two and two.count("Test accuracy (overall)") == 1         # rank 0 alone prints
+    assert second["test"]["confusion"] == first["test"]["confusion"]  # test metrics summed over both
+    assert "2 processes" in two and two.count("Test accuracy (overall)") == 1  # rank 0 alone prints
 
 
 def test_batch_norm_model_reaches_the_same_accuracy(data, tmp_path):
@@ -83,39 +84,92 @@ def test_batch_norm_model_reaches_the_same_accuracy(data, tmp_path):
 
 def test_two_machines_on_the_loopback_address_train_one_run(data, tmp_path):
     port = free_port()
-    nodes = [subprocess.Popen([*TORCHRUN, "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
-                               "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "cnnlab", "train",
-                               "mlp", "--data-root", str(data), "--epochs", "2", "--no-progress", "--out",
-                               str(tmp_path), "--name", "together"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"}) for rank in (0, 1)]
+    nodes = [
+        subprocess.Popen(
+            [
+                *TORCHRUN,
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--nproc-per-node",
+                "1",
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+                "-m",
+                "cnnlab",
+                "train",
+                "mlp",
+                "--data-root",
+                str(data),
+                "--epochs",
+                "2",
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+                "--name",
+                "together",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for rank in (0, 1)
+    ]
     outputs = [node.communicate(timeout=300) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs
     run = record(tmp_path / "together")
     assert run["status"] == "finished" and run["processes"] == 2 and len(run["history"]) == 2
-    assert "test accuracy" in outputs[0][0] and "test accuracy" not in outputs[1][0]   # node 0's rank 0 reports
+    assert "test accuracy" in outputs[0][0] and "test accuracy" not in outputs[1][0]  # node 0's rank 0 reports
 
 
 def test_a_killed_process_stops_the_others_and_resume_finishes_on_one(tmp_path):
     data = make_mnist(tmp_path / "data", n_train=6000, n_test=200)
     folder = tmp_path / "runs" / "killed"
-    launcher = subprocess.Popen([sys.executable, "-m", "cnnlab", "train", "mlp", "--nproc", "2", "--data-root",
-                                 str(data), "--epochs", "40", "--no-progress", "--out", str(folder.parent), "--name",
-                                 folder.name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cnnlab",
+            "train",
+            "mlp",
+            "--nproc",
+            "2",
+            "--data-root",
+            str(data),
+            "--epochs",
+            "40",
+            "--no-progress",
+            "--out",
+            str(folder.parent),
+            "--name",
+            folder.name,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not ((folder / "run.json").is_file() and record(folder)["history"]):
         time.sleep(0.5)
-    workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,
-                                                  text=True).stdout.split()]
-    assert len(workers) == 2, workers                       # torchrun's two training processes
-    os.kill(max(workers), signal.SIGKILL)                   # one rank dies mid-epoch
+    workers = [
+        int(pid)
+        for pid in subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()
+    ]
+    assert len(workers) == 2, workers  # torchrun's two training processes
+    os.kill(max(workers), signal.SIGKILL)  # one rank dies mid-epoch
     killed_at = time.time()
     out, err = launcher.communicate(timeout=120)
     assert launcher.returncode != 0 and time.time() - killed_at < 60
     # one line, from the launcher: who died and how, and the folder to resume (the survivor and torchrun are silent)
-    assert err.strip().splitlines() == [f"cnnlab: error: training process 1 of 2 was killed by SIGKILL; the last "
-                                        f"finished epoch is kept: continue with `cnnlab train --resume {folder}`"], err
+    assert err.strip().splitlines() == [
+        f"cnnlab: error: training process 1 of 2 was killed by SIGKILL; the last "
+        f"finished epoch is kept: continue with `cnnlab train --resume {folder}`"
+    ], err
     done = len(record(folder)["history"])
     assert 1 <= done < 40
     resumed = launch(sys.executable, "-m", "cnnlab", "train", "--resume", folder, "--no-progress")
@@ -145,14 +199,21 @@ def test_an_image_folder_is_decoded_once_and_memory_mapped_by_every_process(tmp_
     for k in range(40):
         (tmp_path / "photos" / f"c{k % 4}").mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (24, 20), (60 * (k % 4), 10 * k, 90)).save(tmp_path / "photos" / f"c{k % 4}" / f"{k}.png")
-    load_dataset("imagefolder", data_root=tmp_path / "photos")            # decodes into the cache file
+    load_dataset("imagefolder", data_root=tmp_path / "photos")  # decodes into the cache file
     cache = _folder_cache_path(tmp_path / "photos", None, None)
     written = cache.stat().st_mtime_ns
     script = tmp_path / "shared.py"
     script.write_text(SHARED)
-    runs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "photos"), str(cache)], text=True,
-                             stdout=subprocess.PIPE, env={**os.environ}) for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "photos"), str(cache)],
+            text=True,
+            stdout=subprocess.PIPE,
+            env={**os.environ},
+        )
+        for _ in range(2)
+    ]
     for process in runs:
         mapped, same_storage, n_train, n_valid = process.communicate(timeout=120)[0].split()
         assert mapped == "True" and same_storage == "True" and (int(n_train), int(n_valid)) == (24, 6)
-    assert cache.stat().st_mtime_ns == written                          # read by both, decoded by neither
+    assert cache.stat().st_mtime_ns == written  # read by both, decoded by neither

@@ -1,6 +1,7 @@
 """The documentation runs as written: the site builds with warnings as errors, and every shell and Python code block
 of README.md and docs/ is executed, page by page in order, on tiny data sets made here (so a command that would
 train for minutes on the real data takes seconds)."""
+
 from __future__ import annotations
 
 import http.client
@@ -14,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_cifar, make_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,11 +60,17 @@ def world(tmp_path_factory) -> dict:
     bin_dir = top / "bin"
     bin_dir.mkdir()
     shim = bin_dir / "cnnlab"
-    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cnnlab \"$@\"\n")
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cnnlab "$@"\n')
     shim.chmod(0o755)
-    env = {**os.environ, "CNNLAB_DATA": str(data), "HOME": str(top / "home"), "XDG_CACHE_HOME": str(top / "cache"),
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "CNNLAB_DATA": str(data),
+        "HOME": str(top / "home"),
+        "XDG_CACHE_HOME": str(top / "cache"),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     return {"top": top, "env": env}
 
 
@@ -81,8 +87,16 @@ def run_server(command: str, cwd: Path, env: dict) -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         command += f" --port {port}"
-    server = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    server = subprocess.Popen(
+        command,
+        shell=True,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         for _ in range(1800):
             try:
@@ -108,7 +122,7 @@ def run_page(page: Path, world: dict) -> None:
     for lang, code in blocks(page):
         steps = commands(code) if lang == "bash" else [code]
         for step in steps:
-            if lang == "python" and step.startswith("# file: "):     # a file the page asks the reader to write
+            if lang == "python" and step.startswith("# file: "):  # a file the page asks the reader to write
                 name, _, text = step.partition("\n")
                 (cwd / name.removeprefix("# file: ").strip()).write_text(text)
                 continue
@@ -134,9 +148,14 @@ def test_every_page_with_code_is_run():
 
 def test_site_builds(tmp_path):
     """The documentation site builds offline with warnings as errors (the API reference from the docstrings)."""
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     api = (tmp_path / "site" / "reference" / "api" / "index.html").read_text()
     assert "cnnlab.api.train" in api and "cnnlab.api.load" in api

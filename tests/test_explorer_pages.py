@@ -5,6 +5,7 @@ that never reached the page, pictures that said nothing), each driven in a real 
 
     python tests/test_explorer_pages.py RUNS_DIR     # retakes docs/explorer/*.png over the runs in RUNS_DIR
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -18,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fastapi.testclient import TestClient
-
 from conftest import pixels, serving
+from fastapi.testclient import TestClient
 
 from cnnlab.filters import KERNELS, apply_kernel
 from cnnlab.serve import create_app
@@ -41,7 +41,8 @@ def wait(browser, condition, timeout=30):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, timeout, ignored_exceptions=[StaleElementReferenceException]).until(
-        lambda _: condition())
+        lambda _: condition()
+    )
 
 
 def found(browser, css):
@@ -66,14 +67,14 @@ def text(browser, css) -> str:
 
 def open_panel(browser, url, panel):
     browser.get(url + "#" + panel)
-    browser.refresh()               # the hash alone would not reload a page already open
+    browser.refresh()  # the hash alone would not reload a page already open
     wait(browser, lambda: found(browser, f"#{panel} .intro"))
 
 
 def glossary() -> dict[str, str]:
     """The glossary's terms as glossary.js declares them: id -> definition."""
     source = GLOSSARY.read_text()
-    body = source[source.index("export const TERMS"):source.index("export const LAYER_TERMS")]
+    body = source[source.index("export const TERMS") : source.index("export const LAYER_TERMS")]
     entries = re.findall(r'"?([\w-]+)"?: \["[^"]+", ((?:"[^"]*"(?: \+\s*)?)+)\]', body)
     return {key: "".join(re.findall(r'"([^"]*)"', parts)) for key, parts in entries}
 
@@ -84,15 +85,17 @@ def glossary() -> dict[str, str]:
 def test_the_page_takes_the_attribution_methods_from_the_api(client):
     methods = client.get("/api/explore/methods").json()
     assert [m["name"] for m in methods] == ["gradcam", "saliency", "occlusion"]
-    assert [m["signed"] for m in methods] == [False, False, True]       # occlusion: evidence for and against
+    assert [m["signed"] for m in methods] == [False, False, True]  # occlusion: evidence for and against
     for name in ("explore.js", "app.js"):
         assert '"occlusion"' not in (GLOSSARY.parent / name).read_text()
 
 
 def test_occlusion_says_where_the_evidence_for_and_against_is(client, served_runs):
     image = client.get("/api/explore/random", params={"run": "lesson-cnn-cifar10", "index": 3}).json()["image"]
-    answer = client.post("/api/explore/attribution", json={"run": "lesson-cnn-cifar10", "image": image, "target": 2,
-                                                           "method": "occlusion"}).json()
+    answer = client.post(
+        "/api/explore/attribution",
+        json={"run": "lesson-cnn-cifar10", "image": image, "target": 2, "method": "occlusion"},
+    ).json()
     heat = np.frombuffer(__import__("base64").b64decode(answer["heat"]["data"]), np.uint8).reshape(32, 32)
     low, high = answer["range"]
     assert answer["signed"] and (low < 0 or high > 0)
@@ -106,7 +109,7 @@ def test_a_negative_sum_kernel_is_shown_signed_not_black(client):
     answer = client.post("/api/kernels/filter", json={"kernel": [[0, 0, 0], [0, -1, 0], [0, 0, 0]]}).json()
     assert answer["display"] == "signed" and "sum to -1 < 0" in answer["why"]
     shown = pixels(answer["filtered"])
-    assert shown.mean() > 40 and shown.std() > 5          # the negated picture, not an all-black one
+    assert shown.mean() > 40 and shown.std() > 5  # the negated picture, not an all-black one
     assert "sum to 0" in client.post("/api/kernels/filter", json={"kernel": "sobel-x"}).json()["why"]
 
 
@@ -124,19 +127,21 @@ def test_the_first_conv_layer_taken_apart_adds_up_to_its_output(client, served_r
     from cnnlab.predict import Predictor
 
     image = client.get("/api/explore/random", params={"run": "lesson-cnn-cifar10", "index": 5}).json()["image"]
-    answer = client.post("/api/explore/first-conv", json={"run": "lesson-cnn-cifar10", "image": image,
-                                                          "channel": 3}).json()
+    answer = client.post(
+        "/api/explore/first-conv", json={"run": "lesson-cnn-cifar10", "image": image, "channel": 3}
+    ).json()
     kernels, partials = np.array(answer["kernels"]), np.array(answer["partials"])
     assert kernels.shape[0] == partials.shape[0] == 3 and len(answer["inputs"]) == 3
     assert np.allclose(partials.sum(0) + answer["bias"], answer["output"], atol=1e-3)
 
-    predictor = Predictor.from_run(served_runs / "lesson-cnn-cifar10")       # the same layer, read independently
+    predictor = Predictor.from_run(served_runs / "lesson-cnn-cifar10")  # the same layer, read independently
     conv = next(m for m in predictor.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert np.allclose(kernels, conv.weight[3].detach().numpy(), atol=1e-4)
     assert answer["bias"] == pytest.approx(float(conv.bias.detach()[3]), abs=1e-5)
     seen = {}
     hook = conv.register_forward_hook(lambda m, args, out: seen.update(out=out))
     from PIL import Image
+
     with torch.no_grad():
         predictor.scores(predictor.prepare([Image.fromarray(pixels(image))])[0])
     hook.remove()
@@ -169,7 +174,7 @@ def test_each_panel_opens_with_an_introduction_a_lesson_and_defined_terms(browse
 
     open_panel(browser, live_server, panel)
     intro = found(browser, f"#{panel} .intro")[0]
-    assert len(intro.find_elements("css selector", "p")) >= 3          # a few sentences and the lessons
+    assert len(intro.find_elements("css selector", "p")) >= 3  # a few sentences and the lessons
     lesson = intro.find_element("css selector", "a.lesson")
     assert re.fullmatch(r"Lesson \d+: .+ \(run cnnlab lessons\)", lesson.text)
     assert re.fullmatch(r"api/lessons/\d\d-[a-z0-9-]+\.ipynb", lesson.get_attribute("href").split("/", 3)[3])
@@ -182,18 +187,31 @@ def test_each_panel_opens_with_an_introduction_a_lesson_and_defined_terms(browse
         wait(browser, lambda: tip.is_displayed())
         assert definitions[term.get_attribute("data-term")] in tip.text
         box, under = tip.rect, term.rect
-        assert abs(box["y"] - (under["y"] + under["height"])) < 20      # beside the word hovered
+        assert abs(box["y"] - (under["y"] + under["height"])) < 20  # beside the word hovered
     ActionChains(browser).move_to_element(found(browser, "header h1")[0]).perform()
     wait(browser, lambda: not found(browser, "#tooltip")[0].is_displayed())
 
 
 def test_every_term_the_issue_names_is_in_the_one_glossary():
-    named = ["logit", "softmax", "label smoothing", "BatchNorm", "ReLU", "stride", "padding", "dilation",
-             "receptive field", "Fourier spectrum", "Grad-CAM", "saliency", "occlusion"]
+    named = [
+        "logit",
+        "softmax",
+        "label smoothing",
+        "BatchNorm",
+        "ReLU",
+        "stride",
+        "padding",
+        "dilation",
+        "receptive field",
+        "Fourier spectrum",
+        "Grad-CAM",
+        "saliency",
+        "occlusion",
+    ]
     shown = re.findall(r'\["([^"]+)", "', GLOSSARY.read_text())
     assert set(named) <= set(shown)
     static = GLOSSARY.parent
-    for page in static.glob("*.js"):        # the definitions live in one module only
+    for page in static.glob("*.js"):  # the definitions live in one module only
         if page.name != "glossary.js":
             assert "Rectified linear unit" not in page.read_text() and "data-definition" not in page.read_text()
 
@@ -207,17 +225,26 @@ def test_heat_maps_have_a_legend_and_occlusion_is_not_strongest_at(browser, live
     open_panel(browser, live_server, "explore")
     choose(browser, "#explore select.runs", "lesson-cnn-cifar10")
     wait(browser, lambda: len(found(browser, "#explore button.bar")) == 10)
-    assert [o.text for o in Select(found(browser, "#explore select.method")[0]).options] == \
-        ["Grad-CAM", "Saliency", "Occlusion"]
+    assert [o.text for o in Select(found(browser, "#explore select.method")[0]).options] == [
+        "Grad-CAM",
+        "Saliency",
+        "Occlusion",
+    ]
     found(browser, "#explore button.bar")[2].click()
     # an unsigned map names its strongest point, or says it is zero (Grad-CAM rectifies: a one-epoch net may have none)
-    wait(browser, lambda: any(said in text(browser, "#explore .evidence > p.caption:last-child")
-                              for said in ("Strongest at", "Zero everywhere")))
+    wait(
+        browser,
+        lambda: any(
+            said in text(browser, "#explore .evidence > p.caption:last-child")
+            for said in ("Strongest at", "Zero everywhere")
+        ),
+    )
     assert "bright = strong evidence" in text(browser, "#explore .evidence .legend")
     Select(found(browser, "#explore select.method")[0]).select_by_value("occlusion")
     wait(browser, lambda: "blue" in text(browser, "#explore .evidence .legend"))
-    caption = wait(browser, lambda: (lambda t: "against" in t and t)(text(browser, "#explore .evidence > "
-                                                                              "p.caption:last-child")))
+    caption = wait(
+        browser, lambda: (lambda t: "against" in t and t)(text(browser, "#explore .evidence > p.caption:last-child"))
+    )
     assert "Strongest at" not in caption and "Red speaks for the class, blue against it" in caption
     assert "blue = evidence against the class" in text(browser, "#explore .evidence .legend")
 
@@ -226,12 +253,13 @@ def test_label_smoothing_is_said_where_probabilities_are_shown(browser, live_ser
     from cnnlab.training.record import RunRecord
 
     open_panel(browser, live_server, "explore")
-    smoothed = {run: RunRecord.load(served_runs / run).config.recipe.label_smoothing
-                for run in ("mnist-cnn-mnist", "mlp-mnist")}
-    assert smoothed["mnist-cnn-mnist"] > 0 and smoothed["mlp-mnist"] == 0     # both cases are seen
+    smoothed = {
+        run: RunRecord.load(served_runs / run).config.recipe.label_smoothing for run in ("mnist-cnn-mnist", "mlp-mnist")
+    }
+    assert smoothed["mnist-cnn-mnist"] > 0 and smoothed["mlp-mnist"] == 0  # both cases are seen
     for run, smoothing in smoothed.items():
         choose(browser, "#explore select.runs", run)
-        first(browser, "#explore button.random").click()          # probabilities shown: a test image's
+        first(browser, "#explore button.random").click()  # probabilities shown: a test image's
         wait(browser, lambda: len(found(browser, "#explore button.bar")) == 10)
         note = found(browser, "#explore .smoothing")[0]
         if smoothing:
@@ -255,8 +283,8 @@ def test_a_failed_upload_clears_the_last_answer_and_says_why_at_the_upload(brows
     assert "upload" in error.text and "\n" not in error.text
     assert not found(browser, "#explore button.bar") and not found(browser, "#explore .layer")
     assert not found(browser, "#explore img.seen")[0].get_attribute("src")
-    assert found(browser, "#error")[0].get_attribute("hidden") is not None     # not at the bottom of the window
-    found(browser, "#explore button.random")[0].click()                        # a good input: all back
+    assert found(browser, "#error")[0].get_attribute("hidden") is not None  # not at the bottom of the window
+    found(browser, "#explore button.random")[0].click()  # a good input: all back
     wait(browser, lambda: len(found(browser, "#explore button.bar")) == 10)
     assert not error.is_displayed()
 
@@ -282,7 +310,7 @@ def test_the_multiply_add_under_the_pointer_is_the_kernel_on_the_shown_pixels(br
     picture = found(browser, "#kernels figure.drop img")[0]
     wait(browser, lambda: picture.get_attribute("src") and found(browser, "#kernels .figures img[alt=filtered][src]"))
     shown = pixels(picture.get_attribute("src"))
-    assert shown.ndim == 2                                     # grey: the picture the kernel is applied to
+    assert shown.ndim == 2  # grey: the picture the kernel is applied to
     filtered = apply_kernel(shown, KERNELS["sobel-x"].matrix)
     seen = []
     for dx, dy in ((-100, -40), (30, 60)):
@@ -290,12 +318,12 @@ def test_the_multiply_add_under_the_pointer_is_the_kernel_on_the_shown_pixels(br
         numbers = wait(browser, lambda: (lambda n: n and (n["row"], n["column"]) not in seen and n)(readout(browser)))
         seen.append((numbers["row"], numbers["column"]))
         row, column = numbers["row"], numbers["column"]
-        assert numbers["pixels"] == shown[row - 1:row + 2, column - 1:column + 2].ravel().tolist()
+        assert numbers["pixels"] == shown[row - 1 : row + 2, column - 1 : column + 2].ravel().tolist()
         assert numbers["kernel"] == KERNELS["sobel-x"].matrix.ravel().tolist()
         assert numbers["products"] == [p * k for p, k in zip(numbers["pixels"], numbers["kernel"])]
         assert numbers["sum"] == sum(numbers["products"])
-        assert numbers["sum"] == pytest.approx(float(filtered[row, column]), abs=1e-3)   # what filter2D computes
-    assert found(browser, "#kernels .frame .window")[0].is_displayed()       # the window drawn on the picture
+        assert numbers["sum"] == pytest.approx(float(filtered[row, column]), abs=1e-3)  # what filter2D computes
+    assert found(browser, "#kernels .frame .window")[0].is_displayed()  # the window drawn on the picture
 
 
 def test_a_kernel_cell_that_is_not_a_number_says_so_by_the_grid(browser, live_server):
@@ -317,15 +345,19 @@ def test_a_kernel_cell_that_is_not_a_number_says_so_by_the_grid(browser, live_se
     cell.send_keys("-1")
     wait(browser, lambda: not error.is_displayed())
     assert "stale" not in (found(browser, "#kernels img[alt=filtered]")[0].get_attribute("class") or "")
-    assert found(browser, "#kernels figure .legend-bar")                        # what black and white stand for
+    assert found(browser, "#kernels figure .legend-bar")  # what black and white stand for
 
 
 # ---------------------------------------------------------------- Convolution
 
 
 def set_number(browser, name, value):
-    browser.execute_script("const input = document.querySelector(`#convolution input[name=${arguments[0]}]`);"
-                           "input.value = arguments[1]; input.dispatchEvent(new Event('input'));", name, value)
+    browser.execute_script(
+        "const input = document.querySelector(`#convolution input[name=${arguments[0]}]`);"
+        "input.value = arguments[1]; input.dispatchEvent(new Event('input'));",
+        name,
+        value,
+    )
 
 
 def test_the_window_that_does_not_fit_and_the_rows_a_stride_skips_are_said(browser, live_server):
@@ -334,7 +366,7 @@ def test_the_window_that_does_not_fit_and_the_rows_a_stride_skips_are_said(brows
     set_number(browser, "kernel", 2)
     set_number(browser, "stride", 3)
     wait(browser, lambda: "skipped" in text(browser, "#convolution .explanation"))
-    assert found(browser, "#convolution svg.grid rect.never")             # the skipped pixels, hatched
+    assert found(browser, "#convolution svg.grid rect.never")  # the skipped pixels, hatched
     assert found(browser, "#convolution .never-note")[0].is_displayed()
     set_number(browser, "size", 3)
     set_number(browser, "kernel", 7)
@@ -351,14 +383,16 @@ def test_one_channel_of_the_trained_first_layer_is_its_kernels_summed_plus_the_b
     choose(browser, "#convolution .first-conv select", "lesson-cnn-cifar10")
     wait(browser, lambda: len(found(browser, "#convolution .channel-row")) == 3)
     assert "red" in text(browser, "#convolution .channel-rows") and "bias" in text(browser, "#convolution .total")
-    found(browser, "#convolution .channel-row img.map")[2].click()           # a pixel of the first partial map
+    found(browser, "#convolution .channel-row img.map")[2].click()  # a pixel of the first partial map
     sum_text = text(browser, "#convolution pre.channel-sum")
-    numbers = [float(n) for n in re.findall(r"\(?(-?\d+(?:\.\d+)?(?:e-?\d+)?)\)? \((?:red|green|blue|bias)\)",
-                                            sum_text)]
+    numbers = [
+        float(n) for n in re.findall(r"\(?(-?\d+(?:\.\d+)?(?:e-?\d+)?)\)? \((?:red|green|blue|bias)\)", sum_text)
+    ]
     total = float(re.search(r"= (-?[\d.e-]+)", sum_text).group(1))
     own = float(re.search(r"own output there: (-?[\d.e-]+)", sum_text).group(1))
-    assert len(numbers) == 4 and sum(numbers) == pytest.approx(total, abs=2e-3) and own == pytest.approx(total,
-                                                                                                         abs=2e-3)
+    assert (
+        len(numbers) == 4 and sum(numbers) == pytest.approx(total, abs=2e-3) and own == pytest.approx(total, abs=2e-3)
+    )
     choose(browser, "#convolution .first-conv select", "mlp-mnist")
     wait(browser, lambda: "has no conv layer" in text(browser, "#convolution .first-conv .panel-error"))
     assert not found(browser, "#convolution .channel-row")
@@ -426,13 +460,19 @@ def test_choosing_another_data_set_keeps_the_augmentation_settings(browser, live
     browser.execute_script("""
         const slider = document.querySelector('#datasets [data-value=rotate]');
         slider.value = 33; slider.dispatchEvent(new Event('input'));""")
-    spec = wait(browser, lambda: (lambda s: "rotate=33" in s and s)(
-        browser.execute_script("return document.querySelector('#datasets input.spec').value")))
+    spec = wait(
+        browser,
+        lambda: (lambda s: "rotate=33" in s and s)(
+            browser.execute_script("return document.querySelector('#datasets input.spec').value")
+        ),
+    )
     other = [r for r in found(browser, "#datasets tr.available") if "chosen" not in r.get_attribute("class")][0]
     chosen = other.get_attribute("data-id")
     other.click()
-    wait(browser, lambda: browser.execute_script("return document.querySelector('#datasets img.preview')"
-                                                 ".dataset.of") == chosen)
+    wait(
+        browser,
+        lambda: browser.execute_script("return document.querySelector('#datasets img.preview').dataset.of") == chosen,
+    )
     assert browser.execute_script("return document.querySelector('#datasets input.spec').value") == spec
     assert browser.execute_script("return document.querySelector('#datasets [data-value=rotate]').value") == "33"
 
@@ -445,26 +485,28 @@ def screenshots(runs: Path, out: Path) -> None:
     from PIL import Image
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
-
     from test_serve_monitor import chromium
 
     out.mkdir(parents=True, exist_ok=True)
     with serving(runs) as url, chromium(1400, 1300) as browser:
+
         def take(name, panel, prepare, term, within="", height=1300):
             browser.set_window_size(1400, height)
             open_panel(browser, url, panel)
             prepare()
             time.sleep(2)
             hovered = found(browser, f'#{panel} {within} dfn.term[data-term="{term}"]')[0]
-            browser.execute_script("arguments[0].scrollIntoView({block: arguments[1]})", hovered,
-                                   "start" if within else "center")
+            browser.execute_script(
+                "arguments[0].scrollIntoView({block: arguments[1]})", hovered, "start" if within else "center"
+            )
             browser.execute_script("window.scrollBy(0, -60)")
             ActionChains(browser).move_to_element(hovered).perform()
             time.sleep(0.5)
             browser.save_screenshot(str(out / f"{name}.png"))
             picture = Image.open(out / f"{name}.png").convert("RGB")
-            picture.resize((1200, round(picture.height * 1200 / picture.width)), Image.LANCZOS).quantize(
-                256).save(out / f"{name}.png", optimize=True)
+            picture.resize((1200, round(picture.height * 1200 / picture.width)), Image.LANCZOS).quantize(256).save(
+                out / f"{name}.png", optimize=True
+            )
 
         def explore():
             choose(browser, "#explore select.runs", "lesson-cnn-cifar10")
@@ -492,7 +534,7 @@ def screenshots(runs: Path, out: Path) -> None:
         take("kernels", "kernels", kernels, "fourier")
         take("convolution", "convolution", convolution, "stride")
         take("convolution-channels", "convolution", convolution, "bias", within=".first-conv")
-        take("monitor", "monitor", monitor, "confusion-matrix", height=2000)      # down to the matrix's legend
+        take("monitor", "monitor", monitor, "confusion-matrix", height=2000)  # down to the matrix's legend
         take("datasets", "datasets", datasets, "augmentation")
 
 

@@ -1,5 +1,6 @@
 """ONNX export: every registry model and a custom nn.Module, checked by onnx.checker and matched by onnxruntime
 against PyTorch (max abs 1e-4, fp32) on a batch of 8 and of 1 from one file (the batch is a free dimension)."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ from cnnlab.predict import Predictor
 # (input size, why) where a model's own default would make the test slow: the ResNets take any size; AlexNet and
 # VGG pool to 6x6 / 7x7, which the exporter writes as a plain pooling only from a multiple of it (224)
 SIZES = {"resnet18": 64, "resnet34": 64, "resnet50": 64}
-NARROW = ("alexnet", "vgg")     # their 4096-wide fc layers (100M+ weights) narrowed: the same operators, 1/1000 the file
+NARROW = ("alexnet", "vgg")  # their 4096-wide fc layers (100M+ weights) narrowed: the same operators, 1/1000 the file
 
 
 def narrowed(model: nn.Module) -> nn.Module:
@@ -46,12 +47,13 @@ def registry_predictor(name: str) -> Predictor:
     model = create_model(name, in_channels=c, num_classes=10, image_size=size, **kw)
     if name.startswith(NARROW):
         model = narrowed(model)
-    for m in model.modules():          # batch norm with statistics of its own, not the identity of a fresh one
+    for m in model.modules():  # batch norm with statistics of its own, not the identity of a fresh one
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-    return Predictor(model, Preprocess((c, size, size), (0.5,) * c, (0.25,) * c), [f"c{i}" for i in range(10)],
-                     spec.outputs)
+    return Predictor(
+        model, Preprocess((c, size, size), (0.5,) * c, (0.25,) * c), [f"c{i}" for i in range(10)], spec.outputs
+    )
 
 
 def check_parity(predictor: Predictor, path) -> None:
@@ -78,7 +80,7 @@ def test_every_registry_model_matches_in_onnxruntime(name, tmp_path):
     assert meta["cnnlab.input_shape"] == f"{c}x{h}x{w}"
     assert json.loads(meta["cnnlab.mean"]) == [0.5] * c and json.loads(meta["cnnlab.std"]) == [0.25] * c
     assert json.loads(meta["cnnlab.classes"]) == [f"c{i}" for i in range(10)]
-    assert list(tmp_path.iterdir()) == [done.path]                  # no partial file left behind
+    assert list(tmp_path.iterdir()) == [done.path]  # no partial file left behind
 
 
 class Custom(nn.Module):
@@ -98,8 +100,9 @@ class Custom(nn.Module):
 
 def test_custom_module_matches_and_carries_its_contract(tmp_path):
     torch.manual_seed(0)
-    predictor = Predictor(Custom(), Preprocess((3, 20, 24), (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)),
-                          [f"k{i}" for i in range(10)])
+    predictor = Predictor(
+        Custom(), Preprocess((3, 20, 24), (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)), [f"k{i}" for i in range(10)]
+    )
     done = export(predictor, tmp_path / "custom.onnx")
     assert done.max_difference is not None and done.max_difference <= 1e-4
     check_parity(predictor, done.path)
@@ -120,7 +123,7 @@ def test_torchscript_export_carries_the_contract(tmp_path):
 
 class Unexportable(nn.Module):
     def forward(self, x):
-        return torch.from_numpy(np.sort(x.detach().numpy(), axis=1)).flatten(1)[:, :10]   # leaves torch
+        return torch.from_numpy(np.sort(x.detach().numpy(), axis=1)).flatten(1)[:, :10]  # leaves torch
 
 
 def test_a_model_that_cannot_be_exported_says_why_in_a_line(tmp_path):
@@ -132,8 +135,28 @@ def test_a_model_that_cannot_be_exported_says_why_in_a_line(tmp_path):
 
 
 def test_cli_exports_a_trained_run(tmp_path, mnist_root, capsys):
-    assert main(["train", "mnist-cnn", "--dataset", "mnist", "--data-root", str(mnist_root), "--epochs", "1",
-                 "--out", str(tmp_path / "runs"), "--name", "m", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mnist-cnn",
+                "--dataset",
+                "mnist",
+                "--data-root",
+                str(mnist_root),
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "runs"),
+                "--name",
+                "m",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     run = tmp_path / "runs" / "m"
     assert main(["export", str(run)]) == 0
@@ -159,7 +182,7 @@ def test_cli_export_refuses_a_wrong_suffix_before_any_work(tmp_path, capsys):
 def test_without_onnx_installed_one_line_says_what_to_install(tmp_path, monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "onnx", None)          # import onnx now raises ImportError
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
     predictor = Predictor(Custom(), Preprocess((3, 8, 8), (0.5,) * 3, (0.25,) * 3), [str(i) for i in range(10)])
     with pytest.raises(CnnlabError, match=r"needs the onnx package: pip install 'cnnlab\[export\]'"):
         export(predictor, tmp_path / "m.onnx")

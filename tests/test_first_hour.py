@@ -1,5 +1,6 @@
 """What a new user meets in the first hour: instructions that work, pictures that do not mislead, files others can
 read, logs without progress-bar floods, and a word when a run learned nothing."""
+
 from __future__ import annotations
 
 import os
@@ -54,11 +55,11 @@ def test_ctrl_c_in_the_first_epoch_suggests_no_resume_and_leaves_no_empty_folder
 
 def test_the_sample_grid_never_shows_an_image_twice():
     labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
-    predictions = torch.tensor([1, 1, 0, 3, 0, 0, 2, 3, 0, 1])     # wrong at 0, 2, 5: among the first
+    predictions = torch.tensor([1, 1, 0, 3, 0, 0, 2, 3, 0, 1])  # wrong at 0, 2, 5: among the first
     shown, n_wrong = sample_indices(predictions, labels, count=8, mistakes=8)
     assert len(set(shown.tolist())) == len(shown) == 8 and n_wrong == 3
     assert shown[-3:].tolist() == [0, 2, 5] and (predictions[shown[:5]] == labels[shown[:5]]).all()
-    shown, _ = sample_indices(predictions, labels, count=32)       # fewer images than the grid has room for
+    shown, _ = sample_indices(predictions, labels, count=32)  # fewer images than the grid has room for
     assert sorted(shown.tolist()) == list(range(10))
 
 
@@ -68,9 +69,11 @@ def test_the_curves_say_how_train_was_measured_and_read_well():
     assert train_note(create_model("mlp"), make_config("mlp", "mnist").recipe) == "dropout on; augmented images"
     cnn_recipe = make_config("mnist-cnn", "mnist").recipe
     note = train_note(create_model("mnist-cnn"), cnn_recipe)
-    assert note == "batch norm on batch statistics; augmented images"     # label smoothing: valid's loss has it too
-    history = [{"epoch": e, "train_loss": 0.5, "valid_loss": loss, "train_acc": 0.9, "valid_acc": 0.9}
-               for e, loss in ((1, 0.4), (2, 2500.0))]
+    assert note == "batch norm on batch statistics; augmented images"  # label smoothing: valid's loss has it too
+    history = [
+        {"epoch": e, "train_loss": 0.5, "valid_loss": loss, "train_acc": 0.9, "valid_acc": 0.9}
+        for e, loss in ((1, 0.4), (2, 2500.0))
+    ]
     figure = training_curves(history, best_epoch=1, train_note=note)
     loss_axes, acc_axes = figure.axes[:2]
     assert loss_axes.get_yscale() == "log" and acc_axes.get_yscale() == "linear"
@@ -128,19 +131,34 @@ def test_summary_takes_non_square_inputs_and_says_what_trains(capsys):
     assert np.isfinite(float(out.split("weights ")[1].split(" MiB")[0]))
 
 
-def test_lr_find_sweeps_up_stops_when_the_loss_explodes_and_suggests_a_tenth_of_the_best(mnist_root, tmp_path,
-                                                                                        capsys):
+def test_lr_find_sweeps_up_stops_when_the_loss_explodes_and_suggests_a_tenth_of_the_best(mnist_root, tmp_path, capsys):
     from cnnlab.training.lr_find import lr_find
 
     found = lr_find(small(mnist_root), steps=60, progress=False)
     assert all(a < b for a, b in zip(found.lrs, found.lrs[1:])) and np.isfinite(found.losses).all()
-    assert len(found.lrs) < 60                                    # lr 10 blows the loss up before the end
+    assert len(found.lrs) < 60  # lr 10 blows the loss up before the end
     assert found.suggestion == pytest.approx(found.lrs[int(np.argmin(found.losses))] / 10)
-    assert main(["lr-find", "mlp", "--data-root", str(mnist_root), "--steps", "30", "--batch-size", "64",
-                 "--no-progress", "--out", str(tmp_path / "lr.png")]) == 0
+    assert (
+        main(
+            [
+                "lr-find",
+                "mlp",
+                "--data-root",
+                str(mnist_root),
+                "--steps",
+                "30",
+                "--batch-size",
+                "64",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "lr.png"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "cnnlab train mlp --dataset mnist --lr " in out and (tmp_path / "lr.png").stat().st_size > 5000
-    assert not list(tmp_path.glob("*/run.json"))                  # a sweep leaves no run behind
+    assert not list(tmp_path.glob("*/run.json"))  # a sweep leaves no run behind
 
 
 def test_interpret_lists_the_most_confident_mistakes_and_confused_pairs(mnist_root, tmp_path, capsys):
@@ -162,8 +180,13 @@ def test_interpret_lists_the_most_confident_mistakes_and_confused_pairs(mnist_ro
     assert "most confused" in out and (tmp_path / "run" / "top-losses-test.png").stat().st_size > 5000
 
 
-@pytest.mark.parametrize("code, message", [(28, "no space left on the device; free some space"),
-                                           (30, "cannot write there (Read-only file system); choose a folder")])
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        (28, "no space left on the device; free some space"),
+        (30, "cannot write there (Read-only file system); choose a folder"),
+    ],
+)
 def test_a_full_or_read_only_disk_is_one_line(code, message, tmp_path, capsys, monkeypatch):
     import tempfile
 
@@ -187,10 +210,12 @@ def test_figures_stay_readable_from_2_to_1000_classes_and_1_to_100_epochs():
         assert n > 40 or len(labels) == n
     names = ["n01440764_tench_fish_of_europe", "n02102040_english_springer"]
     grid = sample_grid(np.zeros((2, 3, 8, 8), np.uint8), [0, 1], [1, 1], names)
-    assert all(len(line) <= 16 for ax in grid.axes for line in ax.get_title().splitlines())   # with ( )
+    assert all(len(line) <= 16 for ax in grid.axes for line in ax.get_title().splitlines())  # with ( )
     for epochs in (1, 100):
-        history = [{"epoch": e, "train_loss": 1 / e, "valid_loss": 1 / e, "train_acc": 0.5, "valid_acc": 0.5}
-                   for e in range(1, epochs + 1)]
+        history = [
+            {"epoch": e, "train_loss": 1 / e, "valid_loss": 1 / e, "train_acc": 0.5, "valid_acc": 0.5}
+            for e in range(1, epochs + 1)
+        ]
         figure = training_curves(history)
         figure.canvas.draw()
         ticks = figure.axes[0].get_xticks()

@@ -1,11 +1,13 @@
 """Seeing inside a CNN, checked: the maps point at the evidence, change when the weights are randomized, the
 optimized pictures excite what they should, and every command works end to end on small runs trained here."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_mnist
 from PIL import Image
 from torch import nn
 
@@ -19,9 +21,6 @@ from cnnlab.models.layers import default_layer, first_layer_filters, get_layer, 
 from cnnlab.predict import Predictor, as_predictor
 from cnnlab.training.config import RunConfig
 from cnnlab.training.loop import train
-
-from conftest import make_mnist
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -59,11 +58,11 @@ def draw(image: np.ndarray, kind: int, r: int, c: int, value: int) -> None:
     elif kind == 2:
         image[:, r + d, c - 2] = image[:, r + d, c + 2] = image[:, r - 2, c + d] = image[:, r + 2, c + d] = value
     elif kind == 3:
-        image[:, r - 1:r + 2, c - 1:c + 2] = value
+        image[:, r - 1 : r + 2, c - 1 : c + 2] = value
     elif kind == 4:
-        image[:, r, c - 2:c + 3] = value
+        image[:, r, c - 2 : c + 3] = value
     elif kind == 5:
-        image[:, r - 2:r + 3, c] = value
+        image[:, r - 2 : r + 3, c] = value
     else:
         image[:, r + d, c + d] = value
 
@@ -91,6 +90,7 @@ def hard_shapes(n: int, seed: int, size: int = 32):
                 if all(max(abs(rc - t)) >= 7 for t in taken):
                     taken.append(rc)
                     return rc
+
         centres[i] = place()
         draw(images[i], labels[i], *centres[i], 255)
         for _ in range(rng.integers(2, 4)):
@@ -159,15 +159,16 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 # --- layers, receptive fields, the hand-written guided backpropagation ------------------------------------------
 
+
 def test_layer_table_lists_what_forward_uses_with_shapes():
     rows = {r.name: r for r in layer_table(create_model("lesson-cnn"), (3, 32, 32))}
     assert rows["conv1"].output_shape == (16, 32, 32) and rows["conv3"].output_shape == (64, 8, 8)
-    assert rows["pool"].calls == 3 and rows["pool"].output_shape == (16, 16, 16)     # its first use
+    assert rows["pool"].calls == 3 and rows["pool"].output_shape == (16, 16, 16)  # its first use
     assert rows["fc2"].output_shape == (10,)
     assert default_layer(create_model("lesson-cnn")) == "conv3"
     mlp = create_model("mlp")
     assert default_layer(mlp) is None and [r.kind for r in layer_table(mlp, (1, 28, 28))][0] == "Linear"
-    name, weights = first_layer_filters(mlp, (1, 28, 28))           # an MLP's first layer rows, as images
+    name, weights = first_layer_filters(mlp, (1, 28, 28))  # an MLP's first layer rows, as images
     assert name == "fc1" and weights.shape == (512, 1, 28, 28)
 
 
@@ -193,7 +194,7 @@ def test_receptive_field_arithmetic_agrees_with_the_gradient():
         h, w = as_predictor(model).activations(torch.zeros(1, 3, 32, 32), name).shape[2:]
         for row, col in ((0, 0), (h // 2, w // 2), (1, 2), (h - 1, w - 1)):
             assert field.box(row, col, (32, 32)) == gradient_box(model, layer, (3, 32, 32), 0, row, col)
-    resnet = create_model("resnet18-cifar").eval()           # a shortcut branch runs first: not a plain chain
+    resnet = create_model("resnet18-cifar").eval()  # a shortcut branch runs first: not a plain chain
     assert receptive_field(resnet, get_layer(resnet, "layer2.0.conv1"), (3, 32, 32)) is None
 
 
@@ -204,13 +205,20 @@ def test_guided_backprop_catches_functional_relus():
 
     torch.manual_seed(0)
     x = torch.randn(2, 3, 16, 16)
-    modules = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(inplace=True), nn.Conv2d(8, 8, 3), nn.ReLU(),
-                            nn.Flatten(), nn.Linear(8 * 12 * 12, 4)).eval()
+    modules = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(8, 8, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 12 * 12, 4),
+    ).eval()
     predictor, targets = as_predictor(modules), torch.tensor([1, 2])
     ours = guided_gradients(predictor, x, targets)
-    assert torch.allclose(ours, GuidedBackprop(modules).attribute(x.clone().requires_grad_(), target=targets),
-                          atol=1e-6)
-    functional = create_model("lesson-cnn").eval()                  # F.relu in its forward
+    assert torch.allclose(
+        ours, GuidedBackprop(modules).attribute(x.clone().requires_grad_(), target=targets), atol=1e-6
+    )
+    functional = create_model("lesson-cnn").eval()  # F.relu in its forward
     x = torch.randn(1, 3, 32, 32).requires_grad_()
     plain = torch.autograd.grad(functional(x)[0, 1], x)[0]
     assert not torch.allclose(guided_gradients(as_predictor(functional), x, torch.tensor([1])), plain)
@@ -218,7 +226,7 @@ def test_guided_backprop_catches_functional_relus():
 
 # --- the checks that the maps are right ---------------------------------------------------------------------------
 
-MARGIN = 2          # pixels around the 5x5 patch that still count as a hit
+MARGIN = 2  # pixels around the 5x5 patch that still count as a hit
 
 
 def test_pointing_game(shapes_run):
@@ -227,8 +235,13 @@ def test_pointing_game(shapes_run):
     images, labels, centres = images[:40], labels[:40], centres[:40]
     # Score-CAM points a little less well (87.5% measured): its weights come from the scores of masked images,
     # and on 8x8 feature maps a mask is coarse
-    for method, share in (("gradcam", 0.9), ("gradcam++", 0.9), ("scorecam", 0.85), ("smoothgrad", 0.9),
-                          ("occlusion", 0.9)):
+    for method, share in (
+        ("gradcam", 0.9),
+        ("gradcam++", 0.9),
+        ("scorecam", 0.85),
+        ("smoothgrad", 0.9),
+        ("occlusion", 0.9),
+    ):
         maps = attribute(trained, images, method, target=labels)
         rows, cols = np.divmod(maps.reshape(len(maps), -1).argmax(1), maps.shape[2])
         hits = np.maximum(abs(rows - centres[:, 0]), abs(cols - centres[:, 1])) <= 2 + MARGIN
@@ -280,11 +293,12 @@ def test_every_attribution_method_gives_one_map_per_image(shapes_run):
 
 # --- top patches, maximization, deep dream ------------------------------------------------------------------------
 
+
 def test_top_patches_are_the_strongest_units_cropped_to_their_field(shapes_run):
     trained, images, _, _ = shapes_run
     top = top_patches(trained, images, "conv2", channels=4)
     assert top.index.shape == (4, 9) and (np.diff(top.value, axis=1) <= 0).all()
-    maps = trained.activations(images[top.index[1]], "conv2")[:, 1]        # channel 1's nine images
+    maps = trained.activations(images[top.index[1]], "conv2")[:, 1]  # channel 1's nine images
     assert np.allclose(maps.reshape(9, -1).max(1), top.value[1], atol=1e-5)
     (r, c), (t, l, b, rr) = top.position[1, 0], top.box[1, 0]
     assert (t, l) == (max(0, 2 * r - 3), max(0, 2 * c - 3)) and (b, rr) == (min(32, 2 * r + 5), min(32, 2 * c + 5))
@@ -315,6 +329,7 @@ def test_deepdream_amplifies_the_layer(shapes_run):
 
 # --- the commands, end to end ------------------------------------------------------------------------------------
 
+
 def save_png(path, array_chw: np.ndarray):
     Image.fromarray(array_chw.transpose(1, 2, 0).squeeze()).save(path)
     return path
@@ -325,17 +340,30 @@ def test_cli_layers_and_heat_maps(shapes_run, tmp_path, capsys):
     code, out, _ = cli(capsys, "layers", trained.folder)
     assert code == 0 and "conv3" in out and "<- the default --layer" in out.split("conv3")[1].splitlines()[0]
     first, second = save_png(tmp_path / "a.png", images[0].numpy()), save_png(tmp_path / "b.png", images[2].numpy())
-    code, out, _ = cli(capsys, "explain", trained.folder, first, second, "--method", "gradcam",
-                       "--save-array", tmp_path / "maps.npy")
+    code, out, _ = cli(
+        capsys, "explain", trained.folder, first, second, "--method", "gradcam", "--save-array", tmp_path / "maps.npy"
+    )
     assert code == 0 and "a.png: predicted cross" in out and "b.png: predicted plus" in out
-    written = trained.folder / "explanations" / "a+b-gradcam.png"      # beside the run, named for both images
+    written = trained.folder / "explanations" / "a+b-gradcam.png"  # beside the run, named for both images
     assert f"wrote {written}" in out and written.stat().st_size > 5000 and not list(tmp_path.glob("*gradcam*"))
     assert np.load(tmp_path / "maps.npy").shape == (2, 32, 32)
-    code, out, _ = cli(capsys, "explain", trained.folder, second, "--method", "smoothgrad", "--target", "cross",
-                       "--samples", 8, "--out", tmp_path / "s.png")
+    code, out, _ = cli(
+        capsys,
+        "explain",
+        trained.folder,
+        second,
+        "--method",
+        "smoothgrad",
+        "--target",
+        "cross",
+        "--samples",
+        8,
+        "--out",
+        tmp_path / "s.png",
+    )
     assert code == 0 and "map for cross" in out and (tmp_path / "s.png").is_file()
     grey = tmp_path / "grey.png"
-    Image.fromarray(images[0, 0].numpy()).save(grey)                     # one channel for an RGB model
+    Image.fromarray(images[0, 0].numpy()).save(grey)  # one channel for an RGB model
     code, out, _ = cli(capsys, "explain", trained.folder, grey, "--method", "occlusion", "--out", tmp_path / "o.png")
     assert code == 0 and "converted L to RGB" in out
 
@@ -345,26 +373,90 @@ def test_cli_filters_activations_and_deepdream(shapes_run, tmp_path, capsys):
     code, out, _ = cli(capsys, "explain", trained.folder, "--method", "filters", "--out", tmp_path / "f.png")
     assert code == 0 and "conv1: 16 filters of 3x3x3" in out and (tmp_path / "f.png").is_file()
     image = save_png(tmp_path / "a.png", images[0].numpy())
-    code, out, _ = cli(capsys, "explain", trained.folder, image, "--method", "activations", "--layer", "conv2",
-                       "--channels", 8, "--save-array", tmp_path / "a.npy")
+    code, out, _ = cli(
+        capsys,
+        "explain",
+        trained.folder,
+        image,
+        "--method",
+        "activations",
+        "--layer",
+        "conv2",
+        "--channels",
+        8,
+        "--save-array",
+        tmp_path / "a.npy",
+    )
     assert code == 0 and "32 channels of 16x16; the first 8 shown" in out
-    assert np.load(tmp_path / "a.npy").shape == (1, 32, 16, 16) and (trained.folder / "explanations" / "a-activations-conv2.png").is_file()
-    code, out, _ = cli(capsys, "explain", trained.folder, image, "--method", "deepdream", "--layer", "conv2",
-                       "--octaves", 2, "--out", tmp_path / "d.png")
+    assert (
+        np.load(tmp_path / "a.npy").shape == (1, 32, 16, 16)
+        and (trained.folder / "explanations" / "a-activations-conv2.png").is_file()
+    )
+    code, out, _ = cli(
+        capsys,
+        "explain",
+        trained.folder,
+        image,
+        "--method",
+        "deepdream",
+        "--layer",
+        "conv2",
+        "--octaves",
+        2,
+        "--out",
+        tmp_path / "d.png",
+    )
     assert code == 0 and "mean squared activation" in out and (tmp_path / "d.png").is_file()
 
 
 def test_cli_top_patches_and_maximize_on_mnist(digit_runs, tmp_path, capsys):
     root, runs = digit_runs
-    code, out, _ = cli(capsys, "explain", runs["mnist-cnn"], "--method", "top-patches", "--data-root", root,
-                       "--layer", "features.1", "--channels", 3, "--limit", 100, "--out", tmp_path / "t.png")
+    code, out, _ = cli(
+        capsys,
+        "explain",
+        runs["mnist-cnn"],
+        "--method",
+        "top-patches",
+        "--data-root",
+        root,
+        "--layer",
+        "features.1",
+        "--channels",
+        3,
+        "--limit",
+        100,
+        "--out",
+        tmp_path / "t.png",
+    )
     assert code == 0 and "searched the first 100 mnist test images; receptive field 10x10 pixels" in out
     assert out.count("channel ") == 3 and (tmp_path / "t.png").is_file()
-    code, out, _ = cli(capsys, "explain", runs["mnist-cnn"], "--method", "maximize", "--channel", 0, "--steps", 50,
-                       "--out", tmp_path / "m.png")
+    code, out, _ = cli(
+        capsys,
+        "explain",
+        runs["mnist-cnn"],
+        "--method",
+        "maximize",
+        "--channel",
+        0,
+        "--steps",
+        50,
+        "--out",
+        tmp_path / "m.png",
+    )
     assert code == 0 and "mean activation of features.2.0 channel 0" in out and (tmp_path / "m.png").is_file()
-    code, out, _ = cli(capsys, "explain", runs["mnist-cnn"], "--method", "maximize", "--target", 3, "--steps", 20,
-                       "--out", tmp_path / "c.png")
+    code, out, _ = cli(
+        capsys,
+        "explain",
+        runs["mnist-cnn"],
+        "--method",
+        "maximize",
+        "--target",
+        3,
+        "--steps",
+        20,
+        "--out",
+        tmp_path / "c.png",
+    )
     assert code == 0 and "score of class 3" in out
 
 
@@ -407,7 +499,7 @@ def test_gradcam_is_the_papers_formula_and_a_layer_without_maps_is_refused(shape
     handle = conv3.register_forward_hook(lambda _m, _i, out: kept.append(out))
     score = trained.model(x).gather(1, labels[:4].view(-1, 1)).sum()
     handle.remove()
-    grad, = torch.autograd.grad(score, kept[0])
+    (grad,) = torch.autograd.grad(score, kept[0])
     cam = F.relu((grad.mean((2, 3), keepdim=True) * F.relu(kept[0])).sum(1, keepdim=True))
     expected = F.interpolate(cam, size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
     maps = attribute(trained, images[:4], "gradcam", target=labels[:4])
@@ -418,12 +510,15 @@ def test_gradcam_is_the_papers_formula_and_a_layer_without_maps_is_refused(shape
         attribute(trained, images[:1], "scorecam", layer="pool")
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--method", "smoothgrad", "--samples", "0"], "samples 0: must be a whole number, from 1 to 10,000"),
-    (["--method", "deepdream", "--octaves", "0"], "octaves 0: must be a whole number"),
-    (["--method", "occlusion", "--window", "40"], "occlusion window 40 is larger than the 32x32 image"),
-    (["--method", "activations", "--channels", "-1"], "channels -1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--method", "smoothgrad", "--samples", "0"], "samples 0: must be a whole number, from 1 to 10,000"),
+        (["--method", "deepdream", "--octaves", "0"], "octaves 0: must be a whole number"),
+        (["--method", "occlusion", "--window", "40"], "occlusion window 40 is larger than the 32x32 image"),
+        (["--method", "activations", "--channels", "-1"], "channels -1"),
+    ],
+)
 def test_explain_refuses_values_that_make_no_sense_in_one_line(shapes_run, tmp_path, capsys, options, message):
     trained, images, _, _ = shapes_run
     image = save_png(tmp_path / "a.png", images[0].numpy())

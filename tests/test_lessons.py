@@ -1,5 +1,6 @@
 """The lesson notebooks: `cnnlab lessons` lists and copies them, and every one runs top to bottom (on tiny data,
 CNNLAB_LESSON_QUICK=1), with each exercise's check accepting its solution."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ from cnnlab.cli import main
 from cnnlab.cli.lessons import lesson_files, title_and_line
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["01-mnist-pixels", "02-mlp", "03-validation-dropout", "04-mlp-vs-cnn", "05-filters-frequency",
-         "06-conv-layer", "07-cifar-cnn", "08-architectures", "09-capsules", "10-visualizing"]
+NAMES = [
+    "01-mnist-pixels",
+    "02-mlp",
+    "03-validation-dropout",
+    "04-mlp-vs-cnn",
+    "05-filters-frequency",
+    "06-conv-layer",
+    "07-cifar-cnn",
+    "08-architectures",
+    "09-capsules",
+    "10-visualizing",
+]
 
 
 def test_lessons_lists_the_ten_notebooks_with_a_title_and_a_line(capsys):
@@ -39,14 +50,14 @@ def test_copy_refuses_to_overwrite_a_changed_notebook(tmp_path, capsys):
     folder = tmp_path / "my lessons"
     assert main(["lessons", "--copy", str(folder)]) == 0
     assert sorted(p.stem for p in folder.glob("*.ipynb")) == NAMES
-    assert main(["lessons", "--copy", str(folder)]) == 0              # unchanged copies: copying again is fine
+    assert main(["lessons", "--copy", str(folder)]) == 0  # unchanged copies: copying again is fine
     mine = folder / "02-mlp.ipynb"
     mine.write_text(mine.read_text().replace("class Net", "class MyNet"))
     capsys.readouterr()
     assert main(["lessons", "--copy", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "02-mlp.ipynb" in err and "--force" in err and len(err.strip().splitlines()) == 1
-    assert "MyNet" in mine.read_text()                                 # nothing was overwritten
+    assert "MyNet" in mine.read_text()  # nothing was overwritten
     assert main(["lessons", "--copy", str(folder), "--force"]) == 0
     assert "MyNet" not in mine.read_text()
     (tmp_path / "a file").write_text("x")
@@ -70,9 +81,10 @@ def test_notebook_runs_and_its_checks_accept_the_solutions(name, lesson_data, tm
 
     monkeypatch.setenv("CNNLAB_DATA", str(lesson_data))
     monkeypatch.setenv("CNNLAB_LESSON_QUICK", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")                        # tiny tensors: one thread is quicker
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny tensors: one thread is quicker
     notebook, _ = execute(next(p for p in lesson_files() if p.stem == name), solved=True, workdir=tmp_path)
-    printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                      for output in cell.outputs)
+    printed = "".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    )
     exercises = sum("solution" in cell.metadata for cell in notebook.cells)
     assert printed.count("Right!") == exercises and "Not yet" not in printed and "Not answered" not in printed

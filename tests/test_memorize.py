@@ -1,9 +1,11 @@
 """Corrupted data (Zhang et al. 2017): each corruption does what it says, seeded, recorded; a network fits random
 labels; `cnnlab memorize` draws its figure; the explorer marks corrupted runs."""
+
 import json
 
 import pytest
 import torch
+from conftest import make_mnist
 
 import cnnlab
 from cnnlab.cli import main
@@ -11,7 +13,6 @@ from cnnlab.data import load_dataset
 from cnnlab.data.corrupt import corrupt, parse_corrupt
 from cnnlab.errors import CnnlabError
 from cnnlab.training.memorize import MEMORIZE_RECIPE, fit, subset
-from conftest import make_mnist
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,7 +32,7 @@ def test_labels_p_replaces_exactly_that_fraction_with_random_classes_seeded(mnis
     assert not torch.equal(half.train.labels, corrupt(mnist, "labels=0.5", seed=4).train.labels)
     assert torch.equal(half.test.labels, mnist.test.labels) and torch.equal(half.train.images, mnist.train.images)
     every = corrupt(mnist, "labels=1", seed=0).train.labels
-    assert 0.02 < float((every == mnist.train.labels).float().mean()) < 0.2      # chance: a tenth
+    assert 0.02 < float((every == mnist.train.labels).float().mean()) < 0.2  # chance: a tenth
     assert torch.equal(corrupt(mnist, "labels=0", seed=0).train.labels, mnist.train.labels)
 
 
@@ -49,10 +50,10 @@ def test_shuffled_pixels_is_one_permutation_for_train_and_test(mnist):
     shuffled = corrupt(data, "shuffled-pixels", seed=0)
     for images, original in ((shuffled.train.images, train.images), (shuffled.test.images, test.images)):
         came_from = images[0].flatten().long() + 256 * images[1].flatten().long()
-        assert torch.equal(came_from.sort().values, torch.arange(28 * 28))       # a permutation, not the identity
+        assert torch.equal(came_from.sort().values, torch.arange(28 * 28))  # a permutation, not the identity
         assert not torch.equal(came_from, torch.arange(28 * 28))
         assert torch.equal(images.flatten(1), original.flatten(1)[:, came_from])
-    assert torch.equal(shuffled.train.images[0], shuffled.test.images[0])      # the same one for train and test
+    assert torch.equal(shuffled.train.images[0], shuffled.test.images[0])  # the same one for train and test
 
 
 def test_random_pixels_permutes_each_image_differently(mnist):
@@ -70,12 +71,19 @@ def test_gaussian_matches_the_data_sets_mean_and_std(mnist):
     noise = corrupt(mnist, "gaussian", seed=0).train.images.float() / 255
     real = mnist.train.images.float() / 255
     assert abs(float(noise.mean() - real.mean())) < 0.03
-    assert abs(float(noise.std() - real.std())) < 0.05      # clipping to 0..1 trims the tails a little
+    assert abs(float(noise.std() - real.std())) < 0.05  # clipping to 0..1 trims the tails a little
     assert noise.shape == real.shape
 
 
-@pytest.mark.parametrize("spec, message", [("labels=2", "from 0 to 1"), ("labels=x", "from 0 to 1"),
-                                           ("noise", "unknown corruption"), ("gaussian=3", "takes no value")])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("labels=2", "from 0 to 1"),
+        ("labels=x", "from 0 to 1"),
+        ("noise", "unknown corruption"),
+        ("gaussian=3", "takes no value"),
+    ],
+)
 def test_bad_corruptions_are_refused(spec, message):
     with pytest.raises(CnnlabError, match=message):
         parse_corrupt(spec)
@@ -83,17 +91,42 @@ def test_bad_corruptions_are_refused(spec, message):
 
 def test_train_corrupt_is_recorded_and_bad_spec_is_one_line(tmp_path, capsys):
     make_mnist(tmp_path / "data", n_train=200, n_test=50)
-    run = cnnlab.train("mlp", "mnist", data_root=tmp_path / "data", folder=tmp_path / "run", epochs=1,
-                       batch_size=32, corrupt="labels=1", progress=False, log=lambda line: None)
+    run = cnnlab.train(
+        "mlp",
+        "mnist",
+        data_root=tmp_path / "data",
+        folder=tmp_path / "run",
+        epochs=1,
+        batch_size=32,
+        corrupt="labels=1",
+        progress=False,
+        log=lambda line: None,
+    )
     assert json.loads((run.folder / "run.json").read_text())["config"]["corrupt"] == "labels=1"
     from fastapi.testclient import TestClient
 
     from cnnlab.serve import create_app
 
-    listed = TestClient(create_app(tmp_path), base_url="http://127.0.0.1").get("/api/monitor/runs").json()      # the Training tab marks it
+    listed = (
+        TestClient(create_app(tmp_path), base_url="http://127.0.0.1").get("/api/monitor/runs").json()
+    )  # the Training tab marks it
     assert [row["corrupt"] for row in listed if row["name"] == "run"] == ["labels=1"]
-    assert main(["train", "mlp", "--data-root", str(tmp_path / "data"), "--corrupt", "labels=7", "--out",
-                 str(tmp_path / "runs"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "mlp",
+                "--data-root",
+                str(tmp_path / "data"),
+                "--corrupt",
+                "labels=7",
+                "--out",
+                str(tmp_path / "runs"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--corrupt 'labels=7'" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
@@ -101,8 +134,15 @@ def test_train_corrupt_is_recorded_and_bad_spec_is_one_line(tmp_path, capsys):
 
 def test_a_network_fits_random_labels(mnist):
     data = subset(mnist, 200, seed=0)
-    curve = fit("mlp", data, "labels=1", MEMORIZE_RECIPE.replace(epochs=80, batch_size=50), seed=0, progress=False,
-                log=lambda line: None)
+    curve = fit(
+        "mlp",
+        data,
+        "labels=1",
+        MEMORIZE_RECIPE.replace(epochs=80, batch_size=50),
+        seed=0,
+        progress=False,
+        log=lambda line: None,
+    )
     assert curve.train_accuracy >= 0.99
     assert curve.accuracy[0] < 0.5 and curve.steps[-1] == len(curve.steps) * 4
     assert curve.loss[-1] < curve.loss[0] / 4
@@ -111,15 +151,36 @@ def test_a_network_fits_random_labels(mnist):
 def test_memorize_command_draws_every_curve(tmp_path, capsys):
     make_mnist(tmp_path / "data", n_train=300, n_test=100)
     out = tmp_path / "memo.png"
-    assert main(["memorize", "mlp", "--dataset", "mnist", "--data-root", str(tmp_path / "data"), "--subset", "150",
-                 "--corrupt", "none,labels=1", "--max-epochs", "60", "--batch-size", "50", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "memorize",
+                "mlp",
+                "--dataset",
+                "mnist",
+                "--data-root",
+                str(tmp_path / "data"),
+                "--subset",
+                "150",
+                "--corrupt",
+                "none,labels=1",
+                "--max-epochs",
+                "60",
+                "--batch-size",
+                "50",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     saved = json.loads(out.with_suffix(".json").read_text())
     true, random = saved["curves"]
     assert true["label"] == "true labels" and random["label"] == "random labels"
     assert true["train_accuracy"] >= 0.99 and random["train_accuracy"] >= 0.99
-    assert true["test_accuracy"] > random["test_accuracy"] + 0.2         # only true labels generalize
-    assert len(random["steps"]) > len(true["steps"])                     # random labels take longer
+    assert true["test_accuracy"] > random["test_accuracy"] + 0.2  # only true labels generalize
+    assert len(random["steps"]) > len(true["steps"])  # random labels take longer
     assert out.stat().st_size > 10_000
     assert main(["memorize", "mlp", "--subset", "0", "--data-root", str(tmp_path / "data")]) == 2
     assert "subset 0" in capsys.readouterr().err

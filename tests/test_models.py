@@ -1,4 +1,5 @@
 """The CNNs and classic architectures: shapes, torchvision's parameter counts and key names, and weight loading."""
+
 import pytest
 import torch
 
@@ -10,9 +11,17 @@ from cnnlab.models.weights import load_torchvision_weights
 # torchvision's parameter counts (1000 classes): equal counts and equal key names let its weights load
 TORCHVISION_PARAMETERS = {
     "alexnet": 61_100_840,
-    "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg13": 133_047_848, "vgg13_bn": 133_053_736,
-    "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240, "vgg19_bn": 143_678_248,
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
+    "vgg11": 132_863_336,
+    "vgg11_bn": 132_868_840,
+    "vgg13": 133_047_848,
+    "vgg13_bn": 133_053_736,
+    "vgg16": 138_357_544,
+    "vgg16_bn": 138_365_992,
+    "vgg19": 143_667_240,
+    "vgg19_bn": 143_678_248,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
 }
 OURS = [*TORCHVISION_PARAMETERS, "lesson-cnn", "mnist-cnn", "resnet18-cifar", "vgg11_bn-cifar"]
 
@@ -25,7 +34,7 @@ def seeded():
 @pytest.mark.parametrize("name", OURS)
 def test_forward_gives_one_score_per_class(name):
     c, h, _ = MODELS[name].default_input
-    size = 64 if h == 224 else h            # adaptive pooling lets the ImageNet models run on small images fast
+    size = 64 if h == 224 else h  # adaptive pooling lets the ImageNet models run on small images fast
     model = create_model(name, num_classes=7, image_size=size).eval()
     with torch.no_grad():
         out = model(torch.randn(2, c, size, size))
@@ -34,18 +43,21 @@ def test_forward_gives_one_score_per_class(name):
 
 @pytest.mark.parametrize("name", TORCHVISION_PARAMETERS)
 def test_parameter_counts_equal_torchvision(name):
-    with torch.device("meta"):              # counts shapes without allocating 140M parameters
+    with torch.device("meta"):  # counts shapes without allocating 140M parameters
         model = create_model(name, num_classes=1000)
     assert count_parameters(model) == TORCHVISION_PARAMETERS[name]
 
 
 def test_lesson_cnn_is_the_lesson_network_and_adapts_to_the_input():
     model = create_model("lesson-cnn")
-    assert count_parameters(model) == 541_094        # conv 448 + 4,640 + 18,496, fc 1024*500+500, 500*10+10
-    assert model.fc1.in_features == 1024 and [model.conv1.out_channels, model.conv2.out_channels,
-                                               model.conv3.out_channels] == [16, 32, 64]
+    assert count_parameters(model) == 541_094  # conv 448 + 4,640 + 18,496, fc 1024*500+500, 500*10+10
+    assert model.fc1.in_features == 1024 and [
+        model.conv1.out_channels,
+        model.conv2.out_channels,
+        model.conv3.out_channels,
+    ] == [16, 32, 64]
     fashion = create_model("lesson-cnn", in_channels=1, image_size=28)
-    assert fashion.conv1.in_channels == 1 and fashion.fc1.in_features == 64 * 3 * 3   # 28 -> 14 -> 7 -> 3
+    assert fashion.conv1.in_channels == 1 and fashion.fc1.in_features == 64 * 3 * 3  # 28 -> 14 -> 7 -> 3
     assert fashion(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     assert LessonCNN(3, 5, 64).fc1.in_features == 64 * 8 * 8
 
@@ -79,15 +91,39 @@ def test_num_classes_changes_only_the_last_layer():
 
 def test_key_names_are_torchvisions():
     keys = {
-        "resnet18": ["conv1.weight", "bn1.running_var", "layer1.0.conv1.weight", "layer1.1.bn2.bias",
-                     "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_mean", "layer4.1.conv2.weight",
-                     "fc.weight", "fc.bias"],
-        "resnet50": ["layer1.0.conv3.weight", "layer1.0.bn3.weight", "layer1.0.downsample.0.weight",
-                     "layer3.5.conv2.weight", "fc.weight"],
-        "alexnet": ["features.0.weight", "features.3.weight", "features.10.bias", "classifier.1.weight",
-                    "classifier.4.weight", "classifier.6.weight"],
-        "vgg16": ["features.0.weight", "features.28.weight", "classifier.0.weight", "classifier.3.weight",
-                  "classifier.6.bias"],
+        "resnet18": [
+            "conv1.weight",
+            "bn1.running_var",
+            "layer1.0.conv1.weight",
+            "layer1.1.bn2.bias",
+            "layer2.0.downsample.0.weight",
+            "layer2.0.downsample.1.running_mean",
+            "layer4.1.conv2.weight",
+            "fc.weight",
+            "fc.bias",
+        ],
+        "resnet50": [
+            "layer1.0.conv3.weight",
+            "layer1.0.bn3.weight",
+            "layer1.0.downsample.0.weight",
+            "layer3.5.conv2.weight",
+            "fc.weight",
+        ],
+        "alexnet": [
+            "features.0.weight",
+            "features.3.weight",
+            "features.10.bias",
+            "classifier.1.weight",
+            "classifier.4.weight",
+            "classifier.6.weight",
+        ],
+        "vgg16": [
+            "features.0.weight",
+            "features.28.weight",
+            "classifier.0.weight",
+            "classifier.3.weight",
+            "classifier.6.bias",
+        ],
         "vgg16_bn": ["features.1.running_mean", "features.41.weight", "classifier.6.weight"],
         "resnet18-cifar": ["conv1.weight", "layer2.0.downsample.0.weight", "fc.weight"],
     }
@@ -97,7 +133,7 @@ def test_key_names_are_torchvisions():
         assert set(expected) <= set(state), (name, set(expected) - set(state))
     with torch.device("meta"):
         resnet18 = create_model("resnet18").state_dict()
-    assert not any(k.startswith("layer1.0.downsample") for k in resnet18)     # no shortcut conv where shapes match
+    assert not any(k.startswith("layer1.0.downsample") for k in resnet18)  # no shortcut conv where shapes match
     assert resnet18["layer2.0.downsample.0.weight"].shape == (128, 64, 1, 1)
     assert len([k for k in resnet18 if k.endswith("num_batches_tracked")]) == 20
 
@@ -113,7 +149,7 @@ def test_too_small_images_are_a_clear_error():
         create_model("alexnet", image_size=32)
     suggested = str(error.value).rsplit(": ", 1)[1].split(", ")
     assert len(suggested) == 3
-    for name in suggested:                                  # each suggestion takes MNIST's 28x28 digits
+    for name in suggested:  # each suggestion takes MNIST's 28x28 digits
         assert create_model(name, in_channels=1, image_size=28)(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 

@@ -1,5 +1,6 @@
 """A fresh Jupyter kernel, as a learner opens one: define a Net, train it one epoch with cnnlab, and see the
 figures as pictures, with no `%matplotlib` magic (executed with nbclient on tiny data)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,11 +41,12 @@ class Net(nn.Module):
 def test_a_fresh_kernel_shows_cnnlab_figures_inline(tmp_path):
     make_mnist(tmp_path / "data", n_train=160, n_test=40)
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in CELLS])
-    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
     curves, explanation = notebook.cells[3].outputs, notebook.cells[4].outputs
     for outputs in (curves, explanation):
         data = [o.get("data", {}) for o in outputs if o.output_type == "execute_result"]
         assert data and "image/png" in data[0], outputs
-        assert len(data[0]["image/png"]) > 1000            # base64 of a real picture, not an empty one
+        assert len(data[0]["image/png"]) > 1000  # base64 of a real picture, not an empty one

@@ -1,6 +1,7 @@
 """A learner's own nn.Module through the whole of cnnlab: the lesson's MLP and CNN, written as the lesson writes
 them (tests/lesson_nets.py, not the registry), trained with cnnlab.train, reloaded in a fresh process, explained,
 evaluated, resumed after SIGKILL bit for bit, opened by the CLI and the explorer only with code the caller names."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ from cnnlab.serve import create_app
 pytestmark = pytest.mark.usefixtures("one_thread")
 TESTS = Path(__file__).parent
 SRC = TESTS.parent / "src"
-ONE_PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQ"
-             "AAAABJRU5ErkJggg==")
+ONE_PIXEL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+)
 QUIET = dict(progress=False, log=lambda line: None, precision="fp32", batch_size=32)
 
 
@@ -45,16 +47,16 @@ def lesson_runs(tmp_path_factory):
     runs = tmp_path_factory.mktemp("own-runs")
     torch.manual_seed(0)
     mlp = cnnlab.train(Net(), "mnist", data_root=data, folder=runs / "mlp", epochs=1, **QUIET)
-    cnn = cnnlab.train(CifarNet, "cifar10", recipe="lesson-cnn", data_root=data, folder=runs / "cnn", epochs=2,
-                       **QUIET)
+    cnn = cnnlab.train(CifarNet, "cifar10", recipe="lesson-cnn", data_root=data, folder=runs / "cnn", epochs=2, **QUIET)
     return data, runs, mlp, cnn
 
 
 def in_child(code: str, cwd: Path) -> str:
     """Run `code` in a fresh Python (cnnlab from this checkout, tests/ importable); returns its stdout."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -65,6 +67,7 @@ def uint8_images(n: int, shape, seed: int = 0) -> torch.Tensor:
 
 # --- training, the run folder, reloading ---------------------------------------------------------------------------
 
+
 def test_the_record_names_the_class_its_parameters_and_keeps_its_source(lesson_runs):
     _, runs, mlp, cnn = lesson_runs
     record = json.loads((runs / "cnn" / "run.json").read_text())
@@ -72,10 +75,10 @@ def test_the_record_names_the_class_its_parameters_and_keeps_its_source(lesson_r
     assert (own["module"], own["qualname"], own["args"]) == ("lesson_nets", "CifarNet", {})
     assert own["parameters"]["fc1.weight"] == [500, 1024]
     assert "x = x.view(-1, 64 * 4 * 4)" in own["source"]
-    assert json.loads((runs / "mlp" / "run.json").read_text())["model"]["own"]["args"] is None   # an instance
+    assert json.loads((runs / "mlp" / "run.json").read_text())["model"]["own"]["args"] is None  # an instance
     tensors = load_file(runs / "cnn" / "best.safetensors")
     assert {k: list(v.shape) for k, v in tensors.items()} == own["parameters"]
-    assert mlp.test_accuracy > 0.5 and cnn.test_accuracy > 0.2      # learnable data: they learned something
+    assert mlp.test_accuracy > 0.5 and cnn.test_accuracy > 0.2  # learnable data: they learned something
 
 
 def test_a_fresh_process_reloads_both_to_identical_predictions(lesson_runs, tmp_path):
@@ -83,15 +86,18 @@ def test_a_fresh_process_reloads_both_to_identical_predictions(lesson_runs, tmp_
     digits, photos = uint8_images(5, (1, 28, 28)), uint8_images(5, (3, 32, 32), 1)
     np.save(tmp_path / "digits.npy", digits.numpy())
     np.save(tmp_path / "photos.npy", photos.numpy())
-    out = in_child(f"""
+    out = in_child(
+        f"""
         import json, numpy as np, torch, cnnlab
         from lesson_nets import Net, CifarNet
         torch.set_num_threads(1)
-        mlp = cnnlab.load({str(runs / 'mlp')!r}, model=Net)
-        cnn = cnnlab.load({str(runs / 'cnn')!r}, model=CifarNet())
+        mlp = cnnlab.load({str(runs / "mlp")!r}, model=Net)
+        cnn = cnnlab.load({str(runs / "cnn")!r}, model=CifarNet())
         print(json.dumps([mlp.probabilities(np.load('digits.npy')).tolist(),
                           cnn.probabilities(np.load('photos.npy')).tolist()]))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     there = json.loads(out)
     here = cnnlab.load(runs / "mlp", model=Net), cnnlab.load(runs / "cnn", model=CifarNet)
     assert np.array_equal(np.array(there[0], np.float32), here[0].probabilities(digits))
@@ -118,7 +124,7 @@ def test_a_class_that_does_not_fit_the_run_is_one_line(lesson_runs):
 def test_shapes_are_checked_before_training_in_one_line(lesson_runs):
     data = lesson_runs[0]
 
-    class GreyCifarNet(CifarNet):                   # the lesson's view(-1, 64 * 4 * 4) given 28x28 images
+    class GreyCifarNet(CifarNet):  # the lesson's view(-1, 64 * 4 * 4) given 28x28 images
         def __init__(self):
             super().__init__()
             self.conv1 = torch.nn.Conv2d(1, 16, 3, padding=1)
@@ -129,8 +135,11 @@ def test_shapes_are_checked_before_training_in_one_line(lesson_runs):
     assert "\n" not in message and not Path("x").exists()
     assert "28x28 images" in message and "after layer 'pool' (MaxPool2d) gave [64, 3, 3] = 576" in message
     assert "reshapes to 1024 values per image" in message
-    with pytest.raises(CnnlabError, match=r"layer 'conv1' \(Conv2d\) got input \[1, 28, 28\] per image but expects "
-                                          r"3 channels"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"layer 'conv1' \(Conv2d\) got input \[1, 28, 28\] per image but expects "
+        r"3 channels",
+    ):
         cnnlab.train(CifarNet, "mnist", data_root=data, folder="x", epochs=1, **QUIET)
 
     class FiveClasses(Net):
@@ -166,15 +175,16 @@ def test_the_custom_path_gets_channels_last_and_the_fast_layers(lesson_runs):
     assert type(run.model.dropout) is Dropout and type(run.model.pool) is MaxPool2d
     x = next(iter(run.batches(run.train_set)))[0]
     assert x.is_contiguous(memory_format=torch.channels_last)
-    assert run.model(x).shape == (32, 10)           # the lesson's view() works on channels_last batches
+    assert run.model(x).shape == (32, 10)  # the lesson's view() works on channels_last batches
 
 
 # --- everything downstream -----------------------------------------------------------------------------------------
 
+
 def test_every_explanation_method_on_the_lesson_cnn(lesson_runs):
     _, _, _, cnn = lesson_runs
     photo = uint8_images(1, (3, 32, 32), 2)
-    applicable = [m for m in EXPLANATIONS if m != "capsule-dims"]      # CapsNet's own: not a logits network
+    applicable = [m for m in EXPLANATIONS if m != "capsule-dims"]  # CapsNet's own: not a logits network
     for method in applicable:
         images = () if method in WITHOUT_IMAGES else photo
         options = dict(steps=4) if method in ("maximize", "deepdream", "integrated-gradients") else {}
@@ -187,8 +197,12 @@ def test_every_explanation_method_on_the_lesson_cnn(lesson_runs):
     from cnnlab.models.layers import default_layer, layer_table
 
     assert default_layer(cnn.predictor.model) == "conv3"
-    assert [layer.name for layer in layer_table(cnn.predictor.model, (3, 32, 32))][:4] == \
-        ["conv1", "pool", "conv2", "conv3"]
+    assert [layer.name for layer in layer_table(cnn.predictor.model, (3, 32, 32))][:4] == [
+        "conv1",
+        "pool",
+        "conv2",
+        "conv3",
+    ]
 
 
 def test_evaluate_curves_and_figures_that_show_themselves(lesson_runs):
@@ -206,11 +220,14 @@ def test_cli_runs_of_own_networks_with_trust(lesson_runs, tmp_path, capsys):
     assert main(["summary", str(folder), "--trust", nets]) == 0
     assert "541,094 parameters" in capsys.readouterr().out
     assert main(["interpret", str(folder), "--trust", nets, "--out", str(tmp_path / "top.png")]) == 0
-    assert main(["explain", str(folder), "--method", "top-patches", "--trust", nets, "--out",
-                 str(tmp_path / "p.png")]) == 0
+    assert (
+        main(["explain", str(folder), "--method", "top-patches", "--trust", nets, "--out", str(tmp_path / "p.png")])
+        == 0
+    )
     registry = cnnlab.train("mlp", "mnist", data_root=data, folder=tmp_path / "registry-mlp", epochs=1, **QUIET)
-    assert main(["compare", str(folder), str(runs / "mlp"), str(registry.folder), "--out",
-                 str(tmp_path / "c.png")]) == 0
+    assert (
+        main(["compare", str(folder), str(runs / "mlp"), str(registry.folder), "--out", str(tmp_path / "c.png")]) == 0
+    )
     table = capsys.readouterr().out
     assert "CifarNet" in table and "Net " in table and "mlp " in table
     assert (tmp_path / "top.png").is_file() and (tmp_path / "p.png").is_file()
@@ -220,17 +237,39 @@ def test_cli_trains_a_class_from_a_file_and_serve_opens_it_with_trust(lesson_run
     data = lesson_runs[0]
     nets = shutil.copy(TESTS / "lesson_nets.py", tmp_path / "nets.py")
     out = tmp_path / "runs"
-    assert main(["train", f"{nets}:Net", "--dataset", "mnist", "--data-root", str(data), "--epochs", "1",
-                 "--batch-size", "32", "--recipe", "mlp", "--precision", "fp32", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                f"{nets}:Net",
+                "--dataset",
+                "mnist",
+                "--data-root",
+                str(data),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--recipe",
+                "mlp",
+                "--precision",
+                "fp32",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "Net on mnist: test accuracy" in capsys.readouterr().out
     from cnnlab.cli.user_code import trusted_classes
 
     image = ONE_PIXEL
     closed = TestClient(create_app(out), base_url="http://127.0.0.1").get("/api/explore/runs").json()[0]
     assert "--trust FILE.py" in closed["problem"] and closed["code"] is None
-    trusted = TestClient(create_app(out, models=trusted_classes([nets]), models_from=str(nets)),
-                         base_url="http://127.0.0.1")
+    trusted = TestClient(
+        create_app(out, models=trusted_classes([nets]), models_from=str(nets)), base_url="http://127.0.0.1"
+    )
     listed = trusted.get("/api/explore/runs").json()[0]
     assert listed["problem"] is None and listed["code"] == f"your own network Net, from {nets}"
     look = trusted.post("/api/explore/look", json={"run": "Net-mnist", "image": image})
@@ -256,25 +295,33 @@ def test_resume_after_sigkill_ends_with_bit_identical_weights(lesson_runs, tmp_p
     whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
     in_child(TRAIN_AND_DIE.format(die=False, data=data, folder=whole), tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
-    died = subprocess.run([sys.executable, "-c", textwrap.dedent(TRAIN_AND_DIE.format(die=True, data=data,
-                                                                                      folder=killed))],
-                          cwd=tmp_path, env=env, capture_output=True, timeout=600)
+    died = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(TRAIN_AND_DIE.format(die=True, data=data, folder=killed))],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
     assert died.returncode == -9
     with pytest.raises(CnnlabError, match="pass the class"):
         cnnlab.resume(killed)
-    in_child(f"""
+    in_child(
+        f"""
         import torch, cnnlab
         from lesson_nets import CifarNet
         torch.set_num_threads(1)
         run = cnnlab.resume({killed!r}, model=CifarNet, progress=False, log=lambda line: None)
         assert run.record.status == "finished" and run.record.epochs_done == 3
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     for name in ("best.safetensors", "last.safetensors"):
         a, b = load_file(Path(whole) / name), load_file(Path(killed) / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
 # --- the explorer in the notebook's process ------------------------------------------------------------------------
+
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
@@ -293,10 +340,9 @@ def test_explore_serves_the_live_class_and_stops_cleanly(lesson_runs):
         mine = next(r for r in listed if r["name"] == "mlp")
         assert mine["problem"] is None and mine["code"] == "your own network Net, from this notebook's code"
         assert "<iframe" in first._repr_html_() and 'target="_blank"' in first._repr_html_()
-        second = cnnlab.explore(runs, model=[Net, CifarNet])         # the cell run again: the first one goes
+        second = cnnlab.explore(runs, model=[Net, CifarNet])  # the cell run again: the first one goes
         assert not first.running and port_is_free(first.port)
-        assert all(r["problem"] is None for r in
-                   httpx.get(f"http://127.0.0.1:{second.port}/api/explore/runs").json())
+        assert all(r["problem"] is None for r in httpx.get(f"http://127.0.0.1:{second.port}/api/explore/runs").json())
     finally:
         first.stop()
     second.stop()
@@ -305,27 +351,32 @@ def test_explore_serves_the_live_class_and_stops_cleanly(lesson_runs):
 
 # --- security: nothing a run folder names is imported ----------------------------------------------------------------
 
+
 def test_a_record_naming_a_module_is_never_imported(lesson_runs, tmp_path, capsys, monkeypatch):
     """The record names a module that, imported, creates a file. load, evaluate, predict and serve open the run
     without importing it (the file never appears) and say what to pass instead."""
     _, runs, _, _ = lesson_runs
     trap = tmp_path / "imported"
-    (tmp_path / "evil_net.py").write_text(f"open({str(trap)!r}, 'w').close()\nimport torch.nn as nn\n"
-                                          "class CifarNet(nn.Module):\n    pass\n")
-    monkeypatch.syspath_prepend(str(tmp_path))      # importable, were anything to try
+    (tmp_path / "evil_net.py").write_text(
+        f"open({str(trap)!r}, 'w').close()\nimport torch.nn as nn\nclass CifarNet(nn.Module):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable, were anything to try
     folder = tmp_path / "runs" / "evil"
     shutil.copytree(runs / "cnn", folder)
     record = json.loads((folder / "run.json").read_text())
     record["model"]["own"]["module"] = "evil_net"
     (folder / "run.json").write_text(json.dumps(record))
-    (folder / "last.safetensors").unlink()          # its record copy is the original's: use run.json
+    (folder / "last.safetensors").unlink()  # its record copy is the original's: use run.json
     png = tmp_path / "photo.png"
     from PIL import Image
 
     Image.new("RGB", (32, 32), "red").save(png)
     for opens in (lambda: cnnlab.load(folder), lambda: Predictor.from_run(folder), lambda: cnnlab.resume(folder)):
-        with pytest.raises(CnnlabError, match=r"evil_net.CifarNet; cnnlab never imports code a run folder names: "
-                                              r"pass the class, e\.g\. cnnlab\.load\(.*model=CifarNet\)"):
+        with pytest.raises(
+            CnnlabError,
+            match=r"evil_net.CifarNet; cnnlab never imports code a run folder names: "
+            r"pass the class, e\.g\. cnnlab\.load\(.*model=CifarNet\)",
+        ):
             opens()
     for command in (["evaluate", str(folder)], ["predict", str(folder), str(png)]):
         assert main(command) != 0
@@ -340,15 +391,43 @@ def test_a_record_naming_a_module_is_never_imported(lesson_runs, tmp_path, capsy
 
 # --- torchrun ---------------------------------------------------------------------------------------------------
 
+
 def test_cli_trains_ones_own_class_on_two_processes(lesson_runs, tmp_path):
     """`--nproc 2`: torchrun starts two processes, each imports the file the user named, DDP trains the class."""
     data = lesson_runs[0]
     nets = shutil.copy(TESTS / "lesson_nets.py", tmp_path / "nets.py")
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "cnnlab", "train", f"{nets}:CifarNet", "--dataset", "cifar10",
-                           "--recipe", "lesson-cnn", "--data-root", str(data), "--epochs", "1", "--batch-size", "32",
-                           "--precision", "fp32", "--nproc", "2", "--out", str(tmp_path / "runs"), "--no-progress"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cnnlab",
+            "train",
+            f"{nets}:CifarNet",
+            "--dataset",
+            "cifar10",
+            "--recipe",
+            "lesson-cnn",
+            "--data-root",
+            str(data),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--precision",
+            "fp32",
+            "--nproc",
+            "2",
+            "--out",
+            str(tmp_path / "runs"),
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((tmp_path / "runs" / "CifarNet-cifar10" / "run.json").read_text())
     assert record["processes"] == 2 and record["model"]["own"]["qualname"] == "CifarNet"

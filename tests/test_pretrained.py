@@ -1,5 +1,6 @@
 """ImageNet weights: checked downloads from a local HTTP server (never the internet), the cache torch uses, the
 1,000 class names, predictions with no run, and transfer learning (frozen features, fine-tuning)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,11 +17,10 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.models import create_model
-from cnnlab.models import pretrained
+from cnnlab.models import create_model, pretrained
 from cnnlab.models.pretrained import IMAGENET_WEIGHTS, PretrainedWeights, cache_folder, fetch, imagenet_classes
 
-REAL_URLOPEN = urllib.request.urlopen      # conftest allows file:// only; these tests also reach their own server
+REAL_URLOPEN = urllib.request.urlopen  # conftest allows file:// only; these tests also reach their own server
 
 
 def local_only(url, *args, **kwargs):
@@ -47,8 +47,8 @@ class Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if path.name in server.cut:           # a killed download: the connection closes mid-body
-                    self.wfile.write(body[:len(body) // 2])
+                if path.name in server.cut:  # a killed download: the connection closes mid-body
+                    self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
                     return
@@ -104,15 +104,20 @@ def test_table_uses_torchvisions_names_and_each_file_fits_its_model():
     assert IMAGENET_WEIGHTS["alexnet"].file == "alexnet-owt-7be5be79.pth"
     assert IMAGENET_WEIGHTS["vgg16"].url == "https://download.pytorch.org/models/vgg16-397923af.pth"
     assert set(IMAGENET_WEIGHTS) == {"alexnet", "resnet18", "resnet34", "resnet50"} | {
-        f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")}
+        f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")
+    }
     for weights in IMAGENET_WEIGHTS.values():
         assert len(weights.hash_prefix) == 8
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"TORCH_HOME": "/t/home"}, "/t/home/hub/checkpoints"),
-    ({"XDG_CACHE_HOME": "/x/cache"}, "/x/cache/torch/hub/checkpoints"),
-    ({"HOME": "/h"}, "/h/.cache/torch/hub/checkpoints")])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"TORCH_HOME": "/t/home"}, "/t/home/hub/checkpoints"),
+        ({"XDG_CACHE_HOME": "/x/cache"}, "/x/cache/torch/hub/checkpoints"),
+        ({"HOME": "/h"}, "/h/.cache/torch/hub/checkpoints"),
+    ],
+)
 def test_cache_folder_follows_torch_hub(monkeypatch, env, expected):
     for name in ("TORCH_HOME", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
@@ -125,9 +130,9 @@ def test_fetched_cached_loaded_then_served_from_the_cache(served):
     server, weights, state = served
     path = fetch(weights, progress=False, log=lambda line: None)
     assert path == cache_folder() / weights.file and len(server.requests) == 1
-    assert list(path.parent.iterdir()) == [path]                 # no partial file beside it
+    assert list(path.parent.iterdir()) == [path]  # no partial file beside it
     model, _ = pretrained.imagenet_model("resnet18", progress=False, log=lambda line: None)
-    assert len(server.requests) == 1                              # the second use: the cache, no request
+    assert len(server.requests) == 1  # the second use: the cache, no request
     assert torch.equal(model.state_dict()["conv1.weight"], state["conv1.weight"])
     assert torch.equal(model.state_dict()["fc.bias"], state["fc.bias"])
 
@@ -146,7 +151,7 @@ def test_corrupted_download_is_refused_and_removed(served):
 def test_truncated_download_is_refused(served):
     server, weights, _ = served
     served_file = server.folder / "models" / weights.file
-    served_file.write_bytes(served_file.read_bytes()[:5000])   # whole as served, but not the file its name says
+    served_file.write_bytes(served_file.read_bytes()[:5000])  # whole as served, but not the file its name says
     with pytest.raises(CnnlabError, match="SHA-256"):
         fetch(weights, progress=False, log=lambda line: None)
     assert list(cache_folder().iterdir()) == []
@@ -158,7 +163,7 @@ def test_killed_download_leaves_no_file_taken_for_whole(served):
     with pytest.raises(CnnlabError, match="cut off|stopped after"):
         fetch(weights, progress=False, log=lambda line: None)
     assert list(cache_folder().iterdir()) == []
-    server.cut.clear()                                            # the next run downloads it whole
+    server.cut.clear()  # the next run downloads it whole
     assert fetch(weights, progress=False, log=lambda line: None).is_file()
     assert len(server.requests) == 2
 
@@ -184,8 +189,8 @@ def test_file_placed_by_hand_is_used_without_a_request(served, resnet18_file):
 
 def test_wrong_file_under_torchvisions_name_is_refused_not_loaded(tmp_path, monkeypatch, resnet18_file):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("CNNLAB_WEIGHTS_URL", "http://127.0.0.1:9/")       # nothing may be asked of it
-    placed = cache_folder() / "resnet18-f37072fd.pth"                     # the real name, not the real file
+    monkeypatch.setenv("CNNLAB_WEIGHTS_URL", "http://127.0.0.1:9/")  # nothing may be asked of it
+    placed = cache_folder() / "resnet18-f37072fd.pth"  # the real name, not the real file
     placed.parent.mkdir(parents=True)
     placed.write_bytes(resnet18_file[0])
     with pytest.raises(CnnlabError, match="found in the cache.*not f37072fd"):
@@ -217,8 +222,9 @@ def test_predict_with_no_run_gives_top5_imagenet_names(served, tmp_path, capsys)
     model = create_model("resnet18", in_channels=3, num_classes=1000, image_size=224)
     model.load_state_dict(state)
     view = Image.open(image).convert("RGB").resize((224, 224), Image.BILINEAR, box=(50 + 12.5, 12.5, 237.5, 187.5))
-    x = (torch.from_numpy(np.array(view)).permute(2, 0, 1).float() / 255 - torch.tensor(weights.mean)[:, None, None]) \
-        / torch.tensor(weights.std)[:, None, None]
+    x = (
+        torch.from_numpy(np.array(view)).permute(2, 0, 1).float() / 255 - torch.tensor(weights.mean)[:, None, None]
+    ) / torch.tensor(weights.std)[:, None, None]
     best = model.eval()(x[None]).softmax(1).topk(5).indices[0].tolist()
     names = imagenet_classes()
     assert [" ".join(row[:-2]) for row in rows] == [names[i] for i in best]
@@ -227,8 +233,25 @@ def test_predict_with_no_run_gives_top5_imagenet_names(served, tmp_path, capsys)
 def test_gradcam_on_layer4_of_a_pretrained_model(served, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     image = photo(tmp_path / "cat.jpg", (256, 256))
-    assert main(["explain", "--model", "resnet18", "--weights", "imagenet", str(image), "--method", "gradcam",
-                 "--layer", "layer4", "--save-array", "cam.npy"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--model",
+                "resnet18",
+                "--weights",
+                "imagenet",
+                str(image),
+                "--method",
+                "gradcam",
+                "--layer",
+                "layer4",
+                "--save-array",
+                "cam.npy",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "wrote explanations/resnet18/cat-gradcam-layer4.png" in out
     cam = np.load(tmp_path / "cam.npy")
@@ -253,9 +276,37 @@ def test_transfer_learning_from_served_imagenet_weights(served, tmp_path, mode, 
     server, weights, state = served
     folder = tiny_folder(tmp_path / "photos")
     flag = ["--freeze", "features"] if mode == "freeze" else ["--finetune"]
-    assert main(["train", "resnet18", "--dataset", "imagefolder", "--data-root", str(folder), "--image-size", "32",
-                 "--weights", "imagenet", *flag, "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "runs"),
-                 "--name", "t", "--no-progress", "--device", "cpu", "--precision", "fp32"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "resnet18",
+                "--dataset",
+                "imagefolder",
+                "--data-root",
+                str(folder),
+                "--image-size",
+                "32",
+                "--weights",
+                "imagenet",
+                *flag,
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--out",
+                str(tmp_path / "runs"),
+                "--name",
+                "t",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"started from {weights.file}" in out
     run = tmp_path / "runs" / "t"
@@ -272,17 +323,32 @@ def test_transfer_learning_from_served_imagenet_weights(served, tmp_path, mode, 
         assert record["config"]["recipe"]["freeze"] == "features"
         assert "frozen: every layer but 'fc'" in transfer["frozen"]
         assert transfer["trainable"] == 512 * 2 + 2
-        assert conv_same                                            # the features did not move
+        assert conv_same  # the features did not move
     else:
         assert record["config"]["recipe"]["pretrained_lr_scale"] == 0.1 and transfer["frozen"] == ""
         assert transfer["trainable"] > 11_000_000
-        assert not conv_same                                        # every layer trained
+        assert not conv_same  # every layer trained
     assert trained["fc.weight"].shape == (2, 512)
 
 
 def test_freeze_without_weights_is_refused(tmp_path, capsys):
     folder = tiny_folder(tmp_path / "photos", per_class=3)
-    assert main(["train", "resnet18", "--dataset", "imagefolder", "--data-root", str(folder), "--freeze", "features",
-                 "--out", str(tmp_path / "runs")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "resnet18",
+                "--dataset",
+                "imagefolder",
+                "--data-root",
+                str(folder),
+                "--freeze",
+                "features",
+                "--out",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 2
+    )
     assert "needs pretrained weights: add --weights imagenet" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

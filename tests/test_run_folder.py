@@ -1,5 +1,6 @@
 """A run folder that is always consistent: killed at any instant, resumed, it ends bit for bit as the uninterrupted
 run; and a run that diverges stops with a clear line, its best weights still finite."""
+
 from __future__ import annotations
 
 import json
@@ -38,28 +39,52 @@ sys.exit(code)
 
 
 def command(root, folder) -> list[str]:
-    return ["train", "mlp", "--data-root", str(root), "--epochs", "2", "--batch-size", "64", "--precision", "fp32",
-            "--no-progress", "--out", str(folder.parent), "--name", folder.name]
+    return [
+        "train",
+        "mlp",
+        "--data-root",
+        str(root),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--precision",
+        "fp32",
+        "--no-progress",
+        "--out",
+        str(folder.parent),
+        "--name",
+        folder.name,
+    ]
 
 
 def killed_run(script, limit: int, root, folder) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(script), str(limit), *command(root, folder)], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script), str(limit), *command(root, folder)], capture_output=True, text=True, timeout=300
+    )
 
 
 def finish(root, folder) -> None:
     """What a user does after the kill: resume; if no epoch had finished, start again."""
-    code = main(["train", "--resume", str(folder), "--no-progress"]) if (folder / "last.safetensors").is_file() \
+    code = (
+        main(["train", "--resume", str(folder), "--no-progress"])
+        if (folder / "last.safetensors").is_file()
         else main(command(root, folder))
+    )
     assert code == 0
 
 
 def outcome(folder) -> tuple:
     record = json.loads((folder / "run.json").read_text())
     history = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in record["history"]]
-    return (history, record["best"], record["test"], record["status"],
-            {k: v for k, v in load_file(folder / "best.safetensors").items()},
-            {k: v for k, v in load_file(folder / "last.safetensors").items() if not k.startswith("rng.")})
+    return (
+        history,
+        record["best"],
+        record["test"],
+        record["status"],
+        {k: v for k, v in load_file(folder / "best.safetensors").items()},
+        {k: v for k, v in load_file(folder / "last.safetensors").items() if not k.startswith("rng.")},
+    )
 
 
 def same(a: tuple, b: tuple) -> bool:
@@ -71,7 +96,7 @@ def same(a: tuple, b: tuple) -> bool:
 def test_killed_at_every_write_then_resumed_ends_as_the_uninterrupted_run(mnist_root, tmp_path, capsys):
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
-    whole = killed_run(script, 10 ** 9, mnist_root, tmp_path / "runs" / "whole")
+    whole = killed_run(script, 10**9, mnist_root, tmp_path / "runs" / "whole")
     assert whole.returncode == 0, whole.stderr
     renames = int(whole.stdout.rsplit("renames=", 1)[1])
     expected = outcome(tmp_path / "runs" / "whole")
@@ -91,9 +116,12 @@ def test_killed_at_random_instants_then_resumed_ends_as_the_uninterrupted_run(mn
     rng = random.Random(0)
     for attempt in range(3):
         folder = tmp_path / "runs" / f"cut-{attempt}"
-        process = subprocess.Popen([sys.executable, "-m", "cnnlab", *command(mnist_root, folder)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while not folder.exists() and process.poll() is None:          # the run has started writing
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cnnlab", *command(mnist_root, folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while not folder.exists() and process.poll() is None:  # the run has started writing
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 1.5))
         process.send_signal(signal.SIGKILL)
@@ -104,8 +132,27 @@ def test_killed_at_random_instants_then_resumed_ends_as_the_uninterrupted_run(mn
 
 
 def test_a_diverging_run_stops_in_one_line_saying_what_to_try(mnist_root, tmp_path, capsys):
-    code = main(["train", "mlp", "--data-root", str(mnist_root), "--batch-size", "64", "--optimizer", "sgd",
-                 "--lr", "1e6", "--schedule", "constant", "--epochs", "2", "--no-progress", "--out", str(tmp_path)])
+    code = main(
+        [
+            "train",
+            "mlp",
+            "--data-root",
+            str(mnist_root),
+            "--batch-size",
+            "64",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e6",
+            "--schedule",
+            "constant",
+            "--epochs",
+            "2",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "epoch 1: at step" in err and "became inf or nan: training diverged" in err and "--lr 1e+05" in err
@@ -127,8 +174,15 @@ def test_nan_weights_are_never_kept_as_best(mnist_root, tmp_path):
 
 def test_two_trainings_into_one_folder_one_refuses_the_other_is_whole(mnist_root, tmp_path):
     folder = tmp_path / "runs" / "same"
-    processes = [subprocess.Popen([sys.executable, "-m", "cnnlab", *command(mnist_root, folder)], text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cnnlab", *command(mnist_root, folder)],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
     assert sorted(code for code, _ in results) == [0, 2], results
     refusal = next(err for code, err in results if code == 2)
@@ -147,9 +201,27 @@ def test_a_finished_run_is_never_replaced_unasked(mnist_root, tmp_path, capsys):
     assert (folder / "best.safetensors").read_bytes() == before
     assert main([*command(mnist_root, folder), "--overwrite", "--seed", "1"]) == 0
     assert (folder / "best.safetensors").read_bytes() != before
-    assert main(["train", "mlp", "--data-root", str(mnist_root), "--epochs", "1", "--no-progress", "--out",
-                 str(tmp_path / "runs"), "--name", "early", "--batch-size", "99999"]) == 2
-    assert not (tmp_path / "runs" / "early").exists()            # refused before the first epoch: no folder left
+    assert (
+        main(
+            [
+                "train",
+                "mlp",
+                "--data-root",
+                str(mnist_root),
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "runs"),
+                "--name",
+                "early",
+                "--batch-size",
+                "99999",
+            ]
+        )
+        == 2
+    )
+    assert not (tmp_path / "runs" / "early").exists()  # refused before the first epoch: no folder left
 
 
 def test_resume_needs_only_the_run_folder(mnist_root, tmp_path, capsys, monkeypatch):
@@ -171,9 +243,9 @@ def test_resume_needs_only_the_run_folder(mnist_root, tmp_path, capsys, monkeypa
     folder = tmp_path / "runs" / "tuned"
     assert main([*command(mnist_root, folder), "--weights", str(weights)]) == 130
     monkeypatch.undo()
-    weights.unlink()                                             # everything is in last.safetensors already
+    weights.unlink()  # everything is in last.safetensors already
     moved = shutil.move(str(mnist_root), str(tmp_path / "moved"))
     assert main(["train", "--resume", str(folder), "--no-progress"]) == 2
-    assert "not found; looked in" in capsys.readouterr().err      # the data moved: it says where it looked
+    assert "not found; looked in" in capsys.readouterr().err  # the data moved: it says where it looked
     assert main(["train", "--resume", str(folder), "--data-root", moved, "--no-progress"]) == 0
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"

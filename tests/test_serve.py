@@ -1,4 +1,5 @@
 """The explorer's frame: the server starts, serves its page offline, documents its endpoints, refuses bad names."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,7 +17,7 @@ def client(served_runs):
 def test_the_page_and_its_api_documentation_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "cnnlab explorer" in page.text
-    assert "http" not in page.text.replace("http-equiv", "")         # offline: nothing fetched from elsewhere
+    assert "http" not in page.text.replace("http-equiv", "")  # offline: nothing fetched from elsewhere
     assert client.get("/app.js").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "cnnlab explorer"
 

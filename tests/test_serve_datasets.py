@@ -3,8 +3,8 @@ of samples that really are of their class, and the augmentation preview equal to
 seeded, refusing what the library refuses; and the same in a real browser.
 
 `python tests/test_serve_datasets.py` makes docs/serve-datasets.png from Debian's Fashion-MNIST."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -43,10 +43,15 @@ def listed(client) -> dict[str, dict]:
 def test_the_data_sets_of_the_runs_are_listed_where_they_found_them(client, served_runs, ids):
     entries = listed(client)
     mnist = entries[ids["mlp-mnist"]]
-    assert mnist["runs"] == ["mlp-mnist", "mnist-cnn-mnist"]            # one place, two runs trained on it
+    assert mnist["runs"] == ["mlp-mnist", "mnist-cnn-mnist"]  # one place, two runs trained on it
     data = load_dataset("mnist", data_root=RunRecord.load(served_runs / "mlp-mnist").config.data_root)
-    assert (mnist["source"], mnist["train_size"], mnist["test_size"], mnist["classes"], mnist["shape"]) == \
-        (data.source, len(data.train), len(data.test), data.classes, list(data.shape))
+    assert (mnist["source"], mnist["train_size"], mnist["test_size"], mnist["classes"], mnist["shape"]) == (
+        data.source,
+        len(data.train),
+        len(data.test),
+        data.classes,
+        list(data.shape),
+    )
     assert entries[ids["lesson-cnn-cifar10"]]["shape"] == [3, 32, 32]
 
 
@@ -62,7 +67,7 @@ def test_a_data_set_not_found_is_listed_with_the_command_that_fetches_it(client)
 
 def test_a_data_set_a_run_found_is_not_also_listed_as_not_found(client):
     names = [(entry["name"], entry["available"]) for entry in client.get("/api/datasets").json()]
-    for name in ("mnist", "cifar10"):                # not in the usual places, but where the runs found them
+    for name in ("mnist", "cifar10"):  # not in the usual places, but where the runs found them
         assert (name, True) in names and (name, False) not in names
 
 
@@ -73,7 +78,7 @@ def test_data_set_ids_stay_when_runs_are_added(tmp_path, served_runs, ids):
     shutil.copytree(served_runs / "mnist-cnn-mnist", runs / "zz-mnist")
     client = TestClient(create_app(runs), base_url="http://127.0.0.1")
     before = [entry["id"] for entry in client.get("/api/datasets").json() if entry["runs"]]
-    shutil.copytree(served_runs / "mlp-mnist", runs / "aa-mnist")          # sorts first: it named the id before
+    shutil.copytree(served_runs / "mlp-mnist", runs / "aa-mnist")  # sorts first: it named the id before
     shutil.copytree(served_runs / "lesson-cnn-cifar10", runs / "ab-cifar")
     after = {entry["id"]: entry for entry in client.get("/api/datasets").json()}
     assert set(before) <= set(after) and after[ids["mlp-mnist"]]["runs"] == ["aa-mnist", "zz-mnist"]
@@ -94,7 +99,7 @@ def test_the_samples_are_of_their_class_and_seeded(client, served_runs, ids):
         members = data.test.images[data.test.labels == k][:, 0].numpy()
         assert row["count"] == len(members) and len(row["images"]) == min(3, len(members))
         for image in row["images"]:
-            assert (members == pixels(image)).all(axis=(1, 2)).any()        # an image of that class, unchanged
+            assert (members == pixels(image)).all(axis=(1, 2)).any()  # an image of that class, unchanged
     assert client.get(query).json() == answer
     assert client.get(query + "&seed=1").json() != answer
 
@@ -113,13 +118,13 @@ def test_the_preview_changes_with_the_controls_and_not_otherwise(client, ids):
         return pixels(client.post("/api/datasets/augment", json=body).json()["image"])
 
     first = grid()
-    assert (grid() == first).all()                                          # the same seed draws the same
+    assert (grid() == first).all()  # the same seed draws the same
     for change in ({"spec": "rotate=40"}, {"spec": "rotate=10,cutout=8"}, {"seed": 1}):
         assert (grid(**change) != first).any(), change
     plain = grid(spec="")
     h = 28
-    for column in range(1, 6):                                              # no augmentation: copies = originals
-        assert (plain[:, column * (h + 2):column * (h + 2) + h] == plain[:, :h]).all()
+    for column in range(1, 6):  # no augmentation: copies = originals
+        assert (plain[:, column * (h + 2) : column * (h + 2) + h] == plain[:, :h]).all()
 
 
 def test_the_augmentation_terms_are_the_library_s(client):
@@ -140,22 +145,30 @@ def test_a_spec_the_library_refuses_is_a_400_with_its_message(client, spec, ids)
     assert answer.status_code == 400 and answer.json()["error"] == library_error(spec)
 
 
-@pytest.mark.parametrize("path, status, words", [
-    ("samples?dataset=/etc", 404, "no data set '/etc'"),
-    ("samples?dataset=mnist@nothing", 404, "no data set 'mnist@nothing'"),
-    ("samples?dataset=mnist@mlp-mnist&per_class=0", 400, "per_class 0: must be from 1 to 32"),
-    ("samples?dataset=mnist@mlp-mnist&per_class=1000", 400, "per_class 1000"),
-    ("samples?dataset=mnist@mlp-mnist&split=valid", 400, "split 'valid': use train or test"),
-    ("samples?dataset=mnist@mlp-mnist&seed=-1", 400, "seed -1"),
-])
+@pytest.mark.parametrize(
+    "path, status, words",
+    [
+        ("samples?dataset=/etc", 404, "no data set '/etc'"),
+        ("samples?dataset=mnist@nothing", 404, "no data set 'mnist@nothing'"),
+        ("samples?dataset=mnist@mlp-mnist&per_class=0", 400, "per_class 0: must be from 1 to 32"),
+        ("samples?dataset=mnist@mlp-mnist&per_class=1000", 400, "per_class 1000"),
+        ("samples?dataset=mnist@mlp-mnist&split=valid", 400, "split 'valid': use train or test"),
+        ("samples?dataset=mnist@mlp-mnist&seed=-1", 400, "seed -1"),
+    ],
+)
 def test_bad_sample_requests_are_one_line(client, path, status, words, ids):
     answer = client.get(f"/api/datasets/{path}".replace("mnist@mlp-mnist", ids["mlp-mnist"]))
     assert answer.status_code == status and words in answer.json()["error"] and "\n" not in answer.json()["error"]
 
 
-@pytest.mark.parametrize("change, words", [({"count": 0}, "count 0: must be from 1 to 16"),
-                                           ({"copies": 11}, "copies 11: must be from 1 to 10"),
-                                           ({"dataset": "../runs"}, "no data set '../runs'")])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"count": 0}, "count 0: must be from 1 to 16"),
+        ({"copies": 11}, "copies 11: must be from 1 to 10"),
+        ({"dataset": "../runs"}, "no data set '../runs'"),
+    ],
+)
 def test_bad_preview_requests_are_one_line(client, change, words, ids):
     answer = client.post("/api/datasets/augment", json={"dataset": ids["mlp-mnist"], "spec": "flip", **change})
     assert 400 <= answer.status_code < 500 and words in answer.json()["error"]
@@ -170,7 +183,8 @@ def wait(browser, condition, timeout=20):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, timeout, ignored_exceptions=[StaleElementReferenceException]).until(
-        lambda _: condition())
+        lambda _: condition()
+    )
 
 
 def found(browser, css):
@@ -183,22 +197,23 @@ def test_the_data_page_shows_a_grid_and_redraws_the_augmentation(browser, live_s
     browser.get(live_server + "#datasets")
     chosen = f'#datasets tr[data-id="{ids["mlp-mnist"]}"]'
     wait(browser, lambda: found(browser, chosen))[0].click()
-    wait(browser, lambda: "mnist," in found(browser, "#datasets .card h2")[1].text)      # the name; the id is opaque
+    wait(browser, lambda: "mnist," in found(browser, "#datasets .card h2")[1].text)  # the name; the id is opaque
 
-    def grid_of_mnist():                        # one row per class, 8 images each (fewer if the class is smaller)
+    def grid_of_mnist():  # one row per class, 8 images each (fewer if the class is smaller)
         rows = found(browser, "#datasets .class-row")
         names = [r.find_element("css selector", ".class-name").text.split("\n")[0] for r in rows]
         sizes = [int(r.find_element("css selector", "small").text.split()[0]) for r in rows]
         shown = [len(r.find_elements("css selector", "img")) for r in rows]
         return names == [str(d) for d in range(10)] and shown == [min(8, n) for n in sizes]
+
     wait(browser, grid_of_mnist)
 
     preview_image = found(browser, "#datasets img.preview")[0]
     wait(browser, lambda: preview_image.get_attribute("data-of") == ids["mlp-mnist"])
     first = preview_image.get_attribute("src")
     slider = found(browser, '#datasets input[data-value="rotate"]')[0]
-    slider.send_keys(*[Keys.RIGHT] * 20)                    # as a person drags it: the preview follows
-    wait(browser, lambda: preview_image.get_attribute("data-spec") == "flip,rotate=30")     # 10 + 20 steps of 1
+    slider.send_keys(*[Keys.RIGHT] * 20)  # as a person drags it: the preview follows
+    wait(browser, lambda: preview_image.get_attribute("data-spec") == "flip,rotate=30")  # 10 + 20 steps of 1
     assert preview_image.get_attribute("src") != first
     cutout = found(browser, '#datasets input[data-op="cutout"]')[0]
     cutout.click()
@@ -219,14 +234,14 @@ def screenshot(out) -> None:
     import tempfile
     from pathlib import Path
 
-    from selenium.webdriver.common.keys import Keys
     from conftest import serving
+    from selenium.webdriver.common.keys import Keys
     from test_serve_monitor import chromium, whole_page
 
     with tempfile.TemporaryDirectory() as runs, serving(Path(runs)) as url, chromium() as browser:
         browser.get(url + "#datasets")
         chosen = '#datasets tr[data-id="fashion-mnist"]'
-        wait(browser, lambda: found(browser, chosen), timeout=120)[0].click()    # reading 70,000 images: seconds
+        wait(browser, lambda: found(browser, chosen), timeout=120)[0].click()  # reading 70,000 images: seconds
         per_class = found(browser, "#datasets .toolbar input[type=number]")[0]
         per_class.clear()
         per_class.send_keys("12", Keys.ENTER)

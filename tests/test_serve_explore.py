@@ -1,6 +1,7 @@
 """The "Look inside" panel: drawings made MNIST-style, one forward pass giving probabilities and every layer, heat
 maps from cnnlab.inspect, answers equal to `cnnlab predict` and `cnnlab explain`, bad input refused in one line
 while the server keeps serving, and the page driven in a real headless Chromium."""
+
 from __future__ import annotations
 
 import base64
@@ -16,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import pixels
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
-
-from conftest import pixels
 
 from cnnlab.cli import main
 from cnnlab.images import digit_like_mnist
@@ -57,6 +57,7 @@ def levels(payload: dict) -> np.ndarray:
 
 # --- drawings, the MNIST way ------------------------------------------------------------------------------------
 
+
 def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
     mass = image.astype(np.float64)
     rows, cols = np.indices(image.shape)
@@ -68,10 +69,10 @@ def test_a_drawn_digit_is_cropped_scaled_into_20x20_and_centred_by_mass(offset, 
     digit = digit_like_mnist(drawn_seven(offset=offset, scale=scale))
     assert digit.shape == (28, 28) and digit.dtype == np.uint8
     rows, cols = np.nonzero(digit)
-    assert max(np.ptp(rows), np.ptp(cols)) + 1 == 20                      # the longer side fills the 20x20 box
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 == 20  # the longer side fills the 20x20 box
     centre = centre_of_mass(digit)
     assert abs(centre[0] - 13.5) <= 0.5 and abs(centre[1] - 13.5) <= 0.5
-    reference = digit_like_mnist(drawn_seven())                         # where and how big it was drawn is gone
+    reference = digit_like_mnist(drawn_seven())  # where and how big it was drawn is gone
     assert np.abs(digit.astype(int) - reference).mean() < 12
 
 
@@ -83,6 +84,7 @@ def test_dark_on_light_arrays_and_an_empty_canvas_are_taken_too():
 
 
 # --- the endpoints ----------------------------------------------------------------------------------------------
+
 
 def test_the_runs_are_listed_with_what_the_page_shows(client, served_runs):
     runs = {run["name"]: run for run in client.get("/api/explore/runs").json()}
@@ -101,8 +103,9 @@ def test_one_forward_pass_gives_the_probabilities_and_every_layer(client):
     with store.predictor("lesson-cnn-cifar10") as predictor:
         handle = predictor.model.register_forward_pre_hook(lambda *_: passes.append(1))
     try:
-        answer = client.post("/api/explore/look", json={"run": "lesson-cnn-cifar10", "image": data_url(drawn_seven()),
-                                                        "drawing": True}).json()
+        answer = client.post(
+            "/api/explore/look", json={"run": "lesson-cnn-cifar10", "image": data_url(drawn_seven()), "drawing": True}
+        ).json()
     finally:
         handle.remove()
     assert len(passes) == 1
@@ -110,27 +113,33 @@ def test_one_forward_pass_gives_the_probabilities_and_every_layer(client):
     assert scores.sum() == pytest.approx(1, abs=1e-5) and answer["predicted"] == scores.argmax()
     layers = {layer["name"]: layer for layer in answer["layers"]}
     assert list(layers) == ["conv1", "pool", "conv2", "pool (use 2)", "conv3", "pool (use 3)", "fc1", "fc2"]
-    assert [layers[n]["shape"] for n in ("pool", "pool (use 2)", "pool (use 3)")] == [[16, 16, 16], [32, 8, 8],
-                                                                                     [64, 4, 4]]
-    assert levels(layers["conv3"]["maps"]).shape == (32, 8, 8) and layers["conv3"]["shown"] == 32   # capped
+    assert [layers[n]["shape"] for n in ("pool", "pool (use 2)", "pool (use 3)")] == [
+        [16, 16, 16],
+        [32, 8, 8],
+        [64, 4, 4],
+    ]
+    assert levels(layers["conv3"]["maps"]).shape == (32, 8, 8) and layers["conv3"]["shown"] == 32  # capped
     assert levels(layers["conv1"]["maps"]).std() > 0
     # the last layer's outputs are the logits of that same pass: their softmax is the probabilities
     logits = torch.tensor(layers["fc2"]["values"])
     assert np.allclose(logits.softmax(0).numpy(), scores, atol=1e-3)
     assert pixels(answer["input"]).shape == (32, 32, 3)
-    assert any("taken as a picture" in note for note in answer["notes"])   # no MNIST-style for a colour model
+    assert any("taken as a picture" in note for note in answer["notes"])  # no MNIST-style for a colour model
 
 
 def test_a_drawing_is_shown_as_the_mnist_model_sees_it(client):
-    answer = client.post("/api/explore/look", json={"run": "mnist-cnn-mnist", "image": data_url(drawn_seven()),
-                                                    "drawing": True, "max_channels": 4}).json()
+    answer = client.post(
+        "/api/explore/look",
+        json={"run": "mnist-cnn-mnist", "image": data_url(drawn_seven()), "drawing": True, "max_channels": 4},
+    ).json()
     seen = pixels(answer["input"])
     assert np.array_equal(seen, digit_like_mnist(drawn_seven()))
     assert "MNIST-style" in answer["notes"][0] and answer["methods"] == ["gradcam", "saliency", "occlusion"]
     first = answer["layers"][0]
     assert first["kind"] == "Conv2d" and first["shape"] == [32, 14, 14] and levels(first["maps"]).shape == (4, 14, 14)
-    mlp = client.post("/api/explore/look", json={"run": "mlp-mnist", "image": data_url(drawn_seven()),
-                                                 "drawing": True}).json()
+    mlp = client.post(
+        "/api/explore/look", json={"run": "mlp-mnist", "image": data_url(drawn_seven()), "drawing": True}
+    ).json()
     assert [layer["kind"] for layer in mlp["layers"]] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
     assert len(mlp["layers"][0]["values"]) == 512 and mlp["methods"] == ["saliency", "occlusion"]
 
@@ -141,10 +150,10 @@ def test_big_layers_are_capped_and_averaged_down_and_say_so():
     from cnnlab.serve.explore import MAX_SIDE, layer_payloads
 
     wide = torch.rand(1, 64, 112, 80)
-    row, = layer_payloads([("layer1", nn.Conv2d(3, 64, 3), wide)], max_channels=8)
+    (row,) = layer_payloads([("layer1", nn.Conv2d(3, 64, 3), wide)], max_channels=8)
     assert row["shape"] == [64, 112, 80] and row["shown"] == 8 and row["scaled"]
     maps = levels(row["maps"])
-    assert maps.shape == (8, MAX_SIDE, 40)                                  # aspect kept
+    assert maps.shape == (8, MAX_SIDE, 40)  # aspect kept
     averaged = torch.nn.functional.adaptive_avg_pool2d(wide[0, :1], (MAX_SIDE, 40))
     assert np.corrcoef(maps[0].ravel(), averaged.ravel())[0, 1] > 0.99
 
@@ -152,8 +161,10 @@ def test_big_layers_are_capped_and_averaged_down_and_say_so():
 def test_each_attribution_is_an_overlay_on_the_input(client):
     image = data_url(drawn_seven())
     for method in ("gradcam", "saliency", "occlusion"):
-        answer = client.post("/api/explore/attribution", json={"run": "mnist-cnn-mnist", "image": image,
-                                                               "drawing": True, "target": 7, "method": method})
+        answer = client.post(
+            "/api/explore/attribution",
+            json={"run": "mnist-cnn-mnist", "image": image, "drawing": True, "target": 7, "method": method},
+        )
         assert answer.status_code == 200, answer.text
         answer = answer.json()
         overlay, heat = pixels(answer["overlay"]), levels(answer["heat"])[0]
@@ -163,11 +174,13 @@ def test_each_attribution_is_an_overlay_on_the_input(client):
         zero = (heat == 0) if answer["range"][0] == 0 else np.zeros_like(heat, bool)
         assert np.abs(overlay[zero].astype(int) - seen[zero][:, None]).max(initial=0) <= 1
         assert not np.array_equal(overlay, np.stack([seen] * 3, -1))
-    refused = client.post("/api/explore/attribution", json={"run": "mlp-mnist", "image": image, "target": 1,
-                                                            "method": "gradcam"})
+    refused = client.post(
+        "/api/explore/attribution", json={"run": "mlp-mnist", "image": image, "target": 1, "method": "gradcam"}
+    )
     assert refused.status_code == 400 and "convolutional layer" in refused.json()["error"]
-    far = client.post("/api/explore/attribution", json={"run": "mlp-mnist", "image": image, "target": 10,
-                                                        "method": "saliency"})
+    far = client.post(
+        "/api/explore/attribution", json={"run": "mlp-mnist", "image": image, "target": 10, "method": "saliency"}
+    )
     assert far.status_code == 400 and "out of range" in far.json()["error"]
 
 
@@ -175,15 +188,25 @@ def test_a_test_image_comes_with_its_true_label(client, served_runs):
     answer = client.get("/api/explore/random", params={"run": "lesson-cnn-cifar10", "index": 7}).json()
     test = Predictor.from_run(served_runs / "lesson-cnn-cifar10").split("test")
     assert np.array_equal(pixels(answer["image"]), test.images[7].numpy().transpose(1, 2, 0))
-    assert answer["label"] == int(test.labels[7]) and answer["label_name"] in ("airplane", "cat", "dog", "bird",
-                                                                                "automobile", "deer", "frog",
-                                                                                "horse", "ship", "truck")
+    assert answer["label"] == int(test.labels[7]) and answer["label_name"] in (
+        "airplane",
+        "cat",
+        "dog",
+        "bird",
+        "automobile",
+        "deer",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
     assert 0 <= client.get("/api/explore/random", params={"run": "mlp-mnist"}).json()["index"] < 100
     beyond = client.get("/api/explore/random", params={"run": "mlp-mnist", "index": 100})
     assert beyond.status_code == 400 and "0 to 99" in beyond.json()["error"]
 
 
 # --- the page's answers equal the command line's ----------------------------------------------------------------
+
 
 def test_the_page_agrees_with_cnnlab_predict_and_explain(client, served_runs, tmp_path, capsys, monkeypatch):
     y, x = np.mgrid[0:48, 0:64]
@@ -192,8 +215,7 @@ def test_the_page_agrees_with_cnnlab_predict_and_explain(client, served_runs, tm
     run = served_runs / "lesson-cnn-cifar10"
     computed = []
     top_k = Predictor.top_k
-    monkeypatch.setattr(Predictor, "top_k", lambda self, *a, **k: computed.append(top_k(self, *a, **k)) or
-                        computed[-1])
+    monkeypatch.setattr(Predictor, "top_k", lambda self, *a, **k: computed.append(top_k(self, *a, **k)) or computed[-1])
     assert main(["predict", str(run), str(photo), "--top-k", "10"]) == 0
     printed = capsys.readouterr().out
     answer = client.post("/api/explore/look", json={"run": run.name, "image": data_url(Image.open(photo))}).json()
@@ -203,11 +225,29 @@ def test_the_page_agrees_with_cnnlab_predict_and_explain(client, served_runs, tm
     assert "resized 64x48 to 32x32" in printed and any("resized 64x48 to 32x32" in n for n in answer["notes"])
 
     saved = tmp_path / "gradcam.npy"
-    assert main(["explain", str(run), str(photo), "--method", "gradcam", "--target", "3", "--save-array",
-                 str(saved), "--out", str(tmp_path / "gradcam.png")]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(run),
+                str(photo),
+                "--method",
+                "gradcam",
+                "--target",
+                "3",
+                "--save-array",
+                str(saved),
+                "--out",
+                str(tmp_path / "gradcam.png"),
+            ]
+        )
+        == 0
+    )
     cli_map = np.load(saved)[0]
-    heat = client.post("/api/explore/attribution", json={"run": run.name, "image": data_url(Image.open(photo)),
-                                                         "target": 3, "method": "gradcam"}).json()
+    heat = client.post(
+        "/api/explore/attribution",
+        json={"run": run.name, "image": data_url(Image.open(photo)), "target": 3, "method": "gradcam"},
+    ).json()
     low, high = heat["range"]
     page_map = low + levels(heat["heat"])[0] / 255 * (high - low)
     assert np.allclose(page_map, cli_map, atol=(high - low) / 255 + 1e-6)
@@ -215,32 +255,43 @@ def test_the_page_agrees_with_cnnlab_predict_and_explain(client, served_runs, tm
 
 # --- bad input: one clear line, and the server goes on ----------------------------------------------------------
 
+
 def png_claiming(width: int, height: int) -> bytes:
     """A 100-byte PNG whose header says width x height: a decompression bomb's calling card."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def rss_mb() -> float:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2 ** 20
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
 
-@pytest.mark.parametrize("image, says", [
-    ("data:text/plain;base64," + base64.b64encode(b"hello, not a picture").decode(), "not an image"),
-    ("data:image/png;base64,", "empty"),
-    ("hello", "not a data URL"),
-    ("data:image/png;base64,###", "not valid base64"),
-    ("data:image/png;base64," + base64.b64encode(png_claiming(20000, 20000)).decode(), "Mpx"),
-])
+@pytest.mark.parametrize(
+    "image, says",
+    [
+        ("data:text/plain;base64," + base64.b64encode(b"hello, not a picture").decode(), "not an image"),
+        ("data:image/png;base64,", "empty"),
+        ("hello", "not a data URL"),
+        ("data:image/png;base64,###", "not valid base64"),
+        ("data:image/png;base64," + base64.b64encode(png_claiming(20000, 20000)).decode(), "Mpx"),
+    ],
+)
 def test_bad_images_are_refused_in_one_line(client, image, says):
     start, before = time.perf_counter(), rss_mb()
     for path in ("look", "attribution"):
-        answer = client.post(f"/api/explore/{path}", json={"run": "mlp-mnist", "image": image, "target": 0,
-                                                           "method": "saliency"})
+        answer = client.post(
+            f"/api/explore/{path}", json={"run": "mlp-mnist", "image": image, "target": 0, "method": "saliency"}
+        )
         assert answer.status_code == 400 and says in answer.json()["error"] and "\n" not in answer.json()["error"]
-    assert time.perf_counter() - start < 2 and rss_mb() - before < 50      # refused before decoding
+    assert time.perf_counter() - start < 2 and rss_mb() - before < 50  # refused before decoding
     still = client.post("/api/explore/look", json={"run": "mlp-mnist", "image": data_url(drawn_seven())})
     assert still.status_code == 200
 
@@ -254,9 +305,13 @@ def test_run_names_are_names_not_paths(client, name):
 
 def test_nothing_outside_the_page_is_served(live_server):
     port = int(live_server.rstrip("/").rsplit(":", 1)[1])
-    for path in ("/..%2f..%2f..%2f..%2fpyproject.toml", "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/pyproject.toml",
-                 "/..%2F..%2F..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/../../../../../../etc/passwd",
-                 "/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fsrc%2fcnnlab%2fserve%2fstore.py"):
+    for path in (
+        "/..%2f..%2f..%2f..%2fpyproject.toml",
+        "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/pyproject.toml",
+        "/..%2F..%2F..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/../../../../../../etc/passwd",
+        "/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fsrc%2fcnnlab%2fserve%2fstore.py",
+    ):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
             connection.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
             reply = b""
@@ -282,9 +337,11 @@ def test_a_run_deleted_while_serving_is_a_404_and_the_rest_still_work(own_runs):
     assert client.post("/api/explore/look", json=look).status_code == 200
     assert client.get("/api/explore/random", params={"run": "mlp-mnist"}).status_code == 200
     shutil.rmtree(runs / "mlp-mnist")
-    for answer in (client.post("/api/explore/look", json=look),
-                   client.get("/api/explore/random", params={"run": "mlp-mnist"}),
-                   client.post("/api/explore/attribution", json={**look, "target": 1, "method": "saliency"})):
+    for answer in (
+        client.post("/api/explore/look", json=look),
+        client.get("/api/explore/random", params={"run": "mlp-mnist"}),
+        client.post("/api/explore/attribution", json={**look, "target": 1, "method": "saliency"}),
+    ):
         assert answer.status_code == 404 and "mlp-mnist" in answer.json()["error"]
     assert [run["name"] for run in client.get("/api/explore/runs").json()] == ["mnist-cnn-mnist"]
     assert client.post("/api/explore/look", json={**look, "run": "mnist-cnn-mnist"}).status_code == 200
@@ -293,7 +350,7 @@ def test_a_run_deleted_while_serving_is_a_404_and_the_rest_still_work(own_runs):
 def test_a_corrupted_checkpoint_or_record_is_a_clear_4xx(own_runs):
     runs, client = own_runs
     look = {"run": "mnist-cnn-mnist", "image": data_url(drawn_seven()), "drawing": True}
-    assert client.post("/api/explore/look", json=look).status_code == 200         # opened and kept by the store
+    assert client.post("/api/explore/look", json=look).status_code == 200  # opened and kept by the store
     weights = runs / "mnist-cnn-mnist" / "best.safetensors"
     weights.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     answer = client.post("/api/explore/look", json=look)
@@ -348,7 +405,7 @@ def open_panel(browser, live_server, run: str):
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get(live_server + "#explore")
-    browser.refresh()               # the hash alone would not reload a page already open
+    browser.refresh()  # the hash alone would not reload a page already open
     wait = WebDriverWait(browser, 20)
     wait.until(lambda b: b.find_elements("css selector", "#explore select.runs option"))
     Select(browser.find_element("css selector", "#explore select.runs")).select_by_value(run)
@@ -359,9 +416,10 @@ def click_channel(browser, sheet, channel: int) -> None:
     """Click one channel's thumbnail on a layer's sheet (a grid of them on one canvas), where a person would."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    columns, width, height = (int(sheet.get_attribute(f"data-{name}")) for name in ("columns", "cell-width",
-                                                                                  "cell-height"))
-    x = (channel % columns + 0.5) * width - sheet.size["width"] / 2          # offsets are from the centre
+    columns, width, height = (
+        int(sheet.get_attribute(f"data-{name}")) for name in ("columns", "cell-width", "cell-height")
+    )
+    x = (channel % columns + 0.5) * width - sheet.size["width"] / 2  # offsets are from the centre
     y = (channel // columns + 0.5) * height - sheet.size["height"] / 2
     ActionChains(browser).move_to_element_with_offset(sheet, round(x), round(y)).click().perform()
 
@@ -383,17 +441,18 @@ def test_drawing_a_digit_shows_the_prediction_while_drawing(browser, live_server
     for _ in range(12):
         stroke.move_by_offset(8, 0).pause(0.03)
     stroke.perform()
-    wait.until(lambda b: predicted_text(b))                     # an answer while the button is still held
+    wait.until(lambda b: predicted_text(b))  # an answer while the button is still held
     ActionChains(browser).move_by_offset(-40, 130).pause(0.05).move_by_offset(-20, 20).release().perform()
     drawn = browser.execute_script("return document.querySelector('#explore canvas.drawing').toDataURL()")
-    answer = httpx.post(live_server + "api/explore/look", json={"run": "mnist-cnn-mnist", "image": drawn,
-                                                                "drawing": True}).json()
+    answer = httpx.post(
+        live_server + "api/explore/look", json={"run": "mnist-cnn-mnist", "image": drawn, "drawing": True}
+    ).json()
     seen = browser.find_element("css selector", "#explore img.seen")
-    wait.until(lambda b: seen.get_attribute("src") == answer["input"])      # the page shows the finished drawing
+    wait.until(lambda b: seen.get_attribute("src") == answer["input"])  # the page shows the finished drawing
     assert predicted_text(browser) == answer["classes"][answer["predicted"]]
     assert len(browser.find_elements("css selector", "#explore .layer")) == len(answer["layers"]) == 12
     looks = browser.execute_script("return looks")
-    assert looks["most"] == 1 and looks["sent"] >= 2            # updates while drawing, never two at once
+    assert looks["most"] == 1 and looks["sent"] >= 2  # updates while drawing, never two at once
 
     browser.find_elements("css selector", "#explore button.bar")[3].click()
     wait.until(lambda b: "3" == b.find_element("css selector", "#explore .evidence b.target").text)
@@ -411,7 +470,7 @@ def test_an_uploaded_photo_gets_bars_and_an_overlay(browser, live_server, tmp_pa
     photo = tmp_path / "photo.png"
     Image.fromarray(np.stack([x * 2, y * 2, 255 - x], -1).astype(np.uint8)).save(photo)
     wait = open_panel(browser, live_server, "lesson-cnn-cifar10")
-    wait.until(lambda b: "true label" in b.find_element("css selector", "#explore .truth").text)   # starts with one
+    wait.until(lambda b: "true label" in b.find_element("css selector", "#explore .truth").text)  # starts with one
     browser.find_element("css selector", "#explore input.file").send_keys(str(photo))
     wait.until(lambda b: "resized 120x90 to 32x32" in b.find_element("css selector", "#explore ul.notes").text)
     bars = browser.find_elements("css selector", "#explore button.bar")
@@ -419,20 +478,23 @@ def test_an_uploaded_photo_gets_bars_and_an_overlay(browser, live_server, tmp_pa
     assert len(browser.find_elements("css selector", "#explore button.bar.top")) == 1
     bars[5].click()
     overlay = browser.find_element("css selector", "#explore img.overlay")
-    wait.until(lambda b: overlay.get_attribute("src") and b.execute_script("return arguments[0].naturalWidth",
-                                                                          overlay) == 32)
+    wait.until(
+        lambda b: overlay.get_attribute("src") and b.execute_script("return arguments[0].naturalWidth", overlay) == 32
+    )
     first = overlay.get_attribute("src")
     from selenium.webdriver.support.ui import Select
+
     Select(browser.find_element("css selector", "#explore select.method")).select_by_value("occlusion")
     wait.until(lambda b: overlay.get_attribute("src") != first)
     assert "dog" in browser.find_element("css selector", "#explore .evidence .caption").text
 
     dropped = tmp_path / "dropped.png"
     Image.fromarray(np.full((50, 70, 3), 200, np.uint8)).save(dropped)
-    browser.execute_script(DROP, browser.find_element("css selector", "#explore .stage"),
-                           base64.b64encode(dropped.read_bytes()).decode())
+    browser.execute_script(
+        DROP, browser.find_element("css selector", "#explore .stage"), base64.b64encode(dropped.read_bytes()).decode()
+    )
     wait.until(lambda b: "resized 70x50 to 32x32" in b.find_element("css selector", "#explore ul.notes").text)
-    browser.find_element("xpath", "//section[@id='explore']//button[text()='Webcam']").click()   # Chromium's fake
+    browser.find_element("xpath", "//section[@id='explore']//button[text()='Webcam']").click()  # Chromium's fake
     wait.until(lambda b: "resized 640x480" in b.find_element("css selector", "#explore ul.notes").text)
     assert browser.find_element("id", "error").get_attribute("hidden") is not None
 

@@ -2,6 +2,7 @@
 
 Set CNNLAB_SCREENSHOTS=docs to have the browser tests write docs/serve-kernels.png and docs/serve-convolution.png.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -12,12 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import pixels, serving
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from conftest import pixels, serving
-from cnnlab.filters import (KERNELS, LESSON_FILTERS, apply_kernel, blur, conv_demo, display_mode, explain_sizes,
-                            load_picture, to_uint8)
+from cnnlab.filters import (
+    KERNELS,
+    LESSON_FILTERS,
+    apply_kernel,
+    blur,
+    conv_demo,
+    display_mode,
+    explain_sizes,
+    load_picture,
+    to_uint8,
+)
 from cnnlab.serve import create_app
 from cnnlab.serve.lessons import Pictures, read_kernel
 from cnnlab.serve.payloads import png_data_url
@@ -42,23 +52,28 @@ def a_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 # --- kernel playground: endpoints ---------------------------------------------------------------------------------
 
+
 def test_the_library_lists_every_named_kernel_and_its_grid_reads_back_as_the_same_weights(client):
     library = client.get("/api/kernels").json()
     assert [k["name"] for k in library["kernels"]] == list(KERNELS)
     for kernel in library["kernels"]:
-        _, matrix = read_kernel(kernel["cells"])              # what the grid shows is what the kernel is
+        _, matrix = read_kernel(kernel["cells"])  # what the grid shows is what the kernel is
         np.testing.assert_allclose(matrix, KERNELS[kernel["name"]].matrix)
     box = next(k for k in library["kernels"] if k["name"] == "box")
     assert box["cells"][0] == ["1/9"] * 3
     assert "sample:city" in [s["id"] for s in library["samples"]]
 
 
-@pytest.mark.parametrize("request_body", [
-    {"kernel": "sobel-x"},
-    {"kernel": "box", "display": "signed", "border": "constant", "color": True},
-    {"kernel": [["0", "-1", "0"], ["-1", "5", "-1"], ["0", "-1", "0.5"]], "blur_first": True, "border": "wrap"},
-    {"kernel": [[1, 2, 1], ["2/16", "4/16", "2/16"], [-1, -2, -1]], "display": "clip"},
-], ids=["named", "colour-signed-constant", "custom-blur-first-wrap", "fractions-clip"])
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"kernel": "sobel-x"},
+        {"kernel": "box", "display": "signed", "border": "constant", "color": True},
+        {"kernel": [["0", "-1", "0"], ["-1", "5", "-1"], ["0", "-1", "0.5"]], "blur_first": True, "border": "wrap"},
+        {"kernel": [[1, 2, 1], ["2/16", "4/16", "2/16"], [-1, -2, -1]], "display": "clip"},
+    ],
+    ids=["named", "colour-signed-constant", "custom-blur-first-wrap", "fractions-clip"],
+)
 def test_the_filtered_picture_is_apply_kernels_result_shown_as_the_cli_writes_it(client, request_body):
     answer = client.post("/api/kernels/filter", json={"image": "sample:shapes", **request_body})
     assert answer.status_code == 200, answer.text
@@ -72,7 +87,7 @@ def test_the_filtered_picture_is_apply_kernels_result_shown_as_the_cli_writes_it
     mode = display_mode(kernel, request_body.get("display", "auto"))
     np.testing.assert_array_equal(pixels(answer["filtered"]), to_uint8(result, mode))
     assert answer["display"] == mode and answer["low"] == pytest.approx(result.min(), rel=1e-5)
-    assert answer["gain"] == pytest.approx(kernel.sum(), abs=1e-9)           # the response's centre: flat areas
+    assert answer["gain"] == pytest.approx(kernel.sum(), abs=1e-9)  # the response's centre: flat areas
 
 
 def test_an_uploaded_picture_is_kept_by_its_content_and_filtered_by_its_id(client):
@@ -87,7 +102,7 @@ def test_an_uploaded_picture_is_kept_by_its_content_and_filtered_by_its_id(clien
     np.testing.assert_array_equal(pixels(answer["filtered"]), expected)
 
     big = client.post("/api/pictures", json={"image": png_data_url(a_photo(1500, 600))}).json()
-    assert (big["width"], big["height"], big["original"]) == (1024, 410, [1500, 600])     # shrunk, aspect kept
+    assert (big["width"], big["height"], big["original"]) == (1024, 410, [1500, 600])  # shrunk, aspect kept
 
 
 @pytest.mark.parametrize("image", ["upload:0123456789abcdef", "../../etc/passwd", "/etc/passwd"])
@@ -101,29 +116,32 @@ def test_the_server_keeps_only_the_most_recently_used_uploads():
     first, second, third = (pictures.add(png_data_url(a_photo(20, 10, seed)))[0] for seed in range(3))
     with pytest.raises(NotFound):
         pictures.get(first)
-    pictures.get(second)                                      # now the most recent: the next upload drops `third`
+    pictures.get(second)  # now the most recent: the next upload drops `third`
     pictures.add(png_data_url(a_photo(20, 10, 9)))
     assert pictures.get(second).shape == (10, 20, 3)
     with pytest.raises(NotFound):
         pictures.get(third)
 
 
-@pytest.mark.parametrize("kernel, said", [
-    ('[["a", 0, 0], [0, 1, 0], [0, 0, 0]]', "kernel row 1, column 1: 'a' is not a number"),
-    ('[[0, 0, 0], [0, 1, "1/0"], [0, 0, 0]]', "row 2, column 3: '1/0' is not a number"),
-    ('[[0, 0, 0], [0, NaN, 0], [0, 0, 0]]', "row 2, column 2 is nan"),
-    ('[[0, 0, 0], [0, 1, 0], [0, 0, Infinity]]', "row 3, column 3 is inf"),
-    ('[[0, 0, 0], [0, null, 0], [0, 0, 0]]', "row 2, column 2 is empty"),
-    ('[[1, 2, 3], [4, 5], [6, 7, 8]]', "kernel rows have 3, 2, 3 numbers"),
-    ('[[1, 1], [1, 1]]', "kernel is 2x2, but filtering needs odd sizes"),
-    ('[[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]', "kernel is 4x4"),
-    (json.dumps([[1] * 17] * 17), "kernel is 17x17; the playground takes kernels up to 15x15"),
-    ('[]', "kernel is empty"),
-    ('"sobel-z"', "unknown kernel 'sobel-z'"),
-    ('"/etc/passwd"', "unknown kernel '/etc/passwd'"),                  # a name, never read as a file
-])
+@pytest.mark.parametrize(
+    "kernel, said",
+    [
+        ('[["a", 0, 0], [0, 1, 0], [0, 0, 0]]', "kernel row 1, column 1: 'a' is not a number"),
+        ('[[0, 0, 0], [0, 1, "1/0"], [0, 0, 0]]', "row 2, column 3: '1/0' is not a number"),
+        ("[[0, 0, 0], [0, NaN, 0], [0, 0, 0]]", "row 2, column 2 is nan"),
+        ("[[0, 0, 0], [0, 1, 0], [0, 0, Infinity]]", "row 3, column 3 is inf"),
+        ("[[0, 0, 0], [0, null, 0], [0, 0, 0]]", "row 2, column 2 is empty"),
+        ("[[1, 2, 3], [4, 5], [6, 7, 8]]", "kernel rows have 3, 2, 3 numbers"),
+        ("[[1, 1], [1, 1]]", "kernel is 2x2, but filtering needs odd sizes"),
+        ("[[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]", "kernel is 4x4"),
+        (json.dumps([[1] * 17] * 17), "kernel is 17x17; the playground takes kernels up to 15x15"),
+        ("[]", "kernel is empty"),
+        ('"sobel-z"', "unknown kernel 'sobel-z'"),
+        ('"/etc/passwd"', "unknown kernel '/etc/passwd'"),  # a name, never read as a file
+    ],
+)
 def test_a_bad_kernel_is_a_one_line_error_naming_the_value(client, kernel, said):
-    body = '{"image": "sample:city", "kernel": %s}' % kernel
+    body = f'{{"image": "sample:city", "kernel": {kernel}}}'
     answer = client.post("/api/kernels/filter", content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 400
     error = answer.json()["error"]
@@ -132,32 +150,42 @@ def test_a_bad_kernel_is_a_one_line_error_naming_the_value(client, kernel, said)
 
 def test_the_spectrum_finds_the_stripes_frequency(client):
     answer = client.get("/api/kernels/spectrum", params={"image": "sample:stripes"}).json()
-    assert answer["strongest"] == [16, 0]                            # 256 pixels / a period of 16 = 16 cycles across
+    assert answer["strongest"] == [16, 0]  # 256 pixels / a period of 16 = 16 cycles across
     np.testing.assert_array_equal(pixels(answer["picture"]), load_picture("sample:stripes"))
     assert pixels(answer["spectrum"]).shape == (256, 256, 3)
 
 
 # --- convolution arithmetic: endpoints ----------------------------------------------------------------------------
 
+
 def sliding_window(numbers, weights, stride, padding, dilation, output):
     """The multiply-adds the page writes out: window (r, c) starts at (r*stride, c*stride) of the padded input."""
     padded = np.pad(np.array(numbers), padding)
     span = dilation * (len(weights) - 1) + 1
-    return [[float((padded[r * stride:r * stride + span:dilation, c * stride:c * stride + span:dilation]
-                    * np.array(weights)).sum()) for c in range(output)] for r in range(output)]
+    return [
+        [
+            float(
+                (
+                    padded[r * stride : r * stride + span : dilation, c * stride : c * stride + span : dilation]
+                    * np.array(weights)
+                ).sum()
+            )
+            for c in range(output)
+        ]
+        for r in range(output)
+    ]
 
 
 def test_the_output_size_and_numbers_agree_with_pytorch_and_the_pages_window(client):
     import torch
 
-    for size, kernel, stride, padding, dilation in itertools.product((1, 4, 7), (1, 2, 3), (1, 2, 3), (0, 2),
-                                                                     (1, 2)):
+    for size, kernel, stride, padding, dilation in itertools.product((1, 4, 7), (1, 2, 3), (1, 2, 3), (0, 2), (1, 2)):
         query = dict(size=size, kernel=kernel, stride=stride, padding=padding, dilation=dilation, seed=size)
         plan = client.get("/api/convolution/sizes", params=query).json()
         conv = torch.nn.Conv2d(1, 1, kernel, stride, padding, dilation, bias=False)
         try:
             shape = conv(torch.zeros(1, 1, size, size)).shape[-1]
-        except RuntimeError:                                          # pytorch: the kernel does not fit
+        except RuntimeError:  # pytorch: the kernel does not fit
             shape = 0
         assert (plan["output"], plan["fits"]) == (shape, shape > 0), query
         assert len(plan["result"]) == shape
@@ -169,7 +197,7 @@ def test_the_output_size_and_numbers_agree_with_pytorch_and_the_pages_window(cli
 def test_a_combination_that_does_not_fit_is_explained_and_the_advice_works(client):
     plan = client.get("/api/convolution/sizes", params=dict(size=3, kernel=5)).json()
     assert not plan["fits"] and plan["result"] == []
-    why, = plan["explanation"]
+    (why,) = plan["explanation"]
     assert "larger than the padded input" in why and "padding of at least 1" in why
     assert client.get("/api/convolution/sizes", params=dict(size=3, kernel=5, padding=1)).json()["fits"]
 
@@ -183,10 +211,16 @@ def test_a_combination_that_does_not_fit_is_explained_and_the_advice_works(clien
     assert dilated["formula"][1:] == explain_sizes((7, 7), (5, 5), 1, 0).splitlines() and dilated["output"] == 3
 
 
-@pytest.mark.parametrize("query, said", [
-    (dict(size=0), "size 0: must be a whole number, from 1 to 16"), (dict(size=17), "size 17"),
-    (dict(stride=0), "stride 0"), (dict(padding=-1), "padding -1"), (dict(dilation=5), "dilation 5"),
-])
+@pytest.mark.parametrize(
+    "query, said",
+    [
+        (dict(size=0), "size 0: must be a whole number, from 1 to 16"),
+        (dict(size=17), "size 17"),
+        (dict(stride=0), "stride 0"),
+        (dict(padding=-1), "padding -1"),
+        (dict(dilation=5), "dilation 5"),
+    ],
+)
 def test_sizes_out_of_range_are_one_line_errors(client, query, said):
     answer = client.get("/api/convolution/sizes", params=query)
     assert answer.status_code == 400 and said in answer.json()["error"]
@@ -212,6 +246,7 @@ def test_the_conv_layer_shows_conv_demos_maps(client):
 
 # --- in a browser -------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lessons_server(tmp_path_factory):
     """The explorer over an empty RUNS_DIR (the lessons need no run, so no waiting for served_runs' training)."""
@@ -220,7 +255,7 @@ def lessons_server(tmp_path_factory):
 
 
 def open_panel(browser, lessons_server, panel):
-    browser.get("about:blank")                    # a fresh page: the hash alone would not reload it
+    browser.get("about:blank")  # a fresh page: the hash alone would not reload it
     browser.get(f"{lessons_server}#{panel}")
 
 
@@ -257,7 +292,7 @@ def test_editing_a_kernel_number_redraws_the_filtered_picture(browser, lessons_s
     wait(browser, lambda: filtered() != before)
     kernel = [["-1", "0", "1"], ["-2", "1", "2"], ["-1", "0", "1"]]
     expected = httpx.post(lessons_server + "api/kernels/filter", json={"image": "sample:city", "kernel": kernel})
-    wait(browser, lambda: filtered() == expected.json()["filtered"])       # the latest edit is what is shown
+    wait(browser, lambda: filtered() == expected.json()["filtered"])  # the latest edit is what is shown
     named = Select(browser.find_element("css selector", "#kernels .kernel select"))
     assert named.first_selected_option.text == "custom"
     caption = browser.find_element("css selector", "#kernels figure:nth-child(2) figcaption:last-child")
@@ -270,7 +305,7 @@ def test_editing_a_kernel_number_redraws_the_filtered_picture(browser, lessons_s
     cells = browser.find_elements("css selector", "#kernels .kernel-grid input")
     assert len(cells) == 25 and cells[12].get_attribute("value") == "36/256"
 
-    retype(cells[0], "1/")                                   # half-typed: marked, and nothing is sent
+    retype(cells[0], "1/")  # half-typed: marked, and nothing is sent
     assert browser.find_elements("css selector", "#kernels .kernel-grid input:invalid") == [cells[0]]
 
 
@@ -286,36 +321,38 @@ def test_an_upload_and_the_webcam_become_the_playgrounds_picture(browser, lesson
     browser.find_element("css selector", "#kernels input[type=file]").send_keys(str(photo))
     wait(browser, lambda: caption().startswith("grey 1024x256"))
     assert "photo.png (from 1200x300)" in browser.find_element("css selector", "#kernels .picture select").text
-    browser.find_element("css selector", "#kernels .picture input[type=checkbox]").click()        # colour
+    browser.find_element("css selector", "#kernels .picture input[type=checkbox]").click()  # colour
     wait(browser, lambda: caption().startswith("colour 1024x256") and pixels(filtered()).shape == (256, 1024, 3))
 
-    for seed in range(8):                          # other tabs' uploads push ours out of the server's few
+    for seed in range(8):  # other tabs' uploads push ours out of the server's few
         httpx.post(lessons_server + "api/pictures", json={"image": png_data_url(a_photo(30, 20, seed))})
     before = filtered()
     retype(browser.find_elements("css selector", "#kernels .kernel-grid input")[4], "3")
-    wait(browser, lambda: filtered() != before)    # the page sent its picture again and carried on
+    wait(browser, lambda: filtered() != before)  # the page sent its picture again and carried on
     assert pixels(filtered()).shape == (256, 1024, 3) and not browser.find_element("id", "error").is_displayed()
 
     browser.find_element("xpath", "//section[@id='kernels']//button[text()='Webcam']").click()
-    wait(browser, lambda: caption().startswith("colour 640x480"))           # Chromium's fake camera
+    wait(browser, lambda: caption().startswith("colour 640x480"))  # Chromium's fake camera
 
 
 def test_stepping_the_convolution_animation(browser, lessons_server):
     open_panel(browser, lessons_server, "convolution")
     written = lambda: browser.find_element("css selector", "#convolution pre.multiply-add").text
-    taps = lambda: {(r.get_attribute("data-row"), r.get_attribute("data-col"))
-                    for r in browser.find_elements("css selector", "#convolution rect.tap")}
+    taps = lambda: {
+        (r.get_attribute("data-row"), r.get_attribute("data-col"))
+        for r in browser.find_elements("css selector", "#convolution rect.tap")
+    }
     wait(browser, lambda: "=" in written())
     first, first_taps = written(), taps()
     assert first_taps == {(str(r), str(c)) for r in range(3) for c in range(3)}
     browser.find_element("xpath", "//section[@id='convolution']//button[text()='Step']").click()
     wait(browser, lambda: written() != first)
-    assert taps() == {(str(r), str(c + 1)) for r in range(3) for c in range(3)}        # one column to the right
+    assert taps() == {(str(r), str(c + 1)) for r in range(3) for c in range(3)}  # one column to the right
     terms, total = written().split(" = ")
     products = re.findall(r"(-?\d+)×\(?(-?\d+)\)?", terms)
     assert len(products) == 9 and float(total) == sum(int(a) * int(b) for a, b in products)
     outputs = [t.text for t in browser.find_elements("css selector", "#convolution .grids figure:nth-child(3) text")]
-    assert outputs[:2] == [first.split(" = ")[1], total] and outputs[2] == ""           # the output fills in
+    assert outputs[:2] == [first.split(" = ")[1], total] and outputs[2] == ""  # the output fills in
 
     for name, value in (("size", "8"), ("stride", "2"), ("padding", "1")):
         retype(browser.find_element("css selector", f"#convolution input[name={name}]"), value)
@@ -326,7 +363,7 @@ def test_stepping_the_convolution_animation(browser, lessons_server):
     for _ in range(5):
         browser.find_element("xpath", "//section[@id='convolution']//button[text()='Step']").click()
     wait(browser, lambda: "row 2, column 2 of 4x4" in browser.find_element("css selector", "#convolution .where").text)
-    browser.set_window_size(1400, 1500)          # the conv layer's maps too
+    browser.set_window_size(1400, 1500)  # the conv layer's maps too
     screenshot(browser, "convolution")
     browser.set_window_size(1400, 1000)
     play = browser.find_element("xpath", "//section[@id='convolution']//button[text()='Play']")

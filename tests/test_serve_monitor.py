@@ -3,6 +3,7 @@ what Predictor.evaluate counts, cells holding exactly their images ranked by los
 trains (through the endpoints and in a real browser), runs compared.
 
 `python tests/test_serve_monitor.py` makes docs/serve-monitor.png from runs on Debian's Fashion-MNIST."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,9 +18,9 @@ import pytest
 from conftest import make_mnist, pixels, serving
 from fastapi.testclient import TestClient
 
+from cnnlab.plots.training import wide_range
 from cnnlab.predict import Predictor
 from cnnlab.serve import create_app
-from cnnlab.plots.training import wide_range
 from cnnlab.training.config import make_config
 from cnnlab.training.loop import train, train_note
 from cnnlab.training.record import RunRecord, compare_table
@@ -44,8 +45,12 @@ def test_the_runs_are_listed_with_their_record(client, served_runs):
     assert sorted(r["name"] for r in rows) == sorted(p.name for p in served_runs.iterdir())
     for row in rows:
         record = RunRecord.load(served_runs / row["name"])
-        assert (row["model"], row["dataset"], row["epochs_done"], row["epochs_planned"]) == \
-            (record.model.name, record.data.name, record.epochs_done, record.config.recipe.epochs)
+        assert (row["model"], row["dataset"], row["epochs_done"], row["epochs_planned"]) == (
+            record.model.name,
+            record.data.name,
+            record.epochs_done,
+            record.config.recipe.epochs,
+        )
         assert row["best_epoch"] == record.best.epoch and row["test_accuracy"] == record.test.accuracy
         assert row["state"] == "finished"
 
@@ -56,12 +61,12 @@ def test_the_curves_are_the_run_record(client, served_runs):
     assert answer["history"] == [dataclasses.asdict(e) for e in record.history]
     assert answer["best_epoch"] == record.best.epoch
     model = Predictor.from_run(served_runs / "mnist-cnn-mnist").model
-    assert answer["train_note"] == train_note(model, record.config.recipe) != ""   # as curves.png says it
+    assert answer["train_note"] == train_note(model, record.config.recipe) != ""  # as curves.png says it
 
 
 def test_the_loss_axis_is_logarithmic_when_its_range_is_wide():
     assert wide_range([0.01, 0.5, 2.3]) and not wide_range([0.2, 0.5, 2.3])
-    assert not wide_range([0.0, 2.3]) and not wide_range([])    # a zero cannot go on a log axis
+    assert not wide_range([0.0, 2.3]) and not wide_range([])  # a zero cannot go on a log axis
 
 
 @pytest.mark.parametrize("name", ["mnist-cnn-mnist", "lesson-cnn-cifar10"])
@@ -72,7 +77,7 @@ def test_the_confusion_matrix_is_the_test_the_table_shows(client, served_runs, n
     assert answer["counts"] == record.test.confusion
     assert answer["total"] == len(predictor.split("test")) == sum(map(sum, answer["counts"]))
     row = next(r for r in client.get("/api/monitor/runs").json() if r["name"] == name)
-    assert answer["accuracy"] == record.test.accuracy == row["test_accuracy"]      # one number, exactly
+    assert answer["accuracy"] == record.test.accuracy == row["test_accuracy"]  # one number, exactly
     assert answer["classes"] == predictor.classes
 
 
@@ -86,8 +91,9 @@ def test_the_matrix_is_the_record_s_even_where_a_new_evaluation_would_differ(tmp
     moved = int(confusion[0].argmax())
     confusion[0, moved] -= 1
     confusion[0, (moved + 1) % 10] += 1
-    record.test = dataclasses.replace(record.test, confusion=confusion.tolist(),
-                                      accuracy=float(np.trace(confusion) / confusion.sum()))
+    record.test = dataclasses.replace(
+        record.test, confusion=confusion.tolist(), accuracy=float(np.trace(confusion) / confusion.sum())
+    )
     record.save(runs / "mlp-mnist")
     client = TestClient(create_app(runs), base_url="http://127.0.0.1")
     answer = client.get("/api/monitor/runs/mlp-mnist/confusion").json()
@@ -111,9 +117,9 @@ def test_a_cell_holds_exactly_its_images_most_confident_mistakes_first(client, s
             assert shown["true_probability"] == pytest.approx(float(probabilities[i, true]), abs=1e-5)
             assert (pixels(shown["image"]) == test.images[i].permute(1, 2, 0).numpy()).all()
         losses = [shown["loss"] for shown in cell["images"]]
-        assert losses == sorted(losses, reverse=True)               # highest loss first: top losses
+        assert losses == sorted(losses, reverse=True)  # highest loss first: top losses
         checked += len(losses)
-    assert checked == len(test)                                     # every test image is in exactly one cell
+    assert checked == len(test)  # every test image is in exactly one cell
     limited = client.get(f"/api/monitor/runs/{name}/confusion/{true}/{predicted}?limit=1").json()
     assert len(limited["images"]) == min(1, counts[true, predicted])
 
@@ -126,16 +132,19 @@ def test_runs_are_compared_as_cnnlab_compare_does(client, served_runs):
     assert answer["table"] == compare_table(names, records)
 
 
-@pytest.mark.parametrize("method, path, body, status, words", [
-    ("get", "runs/nope/curves", None, 404, "no run named 'nope'"),
-    ("get", "runs/%2E%2E/curves", None, 404, "no run named '..'"),
-    ("get", "runs/mlp-mnist/confusion/0/10", None, 400, "predicted class 10: this run has classes 0 to 9"),
-    ("get", "runs/mlp-mnist/confusion/-1/0", None, 400, "true class -1"),
-    ("get", "runs/mlp-mnist/confusion/0/0?limit=0", None, 400, "limit 0: must be from 1 to 500"),
-    ("post", "compare", {"runs": [], "metric": "valid_acc"}, 400, "0 runs to compare"),
-    ("post", "compare", {"runs": ["mlp-mnist"], "metric": "speed"}, 400, "metric 'speed': use one of"),
-    ("post", "compare", {"runs": ["gone"]}, 400, "none of the runs can be compared: no run named 'gone'"),
-])
+@pytest.mark.parametrize(
+    "method, path, body, status, words",
+    [
+        ("get", "runs/nope/curves", None, 404, "no run named 'nope'"),
+        ("get", "runs/%2E%2E/curves", None, 404, "no run named '..'"),
+        ("get", "runs/mlp-mnist/confusion/0/10", None, 400, "predicted class 10: this run has classes 0 to 9"),
+        ("get", "runs/mlp-mnist/confusion/-1/0", None, 400, "true class -1"),
+        ("get", "runs/mlp-mnist/confusion/0/0?limit=0", None, 400, "limit 0: must be from 1 to 500"),
+        ("post", "compare", {"runs": [], "metric": "valid_acc"}, 400, "0 runs to compare"),
+        ("post", "compare", {"runs": ["mlp-mnist"], "metric": "speed"}, 400, "metric 'speed': use one of"),
+        ("post", "compare", {"runs": ["gone"]}, 400, "none of the runs can be compared: no run named 'gone'"),
+    ],
+)
 def test_bad_requests_are_one_line(client, method, path, body, status, words):
     answer = getattr(client, method)(f"/api/monitor/{path}", **({"json": body} if body else {}))
     assert answer.status_code == status and words in answer.json()["error"]
@@ -144,7 +153,7 @@ def test_bad_requests_are_one_line(client, method, path, body, status, words):
 
 def test_a_run_that_stopped_says_how_to_continue(tmp_path, served_runs):
     runs = tmp_path / "runs"
-    for status in ("running", "interrupted"):     # a killed process leaves "running" behind, Ctrl-C "interrupted"
+    for status in ("running", "interrupted"):  # a killed process leaves "running" behind, Ctrl-C "interrupted"
         folder = runs / f"stopped-{status}"
         shutil.copytree(served_runs / "mlp-mnist", folder)
         record = RunRecord.load(folder)
@@ -177,12 +186,17 @@ def test_a_run_in_training_is_seen_at_each_epoch(tmp_path):
     def look(epoch, run):
         stamp = client.get("/api/monitor/stamps").json()["mlp"]
         curves = client.get("/api/monitor/runs/mlp/curves").json()
-        confusion = client.get("/api/monitor/runs/mlp/confusion").json()      # the weights of this epoch on test
+        confusion = client.get("/api/monitor/runs/mlp/confusion").json()  # the weights of this epoch on test
         seen.append((stamp, curves["run"]["state"], len(curves["history"]), confusion["total"]))
-        assert client.get("/api/monitor/stamps").json()["mlp"] == stamp       # unchanged until the next epoch
+        assert client.get("/api/monitor/stamps").json()["mlp"] == stamp  # unchanged until the next epoch
 
-    train(tiny_training(tmp_path / "data", epochs=2), tmp_path / "runs" / "mlp", progress=False,
-          log=lambda line: None, on_epoch_end=look)
+    train(
+        tiny_training(tmp_path / "data", epochs=2),
+        tmp_path / "runs" / "mlp",
+        progress=False,
+        log=lambda line: None,
+        on_epoch_end=look,
+    )
     (first, *during_1), (second, *during_2) = seen
     assert during_1 == ["training", 1, 50] and during_2 == ["training", 2, 50] and first != second
     assert client.get("/api/monitor/stamps").json()["mlp"] != second
@@ -198,7 +212,8 @@ def wait(browser, condition, timeout=20):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, timeout, ignored_exceptions=[StaleElementReferenceException]).until(
-        lambda _: condition())
+        lambda _: condition()
+    )
 
 
 def found(browser, css):
@@ -211,11 +226,15 @@ def test_the_monitor_page_shows_curves_a_cell_and_a_comparison(browser, live_ser
     found(browser, '#monitor tr[data-run="mnist-cnn-mnist"] td.name')[0].click()
     wait(browser, lambda: found(browser, "#monitor .run-detail h2")[0].text == "mnist-cnn-mnist")
     epochs = len(RunRecord.load(served_runs / "mnist-cnn-mnist").history)
-    for chart in ("loss", "accuracy"):             # train and validation: one point per epoch each
+    for chart in ("loss", "accuracy"):  # train and validation: one point per epoch each
         wait(browser, lambda: len(found(browser, f'#monitor svg[data-chart="{chart}"] circle')) == 2 * epochs)
 
-    cells = wait(browser, lambda: [td for td in found(browser, '#monitor .matrix[data-run="mnist-cnn-mnist"] td')
-                                   if td.text not in ("", "0")])
+    cells = wait(
+        browser,
+        lambda: [
+            td for td in found(browser, '#monitor .matrix[data-run="mnist-cnn-mnist"] td') if td.text not in ("", "0")
+        ],
+    )
     mistakes = [td for td in cells if td.get_attribute("data-true") != td.get_attribute("data-predicted")]
     cell = (mistakes or cells)[0]
     count = int(cell.text)
@@ -248,7 +267,7 @@ def test_the_page_follows_a_run_while_it_trains(browser, tmp_path):
     with serving(runs) as url:
         train(config, runs / "mlp", progress=False, log=lambda line: None, on_epoch_end=page_shows_the_epoch)
         wait(browser, lambda: found(browser, '#monitor tr[data-run="mlp"] .state')[0].text == "finished", timeout=10)
-    assert len(shown) == 3 and max(shown[1:]) < 5        # each epoch on the page within a poll or two
+    assert len(shown) == 3 and max(shown[1:]) < 5  # each epoch on the page within a poll or two
 
 
 # ---------------------------------------------------------------- the README's picture
@@ -290,7 +309,7 @@ def whole_page(browser, path: Path) -> None:
     """A screenshot as tall as the page."""
     browser.set_window_size(1400, browser.execute_script("return document.body.scrollHeight") + 140)
     browser.execute_script("window.scrollTo(0, 0)")
-    time.sleep(0.5)                                 # the resize's layout; nothing is fetched
+    time.sleep(0.5)  # the resize's layout; nothing is fetched
     browser.save_screenshot(str(path))
 
 
@@ -310,10 +329,15 @@ def screenshot(out: Path) -> None:
             if epoch == 4:
                 paused.set()
                 go_on.wait()
-            return epoch == 4                       # then stop: the picture is taken
+            return epoch == 4  # then stop: the picture is taken
+
         config = make_config("mlp", "fashion-mnist", data_root=str(data), epochs=10, lr=1e-2)
-        trainer = threading.Thread(target=train, args=(config, runs / "mlp-fashion-mnist-lr0.01"),
-                                   kwargs=dict(progress=False, on_epoch_end=pause_at_epoch_4), daemon=True)
+        trainer = threading.Thread(
+            target=train,
+            args=(config, runs / "mlp-fashion-mnist-lr0.01"),
+            kwargs=dict(progress=False, on_epoch_end=pause_at_epoch_4),
+            daemon=True,
+        )
         trainer.start()
         assert paused.wait(600), "the third run did not reach its fourth epoch"
         with serving(runs) as url, chromium() as browser, contextlib.ExitStack() as finally_:
@@ -322,8 +346,11 @@ def screenshot(out: Path) -> None:
             wait(browser, lambda: len(found(browser, "#monitor table.runs tbody tr")) == 3)
             found(browser, '#monitor tr[data-run="mnist-cnn-fashion-mnist"] td.name')[0].click()
             matrix = '#monitor .matrix[data-run="mnist-cnn-fashion-mnist"] td'
-            cells = [td for td in wait(browser, lambda: found(browser, matrix))
-                     if td.get_attribute("data-true") != td.get_attribute("data-predicted")]
+            cells = [
+                td
+                for td in wait(browser, lambda: found(browser, matrix))
+                if td.get_attribute("data-true") != td.get_attribute("data-predicted")
+            ]
             max(cells, key=lambda td: int(td.text)).click()
             wait(browser, lambda: found(browser, "#monitor .thumbs img"))
             for box in found(browser, "#monitor table.runs input[type=checkbox]"):
@@ -355,7 +382,7 @@ def test_the_newest_run_that_can_be_shown_comes_first(tmp_path, served_runs):
     runs = tmp_path / "runs"
     for name in ("mlp-mnist", "mnist-cnn-mnist"):
         shutil.copytree(served_runs / name, runs / name)
-        time.sleep(0.05)                                  # mnist-cnn-mnist is the newest
+        time.sleep(0.05)  # mnist-cnn-mnist is the newest
     (runs / "mnist-cnn-mnist" / "run.json").write_text("{ not json")
     client = TestClient(create_app(runs), base_url="http://127.0.0.1")
     for path, broken in (("/api/monitor/runs", "error"), ("/api/explore/runs", "problem")):

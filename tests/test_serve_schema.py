@@ -2,6 +2,7 @@
 code makes stated in the schema where they fit, OPTIONS answered, and schemathesis, run against /openapi.json of
 an app over a tiny run, finds no server error and no answer the schema does not describe. Its requests carry
 valid images too (a data-url strategy and the schema's examples), so they reach the model, not only the checks."""
+
 from __future__ import annotations
 
 import base64
@@ -10,13 +11,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import schemathesis
 from fastapi.testclient import TestClient
-
-from cnnlab.serve import create_app
-
-schemathesis = pytest.importorskip("schemathesis")      # in the test extra; the description tests run without it
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from cnnlab.serve import create_app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LOCAL = "http://127.0.0.1"
@@ -31,8 +31,17 @@ def tiny_runs(tmp_path_factory):
 
     data = make_mnist(tmp_path_factory.mktemp("schema-data"), n_train=200, n_test=50)
     runs = tmp_path_factory.mktemp("schema-runs")
-    cnnlab.train("mlp", "mnist", data_root=str(data), out=runs, epochs=1, batch_size=50,
-                 precision="fp32", progress=False, log=lambda line: None)
+    cnnlab.train(
+        "mlp",
+        "mnist",
+        data_root=str(data),
+        out=runs,
+        epochs=1,
+        batch_size=50,
+        precision="fp32",
+        progress=False,
+        log=lambda line: None,
+    )
     return runs
 
 
@@ -70,8 +79,11 @@ def test_the_checks_in_code_are_in_the_schema(openapi):
 
 def test_options_on_an_api_path_says_what_it_allows(app):
     client = TestClient(app, base_url=LOCAL)
-    for path, allowed in (("/api/explore/look", "OPTIONS, POST"), ("/api/monitor/runs/mlp-mnist/curves", "GET, OPTIONS"),
-                          ("/api/monitor/runs/x/confusion/1/2", "GET, OPTIONS")):
+    for path, allowed in (
+        ("/api/explore/look", "OPTIONS, POST"),
+        ("/api/monitor/runs/mlp-mnist/curves", "GET, OPTIONS"),
+        ("/api/monitor/runs/x/confusion/1/2", "GET, OPTIONS"),
+    ):
         answer = client.options(path)
         assert answer.status_code == 204 and answer.headers["allow"] == allowed, path
     missing = client.options("/api/no/such/thing")
@@ -87,11 +99,17 @@ def png_data_url(pixels: np.ndarray) -> str:
 
 
 # Valid images for every `format: data-url` field: grey or RGB, 1 to 40 pixels a side, any content
-schemathesis.openapi.format("data-url", st.builds(
-    lambda side, colour, seed: png_data_url(np.random.default_rng(seed).integers(
-        0, 256, (side[0], side[1], 3) if colour else side, dtype=np.uint8)),
-    st.tuples(st.integers(1, 40), st.integers(1, 40)), st.booleans(), st.integers(0, 2 ** 16)))
-
+schemathesis.openapi.format(
+    "data-url",
+    st.builds(
+        lambda side, colour, seed: png_data_url(
+            np.random.default_rng(seed).integers(0, 256, (side[0], side[1], 3) if colour else side, dtype=np.uint8)
+        ),
+        st.tuples(st.integers(1, 40), st.integers(1, 40)),
+        st.booleans(),
+        st.integers(0, 2**16),
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +135,13 @@ def aimed_at_the_run(case, real: bool) -> None:
 # No 5xx, and every answer as documented: its status, content type, headers and body. Not "positive data
 # acceptance": a schema-valid request may still be refused with a documented 400 for what no static schema can
 # say (class 12 of a 10-class run, bytes that are no image)
-CHECKS = [schemathesis.checks.not_a_server_error, schemathesis.checks.status_code_conformance,
-          schemathesis.checks.content_type_conformance, schemathesis.checks.response_headers_conformance,
-          schemathesis.checks.response_schema_conformance]
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    schemathesis.checks.status_code_conformance,
+    schemathesis.checks.content_type_conformance,
+    schemathesis.checks.response_headers_conformance,
+    schemathesis.checks.response_schema_conformance,
+]
 
 
 def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(served_schema):
@@ -130,13 +152,19 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(served_sc
         operation = result.ok()
 
         @given(case=operation.as_strategy(), real=st.booleans())
-        @settings(max_examples=12, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+        @settings(
+            max_examples=12,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+        )
         def check(case, real):
             aimed_at_the_run(case, real)
             response = case.call_and_validate(headers={"Host": "127.0.0.1"}, checks=CHECKS)
             if response.status_code == 200:
-                reached[operation.label] += 1        # noqa: B023   check() runs in this same iteration
+                reached[operation.label] += 1  # noqa: B023   check() runs in this same iteration
 
         try:
             check()

@@ -1,6 +1,7 @@
 """The explorer is closed to other sites and bounded in what a request can make it hold (issue 30): DNS rebinding
 (a Host header it was not started for), memory under a flood of uploads, bodies without a length, and
 `cnnlab serve`'s own checks of its port and folder."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,15 +36,29 @@ def no_runs(tmp_path_factory) -> Path:
 # ---------------------------------------------------------------- DNS rebinding
 
 
-@pytest.mark.parametrize("base", ["http://127.0.0.1", "http://127.0.0.1:8000", "http://localhost:8000",
-                                  "http://LOCALHOST", "http://[::1]:8000"])
+@pytest.mark.parametrize(
+    "base",
+    ["http://127.0.0.1", "http://127.0.0.1:8000", "http://localhost:8000", "http://LOCALHOST", "http://[::1]:8000"],
+)
 def test_the_loopback_names_are_answered(no_runs, base):
     answer = TestClient(create_app(no_runs), base_url=base).get("/api/explore/runs")
     assert answer.status_code == 200 and answer.json() == []
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.1.nip.io",
-                                  "testserver", "", "localhost:80:80", "[::1", "localhost:http"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8000",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io",
+        "testserver",
+        "",
+        "localhost:80:80",
+        "[::1",
+        "localhost:http",
+    ],
+)
 def test_a_host_it_was_not_started_for_is_refused_in_one_line(no_runs, host):
     client = TestClient(create_app(no_runs), base_url="http://127.0.0.1")
     for method, path in (("GET", "/api/explore/runs"), ("POST", "/api/monitor/compare"), ("GET", "/")):
@@ -51,7 +66,7 @@ def test_a_host_it_was_not_started_for_is_refused_in_one_line(no_runs, host):
         assert answer.status_code == 400, (host, path)
         error = answer.json()["error"]
         assert "\n" not in error and "not one this server was started for" in error
-        assert str(no_runs) not in answer.text                 # nothing about the runs leaks
+        assert str(no_runs) not in answer.text  # nothing about the runs leaks
 
 
 def test_the_host_given_to_serve_is_answered_too(no_runs):
@@ -111,11 +126,20 @@ async def asgi_post(app, chunks, headers) -> tuple[int, dict, int]:
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/api/monitor/compare", "raw_path": b"/api/monitor/compare", "query_string": b"",
-             "root_path": "",
-             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"), *headers],
-             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/monitor/compare",
+        "raw_path": b"/api/monitor/compare",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
     await app(scope, receive, send)
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -124,11 +148,11 @@ async def asgi_post(app, chunks, headers) -> tuple[int, dict, int]:
 
 def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(no_runs):
     app = create_app(no_runs)
-    megabyte = b" " * 2 ** 20
-    endless = (megabyte for _ in range(10_000))                   # 10 GB, if it were read whole
+    megabyte = b" " * 2**20
+    endless = (megabyte for _ in range(10_000))  # 10 GB, if it were read whole
     status, answer, pulled = asyncio.run(asgi_post(app, endless, [(b"transfer-encoding", b"chunked")]))
     assert status == 413 and "limit" in answer["error"] and "\n" not in answer["error"]
-    assert MAX_REQUEST_BYTES < pulled <= MAX_REQUEST_BYTES + 2 ** 20     # stopped at the first megabyte past it
+    assert MAX_REQUEST_BYTES < pulled <= MAX_REQUEST_BYTES + 2**20  # stopped at the first megabyte past it
     # a chunked body under the limit is read and answered as usual
     small = iter([b'{"runs": [', b'"nothing"]}'])
     status, answer, _ = asyncio.run(asgi_post(app, small, [(b"transfer-encoding", b"chunked")]))
@@ -137,10 +161,9 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(no_runs):
 
 def test_a_lying_content_length_is_no_way_round_the_limit(no_runs):
     app = create_app(no_runs)
-    megabyte = b" " * 2 ** 20
-    status, _, pulled = asyncio.run(asgi_post(app, (megabyte for _ in range(10_000)),
-                                              [(b"content-length", b"100")]))
-    assert status == 413 and pulled <= MAX_REQUEST_BYTES + 2 ** 20
+    megabyte = b" " * 2**20
+    status, _, pulled = asyncio.run(asgi_post(app, (megabyte for _ in range(10_000)), [(b"content-length", b"100")]))
+    assert status == 413 and pulled <= MAX_REQUEST_BYTES + 2**20
 
 
 def test_a_real_server_stops_reading_a_huge_chunked_body(no_runs):
@@ -149,9 +172,11 @@ def test_a_real_server_stops_reading_a_huge_chunked_body(no_runs):
     with serving(no_runs) as url:
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-            connection.sendall(b"POST /api/monitor/compare HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                               b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-            chunk = b"%x\r\n%s\r\n" % (2 ** 20, b" " * 2 ** 20)
+            connection.sendall(
+                b"POST /api/monitor/compare HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            chunk = b"%x\r\n%s\r\n" % (2**20, b" " * 2**20)
             sent, answer = 0, b""
             while sent < 200:
                 readable, _, _ = select.select([connection], [connection], [], 10)
@@ -160,14 +185,14 @@ def test_a_real_server_stops_reading_a_huge_chunked_body(no_runs):
                     break
                 try:
                     connection.sendall(chunk)
-                except OSError:                # the server closed while we sent: its answer is waiting
+                except OSError:  # the server closed while we sent: its answer is waiting
                     answer = connection.recv(65536)
                     break
                 sent += 1
             while b"limit" not in answer and (more := connection.recv(65536)):
-                answer += more                  # the body may come after the head
+                answer += more  # the body may come after the head
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-        assert sent < 60                        # ~28 MB is the limit; the rest was never read
+        assert sent < 60  # ~28 MB is the limit; the rest was never read
         assert b"MB limit" in answer
 
 
@@ -187,8 +212,9 @@ def big_png(side: int) -> str:
 
 def start_serve(runs: Path, port: int, **popen) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", str(runs), "--port", str(port)], env=env,
-                            text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", "serve", str(runs), "--port", str(port)], env=env, text=True, **popen
+    )
 
 
 def free_port() -> int:
@@ -212,7 +238,7 @@ def test_a_flood_of_large_uploads_does_not_take_the_memory(no_runs):
     port = free_port()
     server = start_serve(no_runs, port, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert "cnnlab explorer" in server.stdout.readline()         # printed once the port is bound
+        assert "cnnlab explorer" in server.stdout.readline()  # printed once the port is bound
         body = json.dumps({"image": big_png(7990)}).encode()
 
         def upload(_):
@@ -224,7 +250,7 @@ def test_a_flood_of_large_uploads_does_not_take_the_memory(no_runs):
             return answer.status, reply
 
         assert upload(0)[0] == 200
-        before = peak_mb(server.pid)                                  # one decode's worth, and start-up
+        before = peak_mb(server.pid)  # one decode's worth, and start-up
         with ThreadPoolExecutor(3) as pool:
             answers = list(pool.map(upload, range(6)))
         assert [status for status, _ in answers] == [200] * 6
@@ -238,9 +264,9 @@ def test_a_flood_of_large_uploads_does_not_take_the_memory(no_runs):
 # ---------------------------------------------------------------- cnnlab serve's own checks
 
 
-@pytest.mark.parametrize("port", ["70000", "-1", str(10 ** 30), "80.5", "eighty"])
+@pytest.mark.parametrize("port", ["70000", "-1", str(10**30), "80.5", "eighty"])
 def test_a_port_that_is_no_port_is_one_line(capsys, port):
-    with pytest.raises(SystemExit) as refused:         # argparse's refusal: a usage error
+    with pytest.raises(SystemExit) as refused:  # argparse's refusal: a usage error
         main(["serve", f"--port={port}"])
     assert refused.value.code == 2
     err = capsys.readouterr().err
@@ -265,9 +291,9 @@ def test_two_servers_started_together_on_one_port_one_wins_the_other_says_so(no_
             time.sleep(0.1)
         losers = [s for s in servers if s.poll() is not None]
         assert len(losers) == 1
-        loser, = losers
+        (loser,) = losers
         out, err = loser.communicate(timeout=30)
-        assert loser.returncode == 2 and out == ""                    # it never said it was serving
+        assert loser.returncode == 2 and out == ""  # it never said it was serving
         assert err.count("\n") == 1 and f"cannot serve on 127.0.0.1:{port}" in err and "choose another --port" in err
         winner = next(s for s in servers if s is not loser)
         assert winner.poll() is None and "cnnlab explorer" in winner.stdout.readline()

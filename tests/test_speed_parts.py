@@ -1,6 +1,7 @@
 """The faster parts of the training step do what the slower ones they replace did: cnnlab's dropout drops each
 value independently with probability p, its max-pool gives torch's values, and the fused optimizer step is torch's
 update, rounded differently."""
+
 import pytest
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from cnnlab.training.loop import make_optimizer, set_lr
 def test_dropout_drops_each_value_independently_with_probability_p(p):
     torch.manual_seed(0)
     layer = Dropout(p).train()
-    out = layer(torch.ones(1000, 1001))           # an odd count: the last 64-bit draw is cut short
+    out = layer(torch.ones(1000, 1001))  # an odd count: the last 64-bit draw is cut short
     kept = out != 0
     n = kept.numel()
     assert torch.allclose(out[kept], torch.tensor(1 / (1 - p)))
@@ -37,7 +38,7 @@ def test_dropout_is_nothing_in_eval_mode_and_its_gradient_is_its_mask():
     out.sum().backward()
     assert torch.equal(x.grad, (out != 0).float() / 0.7)
     torch.manual_seed(1)
-    assert torch.equal(layer(x), out)                 # the global seed decides the mask: resumable runs repeat it
+    assert torch.equal(layer(x), out)  # the global seed decides the mask: resumable runs repeat it
     assert not torch.equal(layer(x), out)
     assert isinstance(layer, nn.Dropout) and layer.p == 0.3
 
@@ -48,12 +49,12 @@ def test_the_lessons_networks_use_it():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("shape", [(4, 8, 16, 16), (3, 5, 7, 9), (6, 15, 14)])    # odd sides; one image, no batch
+@pytest.mark.parametrize("shape", [(4, 8, 16, 16), (3, 5, 7, 9), (6, 15, 14)])  # odd sides; one image, no batch
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_max_pool_without_gradient_gives_torchs_values_by_its_own_path(dtype, shape, channels_last, monkeypatch):
     torch.manual_seed(0)
-    x = torch.randn(shape).to(dtype).round(decimals=1)         # rounded: many ties between the four of a window
-    x.view(-1)[::37] = float("nan")                            # a NaN wins its window, as in torch's pooling
+    x = torch.randn(shape).to(dtype).round(decimals=1)  # rounded: many ties between the four of a window
+    x.view(-1)[::37] = float("nan")  # a NaN wins its window, as in torch's pooling
     x.view(-1)[::11] = -float("inf")
     channels_last = channels_last and x.ndim == 4
     if channels_last:
@@ -70,13 +71,13 @@ def test_max_pool_without_gradient_gives_torchs_values_by_its_own_path(dtype, sh
 def test_max_pool_with_gradient_or_another_window_is_torchs():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 9, 8, requires_grad=True)
-    MaxPool2d(2).eval()(x).square().sum().backward()         # eval mode, but a gradient is wanted: torch's pooling
+    MaxPool2d(2).eval()(x).square().sum().backward()  # eval mode, but a gradient is wanted: torch's pooling
     mine = x.grad.clone()
     x.grad = None
     nn.functional.max_pool2d(x, 2).square().sum().backward()
     assert torch.equal(mine, x.grad)
     with torch.no_grad():
-        for args in ((3, 2), (2, 1), (2, 2, 1)):        # windows that overlap, or a padded one: torch's pooling
+        for args in ((3, 2), (2, 1), (2, 2, 1)):  # windows that overlap, or a padded one: torch's pooling
             assert torch.equal(MaxPool2d(*args)(x), nn.functional.max_pool2d(x, *args)), args
         assert torch.equal(MaxPool2d(2, ceil_mode=True)(x), nn.functional.max_pool2d(x, 2, ceil_mode=True))
     assert all(type(m) is MaxPool2d for m in create_model("lesson-cnn").modules() if isinstance(m, nn.MaxPool2d))
@@ -84,8 +85,15 @@ def test_max_pool_with_gradient_or_another_window_is_torchs():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_the_fused_step_is_torchs_update(optimizer):
-    recipe = Recipe(epochs=1, batch_size=8, lr=0.05, optimizer=optimizer, nesterov=optimizer == "sgd",
-                    weight_decay=5e-4, bias_lr_scale=4.0)
+    recipe = Recipe(
+        epochs=1,
+        batch_size=8,
+        lr=0.05,
+        optimizer=optimizer,
+        nesterov=optimizer == "sgd",
+        weight_decay=5e-4,
+        bias_lr_scale=4.0,
+    )
     torch.manual_seed(0)
     fused_model, plain_model = create_model("mnist-cnn"), create_model("mnist-cnn")
     plain_model.load_state_dict(fused_model.state_dict())
@@ -94,8 +102,12 @@ def test_the_fused_step_is_torchs_update(optimizer):
     assert all(group["fused"] for group in fused.param_groups)
     twin = {id(p): q for p, q in zip(fused_model.parameters(), plain_model.parameters())}
     # the same groups and settings over the twin model's parameters, stepped as torch does by default
-    plain = type(fused)([{**{k: v for k, v in group.items() if k != "fused"},
-                          "params": [twin[id(p)] for p in group["params"]]} for group in fused.param_groups])
+    plain = type(fused)(
+        [
+            {**{k: v for k, v in group.items() if k != "fused"}, "params": [twin[id(p)] for p in group["params"]]}
+            for group in fused.param_groups
+        ]
+    )
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     for _ in range(3):
         for model, opt in ((fused_model, fused), (plain_model, plain)):
@@ -105,4 +117,4 @@ def test_the_fused_step_is_torchs_update(optimizer):
             opt.step()
     for a, b in zip(fused_model.parameters(), plain_model.parameters()):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
-    assert all(not torch.allclose(a, b) for a, b in zip(start, fused_model.parameters()))      # it did move
+    assert all(not torch.allclose(a, b) for a, b in zip(start, fused_model.parameters()))  # it did move

@@ -1,4 +1,5 @@
 """`cnnlab summary`: shapes, parameters, MACs and geometry, checked against hand-computed values."""
+
 from torch import nn
 
 from cnnlab.cli import main
@@ -6,11 +7,12 @@ from cnnlab.models.summary import layer_rows
 
 
 def test_conv_rows_follow_the_output_size_formula():
-    model = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(8 * 7 * 7, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 5, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 7 * 7, 10)
+    )
     rows = layer_rows(model, (3, 32, 32))
     conv, relu, pool, flat, fc = rows
-    assert conv.output_shape == (8, 15, 15)          # (32 - 5 + 2*1) / 2 + 1 = 15
+    assert conv.output_shape == (8, 15, 15)  # (32 - 5 + 2*1) / 2 + 1 = 15
     assert conv.geometry == "k5 s2 p1" and conv.parameters == 3 * 8 * 25 + 8
     assert conv.macs == 8 * 15 * 15 * 3 * 25
     assert pool.output_shape == (8, 7, 7) and pool.geometry == "k2 s2 p0" and pool.macs == 0

@@ -1,11 +1,11 @@
 """The training loop: it learns, keeps the best weights, survives Ctrl-C, and resumes to the same result."""
+
 import json
 
 import pytest
 import torch
 
-from cnnlab.models import create_model
-from cnnlab.models import Recipe
+from cnnlab.models import Recipe, create_model
 from cnnlab.predict import Predictor
 from cnnlab.training.checkpoint import load_training_state, load_weights, save_training_state, save_weights
 from cnnlab.training.config import RunConfig
@@ -21,13 +21,13 @@ def config(root, **changes):
 def test_mlp_learns_and_writes_its_run_folder(mnist_root, tmp_path):
     run = train(config(mnist_root), tmp_path / "run", progress=False, log=lambda s: None)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["test"]["accuracy"] > 0.6                 # chance is 0.1
+    assert info["test"]["accuracy"] > 0.6  # chance is 0.1
     assert len(info["history"]) == 4 and info["status"] == "finished"
     assert info["best"]["valid_loss"] == min(h["valid_loss"] for h in info["history"])
     for name in ("best.safetensors", "last.safetensors", "metrics.csv", "curves.png", "confusion.png", "samples.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 5
-    assert not list((tmp_path / "run").glob(".*tmp"))   # no temporary files left
+    assert not list((tmp_path / "run").glob(".*tmp"))  # no temporary files left
     trained = Predictor.from_run(tmp_path / "run")
     assert not trained.model.training
     best_epoch_model = create_model("mlp")
@@ -61,8 +61,9 @@ def test_resume_after_interrupt_gives_the_same_weights(mnist_root, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(config(mnist_root), tmp_path / "cut", progress=False, on_epoch_end=interrupt_after_two,
-              log=lambda s: None)
+        train(
+            config(mnist_root), tmp_path / "cut", progress=False, on_epoch_end=interrupt_after_two, log=lambda s: None
+        )
     assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "interrupted"
     resumed = train(config(mnist_root), tmp_path / "cut", resume=True, progress=False, log=lambda s: None)
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -84,7 +85,7 @@ def test_recipe_schedules():
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.01
     assert lrs.index(max(lrs)) == 20
     exp = Recipe(epochs=3, batch_size=1, lr=1.0, schedule="exponential", decay=0.25)
-    assert [exp.lr_at(s, 30, 10) for s in (0, 5, 10, 25)] == [1.0, 0.5, 0.25, 0.25 ** 2.5]
+    assert [exp.lr_at(s, 30, 10) for s in (0, 5, 10, 25)] == [1.0, 0.5, 0.25, 0.25**2.5]
     assert Recipe(epochs=1, batch_size=1, lr=0.3, schedule="constant").lr_at(5, 10, 10) == 0.3
 
 
@@ -111,11 +112,15 @@ def test_validation_and_test_images_are_never_augmented(mnist_root, tmp_path, mo
         return real_evaluate(model, batches, *args)
 
     monkeypatch.setattr(loop, "train_epoch", spy_train_epoch)
-    monkeypatch.setattr(metrics, "evaluate", spy_evaluate)      # what every evaluation goes through
-    run = train(config(mnist_root, epochs=1, augment="flip,rotate=30,crop=4,cutout=8"), tmp_path / "run",
-                progress=False, log=lambda s: None)
+    monkeypatch.setattr(metrics, "evaluate", spy_evaluate)  # what every evaluation goes through
+    run = train(
+        config(mnist_root, epochs=1, augment="flip,rotate=30,crop=4,cutout=8"),
+        tmp_path / "run",
+        progress=False,
+        log=lambda s: None,
+    )
     assert trained_on[0].augment is not None
-    valid, test = evaluated_on                            # epoch 1's validation, then the final test
+    valid, test = evaluated_on  # epoch 1's validation, then the final test
     for seen, part in ((valid, run.valid_set), (test, run.data.test)):
         plain = (part.images.float() / 255 - run.preprocess.mean[0]) / run.preprocess.std[0]
         assert seen.shape == plain.shape and torch.allclose(seen, plain, atol=1e-5)
@@ -129,10 +134,10 @@ def test_the_last_epochs_test_accuracy_is_recorded_beside_the_best_ones(mnist_ro
     last = record.last_epoch_test
     assert last.epoch == epochs
     load_training_state(tmp_path / "run" / "last.safetensors", run.model, run.optimizer)
-    assert last.accuracy == run.evaluate(run.data.test).accuracy           # the last weights, tested
+    assert last.accuracy == run.evaluate(run.data.test).accuracy  # the last weights, tested
     saved = json.loads((tmp_path / "run" / "run.json").read_text())["last_epoch_test"]
     assert saved == {"epoch": epochs, "loss": last.loss, "accuracy": last.accuracy}
-    said = any("the last epoch's" in line for line in lines)       # said only when the kept epoch is another
+    said = any("the last epoch's" in line for line in lines)  # said only when the kept epoch is another
     assert said == (record.best.epoch != epochs)
     if record.best.epoch == epochs:
         assert (last.loss, last.accuracy) == (record.test.loss, record.test.accuracy)
@@ -143,7 +148,7 @@ def test_a_recipes_dropout_is_what_the_model_trains_with_and_is_checked(mnist_ro
 
     run = train(config(mnist_root, epochs=1, dropout=0.0), tmp_path / "run", progress=False, log=lambda s: None)
     rates = [m.p for m in run.model.modules() if isinstance(m, torch.nn.Dropout)]
-    assert rates == [0.0] and create_model("mlp").dropout.p == 0.2      # the model's own rate is 0.2
+    assert rates == [0.0] and create_model("mlp").dropout.p == 0.2  # the model's own rate is 0.2
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["recipe"]["dropout"] == 0.0
     assert "dropout 0" in RECIPE.replace(dropout=0.0).describe() and "dropout" not in RECIPE.describe()
     with pytest.raises(CnnlabError, match="dropout 1.0: must be in"):
@@ -156,13 +161,12 @@ def test_a_recipes_dropout_is_what_the_model_trains_with_and_is_checked(mnist_ro
 def test_validation_loss_is_the_training_criterion_label_smoothing_included(mnist_root, tmp_path):
     import torch.nn.functional as F
 
-    run = train(config(mnist_root, epochs=1, label_smoothing=0.3), tmp_path / "run", progress=False,
-                log=lambda s: None)
+    run = train(config(mnist_root, epochs=1, label_smoothing=0.3), tmp_path / "run", progress=False, log=lambda s: None)
     x, y = next(iter(run.batches(run.valid_set, batch_size=len(run.valid_set.labels))))
     with torch.no_grad():
         scores = run.model.eval()(x)
     smoothed, plain = F.cross_entropy(scores, y, label_smoothing=0.3), F.cross_entropy(scores, y)
-    assert smoothed > plain + 0.1                          # the two differ, so the test tells them apart
+    assert smoothed > plain + 0.1  # the two differ, so the test tells them apart
     assert run.record.history[0].valid_loss == pytest.approx(float(smoothed), rel=1e-5)
     assert Predictor.from_run(tmp_path / "run").evaluate().loss == pytest.approx(run.record.test.loss, rel=1e-6)
     assert "label smoothing 0.3" in run.config.recipe.describe()

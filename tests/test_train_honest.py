@@ -1,6 +1,7 @@
 """The training side of 'the same number everywhere' and 'nothing lost': evaluate reproduces the training's own
 test exactly, a run is listed from its first second, the commands printed after Ctrl-C work as printed, the
 recipe's defaults are the measured ones, and a full disk asks for what the run really needs."""
+
 from __future__ import annotations
 
 import json
@@ -19,14 +20,27 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("model, precision", [("lesson-cnn", "auto"), ("mlp", "bf16"), ("mlp", "fp32")])
 def test_evaluate_reproduces_the_training_test_to_the_last_digit(tmp_path, model, precision, capsys):
     # conv models are trained and tested channels-last, and bf16 where the CPU is fast at it: evaluate must too
-    import cnnlab
     from conftest import make_cifar, make_mnist
 
-    root = make_cifar(tmp_path / "data", per_batch=40) if model == "lesson-cnn" else \
-        make_mnist(tmp_path / "data", n_train=300, n_test=120)
+    import cnnlab
+
+    root = (
+        make_cifar(tmp_path / "data", per_batch=40)
+        if model == "lesson-cnn"
+        else make_mnist(tmp_path / "data", n_train=300, n_test=120)
+    )
     dataset = "cifar10" if model == "lesson-cnn" else "mnist"
-    run = cnnlab.train(model, dataset, data_root=str(root), epochs=1, batch_size=32, precision=precision,
-                       out=tmp_path / "runs", progress=False, log=lambda line: None)
+    run = cnnlab.train(
+        model,
+        dataset,
+        data_root=str(root),
+        epochs=1,
+        batch_size=32,
+        precision=precision,
+        out=tmp_path / "runs",
+        progress=False,
+        log=lambda line: None,
+    )
     again = run.evaluate()
     assert again.loss == run.record.test.loss
     assert again.confusion.tolist() == run.record.test.confusion
@@ -41,7 +55,7 @@ def test_cifar_fast_holds_out_what_its_measured_figures_used():
     from cnnlab.cli import build_parser
 
     args = build_parser().parse_args(["train", "cifar-fast", "--dataset", "cifar10"])
-    assert args.valid_fraction is None          # the command line's default is the recipe's
+    assert args.valid_fraction is None  # the command line's default is the recipe's
 
 
 def test_a_new_run_is_listed_from_its_first_second_and_its_status_is_an_enum(mnist_root, tmp_path, monkeypatch):
@@ -69,8 +83,21 @@ def test_ctrl_c_prints_commands_that_keep_the_users_flags(mnist_root, tmp_path, 
         raise KeyboardInterrupt
 
     monkeypatch.chdir(tmp_path)
-    argv = ["train", "mlp", "--data-root", str(mnist_root), "--epochs", "2", "--batch-size", "64", "--no-progress",
-            "--out", "elsewhere", "--name", "my run"]
+    argv = [
+        "train",
+        "mlp",
+        "--data-root",
+        str(mnist_root),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--no-progress",
+        "--out",
+        "elsewhere",
+        "--name",
+        "my run",
+    ]
     monkeypatch.setattr(loop, "train_epoch", ctrl_c)
     assert main(argv) == 130
     out = capsys.readouterr().out
@@ -100,7 +127,7 @@ def test_a_full_disk_asks_for_the_space_the_run_needs(tmp_path, monkeypatch):
 
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / "last.safetensors").write_bytes(b"x" * 11_000_000)       # the old checkpoint, replaced next
+    (folder / "last.safetensors").write_bytes(b"x" * 11_000_000)  # the old checkpoint, replaced next
     free = 3_000_000
 
     class Stats:
@@ -136,8 +163,18 @@ def test_compare_says_when_losses_are_of_different_kinds(mnist_root, tmp_path, c
     from cnnlab import plots
 
     for name, smoothing in (("plain", 0.0), ("smoothed", 0.2)):
-        cnnlab.train("mlp", "mnist", data_root=str(mnist_root), epochs=1, batch_size=64, precision="fp32",
-                     label_smoothing=smoothing, folder=tmp_path / name, progress=False, log=lambda line: None)
+        cnnlab.train(
+            "mlp",
+            "mnist",
+            data_root=str(mnist_root),
+            epochs=1,
+            batch_size=64,
+            precision="fp32",
+            label_smoothing=smoothing,
+            folder=tmp_path / name,
+            progress=False,
+            log=lambda line: None,
+        )
     drawn = []
     real = plots.compare_curves
     monkeypatch.setattr(plots, "compare_curves", lambda names, histories: drawn.append(names) or real(names, histories))
@@ -200,9 +237,19 @@ def test_cnnlab_makes_waiting_openmp_threads_sleep_not_spin():
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    shown = subprocess.run([sys.executable, "-c", "import cnnlab, os; print(os.environ['OMP_WAIT_POLICY'])"],
-                           capture_output=True, text=True, env=env, timeout=120)
+    shown = subprocess.run(
+        [sys.executable, "-c", "import cnnlab, os; print(os.environ['OMP_WAIT_POLICY'])"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert shown.stdout.strip() == "PASSIVE", shown.stderr
-    kept = subprocess.run([sys.executable, "-c", "import cnnlab, os; print(os.environ['OMP_WAIT_POLICY'])"],
-                          capture_output=True, text=True, env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, timeout=120)
-    assert kept.stdout.strip() == "ACTIVE"          # a user's own choice stands
+    kept = subprocess.run(
+        [sys.executable, "-c", "import cnnlab, os; print(os.environ['OMP_WAIT_POLICY'])"],
+        capture_output=True,
+        text=True,
+        env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+        timeout=120,
+    )
+    assert kept.stdout.strip() == "ACTIVE"  # a user's own choice stands

@@ -1,9 +1,10 @@
 """cnnlab: learn, train, inspect and visualize convolutional neural networks for image classification.
 
-    import cnnlab
-    run = cnnlab.train("mlp", "mnist")        # or cnnlab.load("runs/mlp-mnist")
-    run.predict(["digit.png"]); run.explain("digit.png", "saliency").figure
+import cnnlab
+run = cnnlab.train("mlp", "mnist")        # or cnnlab.load("runs/mlp-mnist")
+run.predict(["digit.png"]); run.explain("digit.png", "saliency").figure
 """
+
 import os
 
 # OpenMP threads that wait for work sleep instead of spinning: beside other busy processes a spinning thread takes
@@ -13,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cnnlab.version import __version__  # noqa: E402
 
-API = ("Run", "explore", "load", "resume", "train")           # in cnnlab.api
+API = ("Run", "explore", "load", "resume", "train")  # in cnnlab.api
 __all__ = [*API, "__version__"]
 
 

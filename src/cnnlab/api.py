@@ -13,6 +13,7 @@ Your own network: `cnnlab.train(Net(), "cifar10", recipe="lesson-cnn")`, `cnnlab
 Everything underneath stays reachable: `run.record` (the typed run.json), `run.predictor` (the model and its input
 contract), `cnnlab.training`, `cnnlab.inspect`, `cnnlab.plots`.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,8 @@ from cnnlab.serve.notebook import explore
 from cnnlab.training.config import make_config
 from cnnlab.training.custom import own_config
 from cnnlab.training.folder import new_run_folder
-from cnnlab.training.loop import committed_record, curves, train as train_run
+from cnnlab.training.loop import committed_record, curves
+from cnnlab.training.loop import train as train_run
 from cnnlab.training.metrics import Evaluation
 from cnnlab.training.record import RunRecord
 
@@ -39,10 +41,10 @@ class Run:
         if weights not in ("best", "last"):
             raise CnnlabError(f"weights {weights!r:.60}: use best or last")
         self.folder, self.weights = Path(folder_path(folder, "run folder")), weights
-        self.model = model              # a learner's own network: its class or an instance
+        self.model = model  # a learner's own network: its class or an instance
         self.record = RunRecord.load(self.folder)
         self._predictor: Predictor | None = None
-        if self.record.model.own:       # the class checked against the record now, not at the first prediction
+        if self.record.model.own:  # the class checked against the record now, not at the first prediction
             self._predictor = Predictor.from_run(self.folder, self.weights, model)
 
     def __repr__(self) -> str:
@@ -99,8 +101,18 @@ class Run:
         return explore(self, port=port)
 
 
-def train(model, dataset: str | None = None, *, folder=None, out="runs", recipe=None, overwrite: bool = False,
-          progress: bool = True, log=print, **options) -> Run:
+def train(
+    model,
+    dataset: str | None = None,
+    *,
+    folder=None,
+    out="runs",
+    recipe=None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log=print,
+    **options,
+) -> Run:
     """Train `model` on `dataset` (default: MNIST for 28x28 grey models, CIFAR-10 for 32x32 colour ones) with its
     recipe; `options` override recipe fields (epochs, lr, batch_size, augment, ...) or run settings (seed, device,
     data_root, valid_fraction, ...). The run goes into `folder` (default: out/MODEL-DATASET, numbered if taken);
@@ -111,10 +123,13 @@ def train(model, dataset: str | None = None, *, folder=None, out="runs", recipe=
     `"lesson-cnn:best"`), a `Recipe`, or the data set's default, and `dataset` must be named."""
     own = not isinstance(model, str)
     if own and dataset is None:
-        raise CnnlabError("name the data set your network is for, e.g. cnnlab.train(Net(), \"cifar10\")")
+        raise CnnlabError('name the data set your network is for, e.g. cnnlab.train(Net(), "cifar10")')
     config = own_config(model, dataset, recipe, **options) if own else make_config(model, dataset, recipe, **options)
-    folder = folder_path(folder, "folder") if folder is not None else \
-        new_run_folder(folder_path(out, "out"), f"{config.model}-{config.dataset}")
+    folder = (
+        folder_path(folder, "folder")
+        if folder is not None
+        else new_run_folder(folder_path(out, "out"), f"{config.model}-{config.dataset}")
+    )
     trained = train_run(config, folder, overwrite=overwrite, progress=progress, log=log, model=model if own else None)
     return Run(trained.folder, model=trained.model if own else None)
 

@@ -8,6 +8,7 @@ input shape and class names in its metadata (ONNX: `metadata_props`; TorchScript
 Any model a Predictor holds is exported, a registry model or a custom nn.Module. ONNX needs the `onnx` package
 (`pip install 'cnnlab[export]'`); onnxruntime, when installed, checks the file against PyTorch on a few inputs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from cnnlab.errors import CnnlabError
 
-if TYPE_CHECKING:                   # torch is imported where it is used: the CLI reads FORMATS in a blink
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads FORMATS in a blink
     from cnnlab.predict import Predictor
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -34,10 +35,10 @@ class Exported:
     path: Path
     format: str
     metadata: dict[str, str]
-    max_difference: float | None = None     # onnxruntime against PyTorch, when onnxruntime is installed
+    max_difference: float | None = None  # onnxruntime against PyTorch, when onnxruntime is installed
 
 
-def metadata(predictor: "Predictor") -> dict[str, str]:
+def metadata(predictor: Predictor) -> dict[str, str]:
     """The input contract as strings: what a program needs to turn an image into the model's input."""
     p = predictor.preprocess
     c, h, w = p.shape
@@ -54,7 +55,7 @@ def metadata(predictor: "Predictor") -> dict[str, str]:
     }
 
 
-def export(predictor: "Predictor", path, format: str = "onnx", check: bool = True) -> Exported:
+def export(predictor: Predictor, path, format: str = "onnx", check: bool = True) -> Exported:
     """Write the predictor's model to `path` in `format`; the file appears whole or not at all."""
     import torch
 
@@ -65,7 +66,7 @@ def export(predictor: "Predictor", path, format: str = "onnx", check: bool = Tru
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = predictor.model.eval().float().to("cpu", memory_format=torch.contiguous_format)
-    example = torch.zeros(2, *predictor.input_shape)     # two images: the batch stays a free dimension
+    example = torch.zeros(2, *predictor.input_shape)  # two images: the batch stays a free dimension
     info = metadata(predictor)
     partial = path.with_name(path.name + ".partial")
     try:
@@ -93,8 +94,9 @@ def write_onnx(model, example, path: Path, info: dict[str, str], name: str) -> N
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise CnnlabError(f"{name}: the exported ONNX file does not pass onnx.checker ({str(e).splitlines()[0]})") \
-            from None
+        raise CnnlabError(
+            f"{name}: the exported ONNX file does not pass onnx.checker ({str(e).splitlines()[0]})"
+        ) from None
     onnx.save(proto, str(path))
 
 
@@ -108,13 +110,20 @@ def trace_to_onnx(model, example, path: Path, name: str) -> None:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                              dynamic_axes={"image": {0: "batch"}, "scores": {0: "batch"}}, **common)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=OPSET,
+                dynamic_axes={"image": {0: "batch"}, "scores": {0: "batch"}},
+                **common,
+            )
         if batch_is_free(path, example):
             return
         # a trace records Python numbers as constants: len(x) in a forward fixes the batch size
         first = "the traced graph fixes the batch size (len(x) or x.shape[0] used as a number in forward)"
-    except Exception as e:          # the exporter raises many kinds; each becomes a reason below
+    except Exception as e:  # the exporter raises many kinds; each becomes a reason below
         first = reason(e)
     try:
         import onnxscript  # noqa: F401  (the torch.export-based exporter's dependency)
@@ -123,14 +132,25 @@ def trace_to_onnx(model, example, path: Path, name: str) -> None:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=max(OPSET, 18),
-                              dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False, **common)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                opset_version=max(OPSET, 18),
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+                **common,
+            )
     except Exception as e:
-        raise CnnlabError(f"{name} cannot be exported to ONNX: {first}; the torch.export-based exporter: "
-                          f"{reason(e)}") from None
+        raise CnnlabError(
+            f"{name} cannot be exported to ONNX: {first}; the torch.export-based exporter: {reason(e)}"
+        ) from None
     if not batch_is_free(path, example):
-        raise CnnlabError(f"{name} cannot be exported to ONNX with a free batch size: its forward uses the batch "
-                          "size as a number (len(x)); x.shape[0] or view(-1, ...) keeps it free")
+        raise CnnlabError(
+            f"{name} cannot be exported to ONNX with a free batch size: its forward uses the batch "
+            "size as a number (len(x)); x.shape[0] or view(-1, ...) keeps it free"
+        )
 
 
 def batch_is_free(path: Path, example) -> bool:
@@ -143,7 +163,7 @@ def batch_is_free(path: Path, example) -> bool:
     x = example[:1].numpy()
     try:
         return session.run(None, {session.get_inputs()[0].name: x})[0].shape[0] == 1
-    except Exception:               # onnxruntime's errors for a shape the graph cannot take
+    except Exception:  # onnxruntime's errors for a shape the graph cannot take
         return False
 
 

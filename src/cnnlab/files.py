@@ -1,4 +1,5 @@
 """Atomic file writes: a crash or Ctrl-C never leaves a half-written file under the final name."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())     # mkstemp makes it private; a new file's usual mode instead
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; a new file's usual mode instead
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -7,6 +7,7 @@ OpenCV decodes and encodes in BGR order; that order exists only inside this modu
 PIL and OpenCV are imported inside the functions: reading a photo for a model should not pay for OpenCV,
 nor filtering a picture for PIL.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,21 +17,23 @@ import numpy as np
 from cnnlab.errors import CnnlabError
 from cnnlab.files import write_bytes
 
-
 # A 50-MP phone photo passes; PIL's own bomb limit (~89 Mpx) only warns, and resizing ignores it.
 MAX_PIXELS = 64_000_000
-MAX_ASPECT = 50        # longer side over shorter side: wider than any panorama, so a 1 x 1,000,000 PNG is refused
+MAX_ASPECT = 50  # longer side over shorter side: wider than any panorama, so a 1 x 1,000,000 PNG is refused
 
 
 def check_size(image, path) -> None:
     """Refuse, before decoding, an image too big or too thin to be a photo: its size is known from the header."""
     w, h = image.size
     if w * h > MAX_PIXELS:
-        raise CnnlabError(f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, over cnnlab's limit of "
-                          f"{MAX_PIXELS / 1e6:.0f} Mpx per image; shrink it first")
+        raise CnnlabError(
+            f"{path}: {w}x{h} is {w * h / 1e6:.0f} Mpx, over cnnlab's limit of "
+            f"{MAX_PIXELS / 1e6:.0f} Mpx per image; shrink it first"
+        )
     if min(w, h) == 0 or max(w, h) > MAX_ASPECT * min(w, h):
-        raise CnnlabError(f"{path}: {w}x{h} is not a picture cnnlab takes (sides more than {MAX_ASPECT}:1 apart); "
-                          "crop it first")
+        raise CnnlabError(
+            f"{path}: {w}x{h} is not a picture cnnlab takes (sides more than {MAX_ASPECT}:1 apart); crop it first"
+        )
 
 
 def open_image(source: str | Path | bytes, name: str = "upload"):
@@ -52,11 +55,13 @@ def open_image(source: str | Path | bytes, name: str = "upload"):
             check_size(im, path)
             im.load()
             return upright(im).copy()
-    except Image.DecompressionBombError as e:        # PIL's own refusal, past twice its limit, comes first
+    except Image.DecompressionBombError as e:  # PIL's own refusal, past twice its limit, comes first
         raise CnnlabError(f"{path}: {e} (cnnlab's limit is {MAX_PIXELS / 1e6:.0f} Mpx per image)") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise CnnlabError(f"{path}: not an image that can be read ({e.__class__.__name__}); "
-                          "give a PNG, JPEG, BMP, GIF, TIFF or WebP file") from None
+        raise CnnlabError(
+            f"{path}: not an image that can be read ({e.__class__.__name__}); "
+            "give a PNG, JPEG, BMP, GIF, TIFF or WebP file"
+        ) from None
 
 
 def image_header(path: str | Path):
@@ -74,7 +79,7 @@ def decode_square(path: str | Path, channels: int, size: int) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
-        check_size(im, path)                     # again: the file may have changed since its header was read
+        check_size(im, path)  # again: the file may have changed since its header was read
         im.draft("RGB" if channels == 3 else "L", (size, size))
         pixels = np.asarray(resize_center_crop(to_mode(im, channels, path), size))
         return pixels.reshape(size, size, channels).transpose(2, 0, 1)
@@ -88,10 +93,10 @@ def attempt(function, path, *args):
     try:
         return function(path, *args), None
     except (CnnlabError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
-        return None, f"{path}: {e or e.__class__.__name__}"     # PIL's parsers raise SyntaxError for some files
+        return None, f"{path}: {e or e.__class__.__name__}"  # PIL's parsers raise SyntaxError for some files
 
 
-ORIENTATION = 0x0112       # the EXIF tag a phone sets instead of turning the pixels
+ORIENTATION = 0x0112  # the EXIF tag a phone sets instead of turning the pixels
 
 
 def upright(image):
@@ -101,14 +106,14 @@ def upright(image):
 
     try:
         turned = image.getexif().get(ORIENTATION, 1) not in (1, None)
-    except (OSError, ValueError, SyntaxError):           # a damaged EXIF block: the pixels are still good
+    except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: the pixels are still good
         return image
     return ImageOps.exif_transpose(image) if turned else image
 
 
 # Modes PIL cannot convert to RGB or L itself, or converts wrongly, and how cnnlab reads them.
-SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")     # 0..65535: scaled to 0..255, not clipped at 255
-TRANSPARENT = ("RGBA", "LA", "PA", "RGBa", "La")            # composited on white (RGBa and La: premultiplied)
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 0..65535: scaled to 0..255, not clipped at 255
+TRANSPARENT = ("RGBA", "LA", "PA", "RGBa", "La")  # composited on white (RGBa and La: premultiplied)
 
 
 def to_mode(image, channels: int, name="image"):
@@ -123,17 +128,20 @@ def to_mode(image, channels: int, name="image"):
         image = Image.alpha_composite(background, rgba)
     elif image.mode in SIXTEEN_BIT:
         image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
-    elif image.mode == "LAB":           # PIL would copy L, a, b into R, G, B: a colour transform is needed
+    elif image.mode == "LAB":  # PIL would copy L, a, b into R, G, B: a colour transform is needed
         from PIL import ImageCms
 
-        lab_to_rgb = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
-                                             "LAB", "RGB")
+        lab_to_rgb = ImageCms.buildTransform(
+            ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"
+        )
         image = ImageCms.applyTransform(image, lab_to_rgb)
     try:
         return image.convert("RGB" if channels == 3 else "L")
     except ValueError:
-        raise CnnlabError(f"{name}: PIL mode {image.mode} cannot be read as a picture; save it as an RGB or "
-                          "greyscale PNG or JPEG first") from None
+        raise CnnlabError(
+            f"{name}: PIL mode {image.mode} cannot be read as a picture; save it as an RGB or "
+            "greyscale PNG or JPEG first"
+        ) from None
 
 
 def resize_center_crop(image, size: int):
@@ -145,8 +153,10 @@ def resize_center_crop(image, size: int):
     if (w, h) == (size, size):
         return image
     if size * size > MAX_PIXELS:
-        raise CnnlabError(f"image size {size} gives {size * size / 1e6:.0f} Mpx, over cnnlab's limit of "
-                          f"{MAX_PIXELS / 1e6:.0f} Mpx per image; choose a smaller size")
+        raise CnnlabError(
+            f"image size {size} gives {size * size / 1e6:.0f} Mpx, over cnnlab's limit of "
+            f"{MAX_PIXELS / 1e6:.0f} Mpx per image; choose a smaller size"
+        )
     side = min(w, h)
     left, top = (w - side) / 2, (h - side) / 2
     return image.resize((size, size), Image.BILINEAR, box=(left, top, left + side, top + side))
@@ -161,13 +171,13 @@ def digit_like_mnist(drawing, box: int = 20, size: int = 28) -> np.ndarray:
 
     image = drawing if hasattr(drawing, "mode") else Image.fromarray(np.asarray(drawing, dtype=np.uint8))
     grey = np.asarray(to_mode(image, 1), dtype=np.uint8)
-    if np.median(grey) > 127:                    # the background is most of a drawing: light means dark strokes
+    if np.median(grey) > 127:  # the background is most of a drawing: light means dark strokes
         grey = 255 - grey
-    rows, cols = np.nonzero(grey > 25)           # ink: a tenth of full strength, so antialiased edges stay faint
+    rows, cols = np.nonzero(grey > 25)  # ink: a tenth of full strength, so antialiased edges stay faint
     out = np.zeros((size, size), np.uint8)
     if rows.size == 0:
         return out
-    ink = grey[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    ink = grey[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     scale = box / max(ink.shape)
     h, w = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
     scaled = np.asarray(Image.fromarray(ink).resize((w, h), Image.BILINEAR), dtype=np.uint8)
@@ -175,10 +185,10 @@ def digit_like_mnist(drawing, box: int = 20, size: int = 28) -> np.ndarray:
     total = mass.sum() or 1.0
     centre_y = (mass.sum(1) * np.arange(h)).sum() / total
     centre_x = (mass.sum(0) * np.arange(w)).sum() / total
-    middle = (size - 1) / 2                     # the centre of the middle pixels, in pixel-index coordinates
-    top = int(np.clip(round(middle - centre_y), 0, size - h))      # clipped: the digit is never cut off
+    middle = (size - 1) / 2  # the centre of the middle pixels, in pixel-index coordinates
+    top = int(np.clip(round(middle - centre_y), 0, size - h))  # clipped: the digit is never cut off
     left = int(np.clip(round(middle - centre_x), 0, size - w))
-    out[top:top + h, left:left + w] = scaled
+    out[top : top + h, left : left + w] = scaled
     return out
 
 

@@ -15,6 +15,7 @@ What a user hands to `cnnlab.load(...).predict` goes through `user_images` first
 whose meaning is not clear (negative or over 255, bool, complex, NaN, floats outside 0..1) is refused in one line
 rather than answered with confidence.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,28 +34,34 @@ from cnnlab.training.checkpoint import load_weights
 from cnnlab.training.metrics import Evaluation, evaluate_images
 from cnnlab.training.record import RunRecord
 
-
-TEST_PREFIX = "test:"      # test:N, the run's test image N, wherever an image file is taken
+TEST_PREFIX = "test:"  # test:N, the run's test image N, wherever an image file is taken
 
 
 class Predictor:
     """A model in eval() mode with its input contract: the image shape, the normalization and the class names."""
 
-    def __init__(self, model: nn.Module, preprocess: Preprocess | None = None, classes: list[str] | None = None,
-                 outputs: str = "logits", record: RunRecord | None = None, folder: Path | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        preprocess: Preprocess | None = None,
+        classes: list[str] | None = None,
+        outputs: str = "logits",
+        record: RunRecord | None = None,
+        folder: Path | None = None,
+    ):
         # eval mode: dropout off, batch norm on its running statistics, so answers do not change between calls
         self.model = model.eval()
         self.preprocess = preprocess or Preprocess.identity()
         self.classes, self.outputs, self.record, self.folder = classes, outputs, record, folder
-        self._test: ImageSet | None = None      # the test split, read on the first `test:N`
+        self._test: ImageSet | None = None  # the test split, read on the first `test:N`
 
     @classmethod
-    def from_run(cls, folder, weights: str = "best", model=None) -> "Predictor":
+    def from_run(cls, folder, weights: str = "best", model=None) -> Predictor:
         """The model of a run folder with its best (or last) weights. A run of the learner's own network needs
         `model`, its nn.Module class or an instance: a run folder's record is never imported."""
         folder = Path(folder)
         record = RunRecord.load(folder)
-        if record.model.own:             # before any file is read further: say what to pass
+        if record.model.own:  # before any file is read further: say what to pass
             model = rebuild(model, record.model.own, folder)
         path = folder / f"{weights}.safetensors"
         if not path.is_file():
@@ -97,12 +104,12 @@ class Predictor:
 
         text = str(source)
         if text.startswith(SAMPLE_PREFIX):
-            return Image.fromarray(sample_image(text[len(SAMPLE_PREFIX):]))
+            return Image.fromarray(sample_image(text[len(SAMPLE_PREFIX) :]))
         if text.startswith(TEST_PREFIX):
             index = self.test_index(text)
             if self._test is None:
                 self._test = self.split("test")
-            pixels = self._test.pixels(index)[0].numpy()    # [C, H, W]
+            pixels = self._test.pixels(index)[0].numpy()  # [C, H, W]
             return Image.fromarray(pixels.transpose(1, 2, 0) if pixels.shape[0] == 3 else pixels[0])
         return open_image(source)
 
@@ -110,10 +117,11 @@ class Predictor:
         """`test:N` -> the slice [N:N+1] of the test split, checked against its size before the data is read."""
         if self.record is None:
             raise CnnlabError(f"{source}: a test image needs a trained run (its data set); give an image file")
-        number, size = source[len(TEST_PREFIX):], self.record.data.test_size
+        number, size = source[len(TEST_PREFIX) :], self.record.data.test_size
         if not number.isdigit() or int(number) >= size:
-            raise CnnlabError(f"{source}: the run's test split has {size} images: write test:N with N from 0 to "
-                              f"{size - 1}")
+            raise CnnlabError(
+                f"{source}: the run's test split has {size} images: write test:N with N from 0 to {size - 1}"
+            )
         index = int(number)
         return slice(index, index + 1)
 
@@ -121,7 +129,7 @@ class Predictor:
         """Any accepted form of images -> the float model input [N, C, H, W]."""
         if are_pictures(images):
             images = self.prepare(images)[0]
-        elif isinstance(images, (list, tuple)):                 # arrays or tensors, one per image
+        elif isinstance(images, (list, tuple)):  # arrays or tensors, one per image
             images = np.stack([np.asarray(image) for image in images])
         x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
         if x.ndim == 3:
@@ -129,8 +137,10 @@ class Predictor:
         if x.ndim != 4:
             raise CnnlabError(f"images must be [N, C, H, W] or [C, H, W]; got shape {list(x.shape)}")
         if self.input_shape and x.shape[1] != self.input_shape[0]:
-            raise CnnlabError(f"images have {x.shape[1]} channel(s) but the model takes {self.input_shape[0]}; "
-                              "give image files or PIL images to have them converted")
+            raise CnnlabError(
+                f"images have {x.shape[1]} channel(s) but the model takes {self.input_shape[0]}; "
+                "give image files or PIL images to have them converted"
+            )
         if x.dtype == torch.uint8:
             return self.preprocess.normalize(x).contiguous()
         return x.float().contiguous()
@@ -169,10 +179,17 @@ class Predictor:
         """Loss and accuracy on the run's test (or validation) split. `perturb`, e.g. "rotate=30,translate=0.1",
         moves every image by a seeded random transform first: how robust is the model to what it did not see?"""
         images = self.split(split_name, data_root)
-        record = self.record        # the loss and precision training reported its figures with
-        return evaluate_images(self.model, images, self.preprocess, len(self.classes), record.model.precision,
-                               record.config.recipe.label_smoothing, augment=augment_for(perturb, self.preprocess),
-                               seed=seed)
+        record = self.record  # the loss and precision training reported its figures with
+        return evaluate_images(
+            self.model,
+            images,
+            self.preprocess,
+            len(self.classes),
+            record.model.precision,
+            record.config.recipe.label_smoothing,
+            augment=augment_for(perturb, self.preprocess),
+            seed=seed,
+        )
 
     def split(self, split_name: str = "test", data_root=None) -> ImageSet:
         """The run's test split, or the validation split it held out of training (same seed, same images)."""
@@ -185,8 +202,9 @@ class Predictor:
         return data.test if split_name == "test" else split(data.train, config.valid_fraction, config.seed)[1]
 
 
-ACCEPTED = ("give image files, PIL images, or pixels: uint8 (or whole numbers 0..255) or floats 0..1, "
-            "[N, C, H, W] or [C, H, W]")
+ACCEPTED = (
+    "give image files, PIL images, or pixels: uint8 (or whole numbers 0..255) or floats 0..1, [N, C, H, W] or [C, H, W]"
+)
 
 
 def user_images(images):
@@ -207,8 +225,10 @@ def user_images(images):
         arrays = [pixels_of(image, f"image {i}") for i, image in enumerate(images)]
         odd = next((i for i, a in enumerate(arrays) if a.shape != arrays[0].shape), None)
         if odd is not None:
-            raise CnnlabError(f"image {odd} is {list(arrays[odd].shape)} but image 0 is {list(arrays[0].shape)}; "
-                              "arrays in one call need one shape (give files or PIL images to have them resized)")
+            raise CnnlabError(
+                f"image {odd} is {list(arrays[odd].shape)} but image 0 is {list(arrays[0].shape)}; "
+                "arrays in one call need one shape (give files or PIL images to have them resized)"
+            )
         return torch.from_numpy(np.stack(arrays))
     return torch.from_numpy(pixels_of(images, "images"))
 
@@ -227,16 +247,20 @@ def pixels_of(array, name: str) -> np.ndarray:
     if kind in "iu":
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 255:
-            raise CnnlabError(f"{name}: {array.dtype} values from {low} to {high}, but pixels are 0..255 "
-                              "(16-bit images: divide by 257 first); " + ACCEPTED)
+            raise CnnlabError(
+                f"{name}: {array.dtype} values from {low} to {high}, but pixels are 0..255 "
+                "(16-bit images: divide by 257 first); " + ACCEPTED
+            )
         return array.astype(np.uint8)
     if kind == "f":
         if not np.isfinite(array).all():
             raise CnnlabError(f"{name}: {array.dtype} holds NaN or infinity; {ACCEPTED}")
         low, high = float(array.min()), float(array.max())
         if low < 0 or high > 1:
-            raise CnnlabError(f"{name}: {array.dtype} values from {low:g} to {high:g}, but float images are read "
-                              "as 0..1; scale them (or give uint8 0..255)")
+            raise CnnlabError(
+                f"{name}: {array.dtype} values from {low:g} to {high:g}, but float images are read "
+                "as 0..1; scale them (or give uint8 0..255)"
+            )
         return (array * 255).round().astype(np.uint8)
     raise CnnlabError(f"{name}: {array.dtype} is not a pixel type (bool, complex and text are not); {ACCEPTED}")
 
@@ -269,12 +293,11 @@ class PretrainedPredictor(Predictor):
     weights' description."""
 
     def __init__(self, model: nn.Module, weights):
-        super().__init__(model, Preprocess((3, weights.crop, weights.crop), weights.mean, weights.std),
-                         weights.classes)
+        super().__init__(model, Preprocess((3, weights.crop, weights.crop), weights.mean, weights.std), weights.classes)
         self.weights = weights
 
     @classmethod
-    def imagenet(cls, name: str, progress: bool = True, log=print) -> "PretrainedPredictor":
+    def imagenet(cls, name: str, progress: bool = True, log=print) -> PretrainedPredictor:
         from cnnlab.models.pretrained import imagenet_model
 
         return cls(*imagenet_model(name, progress, log))
@@ -294,7 +317,12 @@ class PretrainedPredictor(Predictor):
             image = open_image(image) if isinstance(image, (str, Path)) else image
             changes = [f"converted {image.mode} to RGB"] if image.mode != "RGB" else []
             views.append(evaluation_view(to_mode(image, 3), w.resize, w.crop))
-            notes.append(changes + [f"{image.size[0]}x{image.size[1]}: shorter side to {w.resize}, the central "
-                                    f"{w.crop}x{w.crop} ({w.source}'s evaluation view)"])
+            notes.append(
+                changes
+                + [
+                    f"{image.size[0]}x{image.size[1]}: shorter side to {w.resize}, the central "
+                    f"{w.crop}x{w.crop} ({w.source}'s evaluation view)"
+                ]
+            )
         pixels, _ = super().prepare(views)
         return pixels, notes

@@ -1,5 +1,6 @@
 """The `cnnlab` command: parse, call the Python API, print. Sub-commands live beside this file, one module per
 concept; they import torch only inside their handlers, so `cnnlab filter --help` starts in a blink."""
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = parser.parse_args(argv)
-    args.argv = argv                    # as given: `train --nproc` runs it again in each process
-    if args.command is None:            # plain `cnnlab`: what it can do, not an error
+    args.argv = argv  # as given: `train --nproc` runs it again in each process
+    if args.command is None:  # plain `cnnlab`: what it can do, not an error
         parser.print_help()
         return 0
     try:
@@ -52,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as error:
         print(f"cnnlab: error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:             # `cnnlab ... | head`: the reader left; nothing is wrong
+    except BrokenPipeError:  # `cnnlab ... | head`: the reader left; nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as error:            # the disk, not a bug: full, read-only, a folder where a file should be
+    except OSError as error:  # the disk, not a bug: full, read-only, a folder where a file should be
         print(f"cnnlab: error: {disk_problem(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -67,8 +68,10 @@ def disk_problem(error: OSError) -> str:
     """One line for a file that could not be written or read, with what to do."""
     where = error.filename or "a file"
     if error.errno == errno.ENOSPC:
-        return (f"{where}: no space left on the device; free some space and run the command again (an interrupted "
-                "training continues from its last saved epoch with `cnnlab train --resume RUN`)")
+        return (
+            f"{where}: no space left on the device; free some space and run the command again (an interrupted "
+            "training continues from its last saved epoch with `cnnlab train --resume RUN`)"
+        )
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"{where}: cannot write there ({error.strerror}); choose a folder you can write to (--out)"
     return f"{where}: {error.strerror or error}"

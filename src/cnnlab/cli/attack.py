@@ -1,5 +1,6 @@
 """`cnnlab attack` (fool a trained run: accuracy against eps) and `cnnlab memorize` (fit random labels). A thin
 shell over `cnnlab.inspect.attack` and `cnnlab.training.memorize`; torch is imported inside the handlers only."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,19 @@ from cnnlab.cli.base import add_command, default_name, output_path
 from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.errors import CnnlabError
 
-METHODS = ("fgsm", "pgd", "pgd-l2")        # as cnnlab.training.adversarial.ATTACKS, which needs torch to import
+METHODS = ("fgsm", "pgd", "pgd-l2")  # as cnnlab.training.adversarial.ATTACKS, which needs torch to import
 
 
 def register(sub) -> None:
-    p = add_command(sub, "attack", "adversarial examples: a trained run's test accuracy under attack, per eps", """
+    p = add_command(
+        sub,
+        "attack",
+        "adversarial examples: a trained run's test accuracy under attack, per eps",
+        """
         cnnlab attack runs/mnist-cnn-mnist --method fgsm --eps 0,0.05,0.1,0.2
         cnnlab attack runs/mnist-cnn-mnist --method pgd --steps 40 --eps 0.1,0.3 --limit 1000
-        cnnlab attack runs/lesson-cnn-cifar10 --method pgd --eps 0.01,0.03 --target likely-wrong""", _attack,
+        cnnlab attack runs/lesson-cnn-cifar10 --method pgd --eps 0.01,0.03 --target likely-wrong""",
+        _attack,
         description="""
         Change every test image by at most eps (in pixel units: 0.1 is a tenth of the range from black to white)
         so that the model gets it wrong, and report the accuracy left for each eps (eps 0: the clean accuracy).
@@ -24,44 +30,70 @@ def register(sub) -> None:
         from a random start, kept within eps of the image (Madry et al. 2018; pgd-l2: eps is the L2 length of the
         whole change). --target makes the model answer a chosen class (or each image's most likely wrong one).
         Writes RUN/attacks/NAME.json (the numbers) and NAME.png (accuracy against eps, and a gallery of clean
-        images, the change magnified, and the adversarial images with what the model says).""")
+        images, the change magnified, and the adversarial images with what the model says).""",
+    )
     p.add_argument("run", help="run folder made by `cnnlab train`")
     p.add_argument("--method", choices=METHODS, default="pgd", help="default: %(default)s")
-    p.add_argument("--eps", default="0,0.02,0.05,0.1,0.2", metavar="E,E,...",
-                   help="attack sizes in pixel units 0..1, comma-separated (default: %(default)s)")
+    p.add_argument(
+        "--eps",
+        default="0,0.02,0.05,0.1,0.2",
+        metavar="E,E,...",
+        help="attack sizes in pixel units 0..1, comma-separated (default: %(default)s)",
+    )
     p.add_argument("--steps", type=int, default=10, help="pgd: steps (default: %(default)s)")
     p.add_argument("--step-size", type=float, help="pgd: the size of a step (default: 2.5 eps / steps)")
-    p.add_argument("--no-random-start", dest="random_start", action="store_const", const=False, default=None,
-                   help="pgd: start at the image itself, not at a random point within eps of it")
-    p.add_argument("--target", metavar="CLASS", help="targeted: a class name or index, or likely-wrong (each "
-                                                     "image's most likely wrong class)")
+    p.add_argument(
+        "--no-random-start",
+        dest="random_start",
+        action="store_const",
+        const=False,
+        default=None,
+        help="pgd: start at the image itself, not at a random point within eps of it",
+    )
+    p.add_argument(
+        "--target",
+        metavar="CLASS",
+        help="targeted: a class name or index, or likely-wrong (each image's most likely wrong class)",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="attack only the first N test images (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts")
     p.add_argument("--weights", choices=["best", "last"], default="best")
     p.add_argument("--data-root", help="where the data set is, if not where it was when training")
     p.add_argument("--no-progress", action="store_true")
 
-    p = add_command(sub, "memorize", "can a CNN fit random labels? training curves on true and corrupted data", """
+    p = add_command(
+        sub,
+        "memorize",
+        "can a CNN fit random labels? training curves on true and corrupted data",
+        """
         cnnlab memorize lesson-cnn --dataset cifar10 --subset 5000
-        cnnlab memorize mnist-cnn --dataset mnist --subset 1000 --corrupt labels=1,labels=0.5""", _memorize,
+        cnnlab memorize mnist-cnn --dataset mnist --subset 1000 --corrupt labels=1,labels=0.5""",
+        _memorize,
         description="""
         Zhang et al. 2017, "Understanding deep learning requires rethinking generalization", Figure 1: the same
         network trained from scratch on true labels, on random labels (labels=1), on shuffled pixels (one
         permutation for all images), on random pixels (one per image) and on Gaussian noise, each until it fits
         its training set. It fits all of them; true labels fastest, random labels last; the test accuracy of each
-        says what it learned. No augmentation, dropout or weight decay: nothing stands in memorization's way.""")
+        says what it learned. No augmentation, dropout or weight decay: nothing stands in memorization's way.""",
+    )
     p.add_argument("model", help="model name, e.g. lesson-cnn")
     p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the model's own (cifar10, mnist)")
     p.add_argument("--data-root")
     p.add_argument("--subset", type=int, default=5000, metavar="N", help="training images (default: %(default)s)")
-    p.add_argument("--corrupt", metavar="SPEC,...", help="which corruptions, comma-separated (default: none, "
-                                                         "labels=1, shuffled-pixels, random-pixels, gaussian)")
+    p.add_argument(
+        "--corrupt",
+        metavar="SPEC,...",
+        help="which corruptions, comma-separated (default: none, labels=1, shuffled-pixels, random-pixels, gaussian)",
+    )
     p.add_argument("--max-epochs", type=int, default=60, help="per corruption (default: %(default)s)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", metavar="FILE.png", help="figure (default: memorize-MODEL-DATASET.png); the curves go "
-                                                     "beside it as .json")
+    p.add_argument(
+        "--out",
+        metavar="FILE.png",
+        help="figure (default: memorize-MODEL-DATASET.png); the curves go beside it as .json",
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -86,8 +118,19 @@ def _attack(args) -> int:
     if args.limit is not None:
         whole(args.limit, "--limit", 1)
     predictor = Predictor.from_run(args.run, args.weights)
-    report = robustness(predictor, args.method, eps, args.steps, args.step_size, args.random_start, args.target,
-                        args.limit, args.seed, args.data_root, progress=not args.no_progress)
+    report = robustness(
+        predictor,
+        args.method,
+        eps,
+        args.steps,
+        args.step_size,
+        args.random_start,
+        args.target,
+        args.limit,
+        args.seed,
+        args.data_root,
+        progress=not args.no_progress,
+    )
     steps = f"{args.steps}" if args.method != "fgsm" else ""
     name = default_name(args.method + steps, args.target and f"to-{args.target}", args.weights != "best" and "last")
     folder = Path(args.run) / "attacks"
@@ -110,15 +153,29 @@ def _memorize(args) -> int:
     from cnnlab.training.memorize import FIGURE_1, memorize
 
     dataset = args.dataset or default_dataset(args.model)
-    corruptions = FIGURE_1 if args.corrupt is None else \
-        tuple("" if s.strip() == "none" else s.strip() for s in args.corrupt.split(","))
-    recipe = Recipe(epochs=whole(args.max_epochs, "--max-epochs", 1, 100_000), batch_size=args.batch_size,
-                    lr=args.lr, optimizer="adam", schedule="constant")
+    corruptions = (
+        FIGURE_1
+        if args.corrupt is None
+        else tuple("" if s.strip() == "none" else s.strip() for s in args.corrupt.split(","))
+    )
+    recipe = Recipe(
+        epochs=whole(args.max_epochs, "--max-epochs", 1, 100_000),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer="adam",
+        schedule="constant",
+    )
     out = output_path(args.out, f"memorize-{args.model}-{dataset}.png", ".png", "--out")
-    curves = memorize(args.model, dataset, args.subset, corruptions, recipe, args.seed, args.data_root,
-                      progress=not args.no_progress)
+    curves = memorize(
+        args.model, dataset, args.subset, corruptions, recipe, args.seed, args.data_root, progress=not args.no_progress
+    )
     data = [c.to_dict() for c in curves]
-    write_text(out.with_suffix(".json"), json.dumps({"model": args.model, "dataset": dataset, "subset": args.subset,
-                                                     "seed": args.seed, "curves": data}, indent=2))
+    write_text(
+        out.with_suffix(".json"),
+        json.dumps(
+            {"model": args.model, "dataset": dataset, "subset": args.subset, "seed": args.seed, "curves": data},
+            indent=2,
+        ),
+    )
     print(f"figure: {save(memorize_figure(data, args.model, dataset, args.subset), out)}")
     return 0

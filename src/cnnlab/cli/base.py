@@ -1,4 +1,5 @@
 """What every sub-command shares: a parser with an example in its help, and a home for the handler."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def _usage_error(parser: argparse.ArgumentParser, message: str):
 def default_name(*parts) -> str:
     """A file name made of what shaped the picture, so that two different commands never write one file:
     default_name("city", "sobel-x", "custom 3x3") -> "city-sobel-x-custom-3x3"."""
-    slugs = [re.sub(r"[^A-Za-z0-9.+]+", "-", str(part)).strip("-") for part in parts if part]   # False: left out
+    slugs = [re.sub(r"[^A-Za-z0-9.+]+", "-", str(part)).strip("-") for part in parts if part]  # False: left out
     return "-".join(slug for slug in slugs if slug)
 
 
@@ -54,5 +55,7 @@ def save_array(path: Path, array) -> None:
 
 
 # what `predict` and `explain` take as images (cnnlab.predict.Predictor.picture reads them)
-MODEL_IMAGE_HELP = ("image files, sample:NAME (a picture drawn by code, e.g. sample:digit7 or sample:car; see "
-                    "`cnnlab samples`) or test:N (image N of the run's test split)")
+MODEL_IMAGE_HELP = (
+    "image files, sample:NAME (a picture drawn by code, e.g. sample:digit7 or sample:car; see "
+    "`cnnlab samples`) or test:N (image N of the run's test split)"
+)

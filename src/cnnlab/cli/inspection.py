@@ -1,13 +1,14 @@
 """`cnnlab layers` and `cnnlab explain`: what a trained network looks at, as pictures. A thin shell over
 `cnnlab.inspect`; torch is imported inside the handlers only."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_path, save_array
 from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
-from cnnlab.cli.user_code import add_trust, open_predictor
 from cnnlab.cli.training import DATASET_NAMES
+from cnnlab.cli.user_code import add_trust, open_predictor
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
 
 # indented as the description around it, which add_command dedents
@@ -15,20 +16,34 @@ METHOD_HELP = "\n".join(f"          {name:<22}{shows}" for name, shows in EXPLAN
 
 
 def register(sub) -> None:
-    p = add_command(sub, "layers", "the layers of a trained run that --layer can name, with output shapes", """
-        cnnlab layers runs/lesson-cnn-cifar10""", _layers, description="""
+    p = add_command(
+        sub,
+        "layers",
+        "the layers of a trained run that --layer can name, with output shapes",
+        """
+        cnnlab layers runs/lesson-cnn-cifar10""",
+        _layers,
+        description="""
         Every module the model's forward pass uses, in order, with the shape it outputs for one image. These are
-        the names `cnnlab explain --layer` takes; the default (the last convolutional layer) is marked.""")
+        the names `cnnlab explain --layer` takes; the default (the last convolutional layer) is marked.""",
+    )
     p.add_argument("run", help="run folder made by `cnnlab train`")
     add_trust(p)
     p.add_argument("--weights", choices=["best", "last"], default="best")
 
-    p = add_command(sub, "interpret", "where a trained run goes wrong: top losses and most confused classes", """
+    p = add_command(
+        sub,
+        "interpret",
+        "where a trained run goes wrong: top losses and most confused classes",
+        """
         cnnlab interpret runs/lesson-cnn-cifar10
-        cnnlab interpret runs/mnist-cnn-mnist --top 24 --split valid""", _interpret, description="""
+        cnnlab interpret runs/mnist-cnn-mnist --top 24 --split valid""",
+        _interpret,
+        description="""
         The images the model got most confidently wrong (the highest loss, -log of the probability it gave the
         true class) with what it said, and the pairs of classes it mixes up most (fastai's top losses and most
-        confused). The figure goes into the run folder.""")
+        confused). The figure goes into the run folder.""",
+    )
     p.add_argument("run", help="run folder made by `cnnlab train`")
     add_trust(p)
     p.add_argument("--split", choices=["test", "valid"], default="test")
@@ -38,7 +53,11 @@ def register(sub) -> None:
     p.add_argument("--data-root", help="where the data set is, if not where it was when training")
     p.add_argument("--out", help="PNG to write (default: RUN/top-losses-SPLIT.png)")
 
-    p = add_command(sub, "explain", "see inside a trained CNN: filters, feature maps, heat maps, patches, dreams", """
+    p = add_command(
+        sub,
+        "explain",
+        "see inside a trained CNN: filters, feature maps, heat maps, patches, dreams",
+        """
         cnnlab explain runs/lesson-cnn-cifar10 test:3 --method gradcam
         cnnlab explain runs/lesson-cnn-cifar10 sample:car --method occlusion
         cnnlab explain runs/lesson-cnn-cifar10 cat.png --method gradcam
@@ -48,39 +67,58 @@ def register(sub) -> None:
         cnnlab explain runs/lesson-cnn-cifar10 --method top-patches --layer conv2 --channels 8
         cnnlab explain runs/lesson-cnn-cifar10 --method maximize --layer conv3 --channel 5
         cnnlab explain runs/lesson-cnn-cifar10 cat.png --method deepdream --layer conv2 --octaves 3
-        cnnlab explain --model resnet18 --weights imagenet cat.jpg --method gradcam --layer layer4""", _explain,
+        cnnlab explain --model resnet18 --weights imagenet cat.jpg --method gradcam --layer layer4""",
+        _explain,
         description=f"""
         Methods, and what the picture shows:
 {METHOD_HELP}
         Heat maps are for --target (default: each image's predicted class) and are computed on the normalized
         input the model sees, then drawn over the image. Images are converted to the model's channels and size,
-        and each change is reported.""")
+        and each change is reported.""",
+    )
     p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     add_trust(p)
-    p.add_argument("images", nargs="*", metavar="IMAGE", help=f"{MODEL_IMAGE_HELP} (not needed by {', '.join(WITHOUT_IMAGES)})")
+    p.add_argument(
+        "images", nargs="*", metavar="IMAGE", help=f"{MODEL_IMAGE_HELP} (not needed by {', '.join(WITHOUT_IMAGES)})"
+    )
     p.add_argument("--method", required=True, choices=EXPLANATIONS, metavar="METHOD", help="one of the methods above")
     p.add_argument("--layer", help="layer name from `cnnlab layers RUN` (default: the last conv layer)")
     p.add_argument("--target", help="class index or name (default: the predicted class)")
     p.add_argument("--out", help="PNG to write (default: RUN/explanations/IMAGE-METHOD[-LAYER][-TARGET].png)")
     p.add_argument("--save-array", metavar="FILE.npy", help="also save the raw numbers (maps, activations, ...)")
     p.add_argument("--weights", choices=["best", "last"], default="best")
-    p.add_argument("--channels", type=int, metavar="N",
-                   help="channels shown: activations (default 16), top-patches (8), filters (64)")
-    p.add_argument("--steps", type=int, metavar="N", help="integrated-gradients: points on the path (default 32); "
-                                                          "maximize: steps (200); deepdream: steps per octave (10)")
+    p.add_argument(
+        "--channels",
+        type=int,
+        metavar="N",
+        help="channels shown: activations (default 16), top-patches (8), filters (64)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="integrated-gradients: points on the path (default 32); "
+        "maximize: steps (200); deepdream: steps per octave (10)",
+    )
     p.add_argument("--samples", type=int, default=25, metavar="N", help="smoothgrad: noisy copies (default: 25)")
-    p.add_argument("--window", type=int, metavar="PIXELS",
-                   help="occlusion: side of the covered square (default: an eighth of the image)")
+    p.add_argument(
+        "--window",
+        type=int,
+        metavar="PIXELS",
+        help="occlusion: side of the covered square (default: an eighth of the image)",
+    )
     add_model_option(p)
     group = p.add_argument_group("top-patches")
     group.add_argument("--dataset", choices=DATASET_NAMES, help="data set to search (default: the run's own)")
     group.add_argument("--data-root", help="where the data set is (default: where the run found it)")
-    group.add_argument("--limit", type=int, default=2000, metavar="N",
-                       help="search the first N test images (default: 2000)")
+    group.add_argument(
+        "--limit", type=int, default=2000, metavar="N", help="search the first N test images (default: 2000)"
+    )
     group = p.add_argument_group("maximize and deepdream")
     group.add_argument("--channel", type=int, metavar="K", help="maximize: the channel of --layer to maximize")
-    group.add_argument("--octaves", type=int, default=3, metavar="N",
-                       help="deepdream: scales, each 1.4x the last (default: 3)")
+    group.add_argument(
+        "--octaves", type=int, default=3, metavar="N", help="deepdream: scales, each 1.4x the last (default: 3)"
+    )
 
 
 def _interpret(args) -> int:
@@ -93,16 +131,21 @@ def _interpret(args) -> int:
     predictor = open_predictor(args)
     found = interpret(predictor, args.split, args.data_root, top=args.top)
     print(f"most confused ({args.split} images, true -> predicted):")
-    for actual, predicted, count in found.confused[:args.pairs]:
+    for actual, predicted, count in found.confused[: args.pairs]:
         print(f"  {actual:>16s} -> {predicted:<16s} {count:6d}")
     if not found.confused:
         print("  none: every image is right")
     print(f"\nthe {len(found.index)} images with the highest loss (most confidently wrong first):")
     for i, index in enumerate(found.index):
-        print(f"  #{index:<6d} {found.classes[found.actual[i]]:>16s} predicted as {found.classes[found.predicted[i]]:<16s}"
-              f" loss {found.loss[i]:6.2f}  {predictor.score_name} {found.probability[i]:.3f}")
-    heading = (f"{predictor.name}: top losses on the {args.split} split\n(predicted / actual, loss / "
-               f"{predictor.score_name} of the prediction)")
+        print(
+            f"  #{index:<6d} {found.classes[found.actual[i]]:>16s} "
+            f"predicted as {found.classes[found.predicted[i]]:<16s}"
+            f" loss {found.loss[i]:6.2f}  {predictor.score_name} {found.probability[i]:.3f}"
+        )
+    heading = (
+        f"{predictor.name}: top losses on the {args.split} split\n(predicted / actual, loss / "
+        f"{predictor.score_name} of the prediction)"
+    )
     print(f"wrote {save(top_losses_figure(found, heading), out)}")
     return 0
 
@@ -121,11 +164,15 @@ def _layers(args) -> int:
     for r in rows:
         notes = [f"used {r.calls} times: --layer {r.name} means its first use"] if r.calls > 1 else []
         notes += [f"<- the default --layer ({why_default})"] if r.name == default else []
-        print(f"{r.name:<{width}}  {r.kind:<{kind_width}}  {'x'.join(map(str, r.output_shape)):<14}  "
-              f"{'; '.join(notes)}".rstrip())
+        print(
+            f"{r.name:<{width}}  {r.kind:<{kind_width}}  {'x'.join(map(str, r.output_shape)):<14}  "
+            f"{'; '.join(notes)}".rstrip()
+        )
     if default is None:
-        print("no conv layer: gradcam, top-patches and deepdream need one; --layer can name any layer above for "
-              "activations and maximize")
+        print(
+            "no conv layer: gradcam, top-patches and deepdream need one; --layer can name any layer above for "
+            "activations and maximize"
+        )
     return 0
 
 
@@ -135,17 +182,31 @@ def _explain(args) -> int:
 
     # beside the run, named by what shaped the picture: nothing is written into the current folder unasked
     images = images_of(args)
-    name = default_name(images_name(images), args.method, args.layer,
-                        args.channel is not None and f"channel{args.channel}", args.target)
-    folder = Path(args.run or ".") if not args.model else Path("explanations") / args.model   # no run: one here
-    out = output_path(args.out, str(folder / ("explanations" if not args.model else "") / f"{name}.png"),
-                      ".png", "--out")
+    name = default_name(
+        images_name(images), args.method, args.layer, args.channel is not None and f"channel{args.channel}", args.target
+    )
+    folder = Path(args.run or ".") if not args.model else Path("explanations") / args.model  # no run: one here
+    out = output_path(
+        args.out, str(folder / ("explanations" if not args.model else "") / f"{name}.png"), ".png", "--out"
+    )
     array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     predictor = load_predictor(args)
-    result = explain(predictor, args.method, images, layer=args.layer, target=args.target,
-                     channels=args.channels, steps=args.steps, samples=args.samples, window=args.window,
-                     channel=args.channel, octaves=args.octaves, dataset=args.dataset, data_root=args.data_root,
-                     limit=args.limit)
+    result = explain(
+        predictor,
+        args.method,
+        images,
+        layer=args.layer,
+        target=args.target,
+        channels=args.channels,
+        steps=args.steps,
+        samples=args.samples,
+        window=args.window,
+        channel=args.channel,
+        octaves=args.octaves,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        limit=args.limit,
+    )
     print("\n".join(result.lines))
     print(f"wrote {save(result.figure, out)}")
     if array_path:

@@ -2,6 +2,7 @@
 
 The notebooks ship inside the package (cnnlab/lessons/*.ipynb); each one's first cell gives its title (the heading)
 and the line shown in the list (the paragraph under it), so the list is never written twice."""
+
 from __future__ import annotations
 
 import json
@@ -14,12 +15,19 @@ from cnnlab.errors import CnnlabError
 
 
 def register(sub) -> None:
-    p = add_command(sub, "lessons", "the lesson as notebooks: list them, or copy them to a folder to work in", """
+    p = add_command(
+        sub,
+        "lessons",
+        "the lesson as notebooks: list them, or copy them to a folder to work in",
+        """
         cnnlab lessons
-        cnnlab lessons --copy my-lessons && cd my-lessons && jupyter lab""", _lessons, description="""
+        cnnlab lessons --copy my-lessons && cd my-lessons && jupyter lab""",
+        _lessons,
+        description="""
         Ten Jupyter notebooks, one per part of the lesson, from pixels to Grad-CAM, each with short exercises
         and a cell that checks your answer. --copy writes them to a folder of your own; a notebook you have
-        changed there is never overwritten unless you add --force.""")
+        changed there is never overwritten unless you add --force.""",
+    )
     p.add_argument("--copy", metavar="DIR", help="copy the notebooks into DIR (made if missing)")
     p.add_argument("--force", action="store_true", help="with --copy: overwrite notebooks you have changed")
 
@@ -52,11 +60,14 @@ def copy_lessons(files: list[Path], folder: Path, force: bool) -> int:
     """Copy every notebook into `folder`; refuse, before writing anything, if one there differs from ours."""
     if folder.exists() and not folder.is_dir():
         raise CnnlabError(f"--copy {folder}: that is a file; name a folder to copy the notebooks into")
-    changed = [f.name for f in files if (folder / f.name).is_file()
-               and (folder / f.name).read_bytes() != f.read_bytes()]
+    changed = [
+        f.name for f in files if (folder / f.name).is_file() and (folder / f.name).read_bytes() != f.read_bytes()
+    ]
     if changed and not force:
-        raise CnnlabError(f"{folder} has your own versions of {', '.join(changed)}: nothing was copied; "
-                          "copy into another folder, or add --force to overwrite them")
+        raise CnnlabError(
+            f"{folder} has your own versions of {', '.join(changed)}: nothing was copied; "
+            "copy into another folder, or add --force to overwrite them"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for f in files:
         shutil.copyfile(f, folder / f.name)

@@ -1,5 +1,6 @@
 """What to try after a training: the commands that use the new run, written with its real folder so they can be
 pasted as they are."""
+
 from __future__ import annotations
 
 import shlex

@@ -1,5 +1,6 @@
 """`--model NAME --weights imagenet` in place of a run folder, for predict, explain and layers: a famous network
 with its published weights, no training needed. Kept here so each command adds it in one line."""
+
 from __future__ import annotations
 
 from cnnlab.errors import CnnlabError
@@ -10,8 +11,12 @@ PUBLISHED = ["imagenet"]
 
 def add_model_option(p) -> None:
     """--model, and `imagenet` among --weights' choices."""
-    p.add_argument("--model", metavar="NAME", help="use a famous network with published weights instead of a run, "
-                                                   "with --weights imagenet (alexnet, vgg*, resnet18/34/50)")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="use a famous network with published weights instead of a run, "
+        "with --weights imagenet (alexnet, vgg*, resnet18/34/50)",
+    )
     for action in p._actions:
         if action.dest == "weights":
             action.choices = RUN_WEIGHTS + PUBLISHED

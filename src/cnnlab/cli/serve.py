@@ -1,4 +1,5 @@
 """`cnnlab serve`: the explorer in the browser (cnnlab.serve)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,24 +9,38 @@ from cnnlab.cli.user_code import add_trust, trusted_classes
 
 
 def register(sub) -> None:
-    p = add_command(sub, "serve", "the explorer in your browser: draw, upload or film an image and watch a model think",
-                    """
+    p = add_command(
+        sub,
+        "serve",
+        "the explorer in your browser: draw, upload or film an image and watch a model think",
+        """
         cnnlab serve                      # the runs under ./runs, at http://127.0.0.1:8000/
         cnnlab serve my-runs --port 8080
-        cnnlab serve runs --trust nets.py   # also the runs of your own network, class Net in nets.py""", _serve, description="""
+        cnnlab serve runs --trust nets.py   # also the runs of your own network, class Net in nets.py""",
+        _serve,
+        description="""
         A local web page over your trained runs: pick a run, draw a digit, upload or film a picture, and see the
         class probabilities, every layer's feature maps and where the model looked (Grad-CAM, saliency,
         occlusion). Also: a kernel playground, convolution arithmetic, the training monitor (live while a run
         trains) and the data sets with their augmentation. Works offline; every action is a JSON endpoint too,
-        listed at /docs.""")
-    p.add_argument("runs", nargs="?", default=None, metavar="RUNS_DIR",
-                   help="the folder holding run folders (default: ./runs; it need not exist yet)")
-    p.add_argument("--port", type=port_number, default=8000, help="port to listen on, 1 to 65535 (default: "
-                                                                   "%(default)s)")
+        listed at /docs.""",
+    )
+    p.add_argument(
+        "runs",
+        nargs="?",
+        default=None,
+        metavar="RUNS_DIR",
+        help="the folder holding run folders (default: ./runs; it need not exist yet)",
+    )
+    p.add_argument(
+        "--port", type=port_number, default=8000, help="port to listen on, 1 to 65535 (default: %(default)s)"
+    )
     add_trust(p)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 opens it to your "
-                        "network)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 opens it to your network)",
+    )
 
 
 def port_number(text: str) -> int:

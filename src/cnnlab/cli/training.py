@@ -1,4 +1,5 @@
 """Commands about models and their training: train, evaluate, predict, models, datasets."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,65 +17,107 @@ DATASET_NAMES = ["mnist", "fashion-mnist", "cifar10", "imagefolder"]
 
 
 def register(sub) -> None:
-    p = add_command(sub, "train", "train a model and keep its best checkpoint", """
+    p = add_command(
+        sub,
+        "train",
+        "train a model and keep its best checkpoint",
+        """
         cnnlab train mlp --dataset mnist                   # our recipe: 98.6-98.9% test accuracy (seeds 0-4)
         cnnlab train mlp --dataset mnist --recipe lesson   # the notebook's: SGD lr 0.01, batch 20, 50 epochs
         cnnlab train mlp --dataset fashion-mnist --epochs 5 --lr 3e-3
         cnnlab train --resume runs/mlp-mnist               # after Ctrl-C: continue where it stopped
         cnnlab train nets.py:Net --dataset cifar10 --recipe lesson-cnn   # your own nn.Module class, in a file
         cnnlab train resnet18 --dataset imagefolder --data-root photos --weights imagenet --freeze features""",
-        _train, description="""
+        _train,
+        description="""
         Train MODEL (see `cnnlab models`) on a data set (see `cnnlab datasets`). A recipe sets the optimizer,
         learning rate and its schedule, batch size and epochs; any of them can be overridden. Every epoch the
         model is validated on a held-out part of the training set (--valid-fraction) and the weights with the
         lowest validation loss are kept in best.safetensors; the test set is used once, at the end, on those.
-        The run folder gets run.json, metrics.csv, curves.png, confusion.png and samples.png.""")
-    p.add_argument("model", nargs="?", help="model name, e.g. mlp (omit with --resume), or your own network as "
-                                            "FILE.py:Class (its recipe: --recipe MODEL[:RECIPE], e.g. lesson-cnn)")
+        The run folder gets run.json, metrics.csv, curves.png, confusion.png and samples.png.""",
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="model name, e.g. mlp (omit with --resume), or your own network as "
+        "FILE.py:Class (its recipe: --recipe MODEL[:RECIPE], e.g. lesson-cnn)",
+    )
     add_recipe_options(p)
     p.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     p.add_argument("--name", help="run folder name (default: MODEL-DATASET, numbered if taken)")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last finished epoch (with "
-                                                   "--data-root if the data set has moved)")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue an interrupted run from its last finished epoch (with --data-root if the data set has moved)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the run in --name's folder (refused otherwise)")
-    p.add_argument("--nproc", type=int, default=1, metavar="N",
-                   help="train on N processes of this machine with torch.distributed (DDP), launched through "
-                        "torchrun; the batch size stays the global batch. Several machines: run `torchrun "
-                        "--nnodes ... -m cnnlab train ...` on each (see the README)")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N processes of this machine with torch.distributed (DDP), launched through "
+        "torchrun; the batch size stays the global batch. Several machines: run `torchrun "
+        "--nnodes ... -m cnnlab train ...` on each (see the README)",
+    )
 
-    p = add_command(sub, "lr-find", "the learning-rate range test: loss against learning rate, one short sweep", """
+    p = add_command(
+        sub,
+        "lr-find",
+        "the learning-rate range test: loss against learning rate, one short sweep",
+        """
         cnnlab lr-find mlp --dataset mnist
-        cnnlab lr-find lesson-cnn --dataset cifar10 --optimizer sgd --batch-size 128""", _lr_find, description="""
+        cnnlab lr-find lesson-cnn --dataset cifar10 --optimizer sgd --batch-size 128""",
+        _lr_find,
+        description="""
         Train MODEL from scratch for up to --steps batches while the learning rate grows from 1e-7 to 10, and
         draw the loss against it (Smith 2017; fastai's lr_find). Too small a rate changes nothing, too large one
         blows the loss up; a tenth of the rate where the loss is lowest is suggested, with the `cnnlab train`
         command that uses it. The recipe's optimizer and batch size are used, so pass the ones you will train with.
-        Nothing is saved but the figure.""")
+        Nothing is saved but the figure.""",
+    )
     p.add_argument("model", help="model name, e.g. mlp")
     add_recipe_options(p)
     p.add_argument("--steps", type=int, default=100, help="batches in the sweep (default: %(default)s)")
     p.add_argument("--out", metavar="FILE.png", help="figure (default: lr-find-MODEL-DATASET.png)")
 
-    p = add_command(sub, "evaluate", "test a trained run: loss, overall and per-class accuracy", """
+    p = add_command(
+        sub,
+        "evaluate",
+        "test a trained run: loss, overall and per-class accuracy",
+        """
         cnnlab evaluate runs/mlp-mnist
         cnnlab evaluate runs/mlp-mnist --split valid --weights last
-        cnnlab evaluate runs/mnist-cnn-mnist --perturb rotate=30,translate=0.1   # robustness""", _evaluate)
+        cnnlab evaluate runs/mnist-cnn-mnist --perturb rotate=30,translate=0.1   # robustness""",
+        _evaluate,
+    )
     p.add_argument("run", help="run folder made by `cnnlab train`")
     p.add_argument("--split", choices=["test", "valid"], default="test")
     p.add_argument("--weights", choices=["best", "last"], default="best")
     p.add_argument("--data-root", help="where the data set is, if not where it was when training")
-    p.add_argument("--perturb", default="", metavar="SPEC",
-                   help="a seeded random transform of every test image first, e.g. rotate=30,translate=0.1 "
-                        "(same operations as --augment)")
+    p.add_argument(
+        "--perturb",
+        default="",
+        metavar="SPEC",
+        help="a seeded random transform of every test image first, e.g. rotate=30,translate=0.1 "
+        "(same operations as --augment)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of --perturb")
     add_trust(p)
 
-    p = add_command(sub, "predict", "classify image files with a trained run (top-k classes)", """
+    p = add_command(
+        sub,
+        "predict",
+        "classify image files with a trained run (top-k classes)",
+        """
         cnnlab predict runs/mlp-mnist test:0 sample:digit7 --top-k 3
         cnnlab predict runs/mlp-mnist my-digit.png
-        cnnlab predict --model resnet18 --weights imagenet photo.jpg --top-k 5""", _predict, description="""
+        cnnlab predict --model resnet18 --weights imagenet photo.jpg --top-k 5""",
+        _predict,
+        description="""
         Classify images of any size or mode: each is converted to what the model was trained on (channels,
-        size; for MNIST-style models, dark-on-light images are inverted) and every change is reported.""")
+        size; for MNIST-style models, dark-on-light images are inverted) and every change is reported.""",
+    )
     p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help=MODEL_IMAGE_HELP)
     p.add_argument("--top-k", type=int, default=3)
@@ -84,13 +127,19 @@ def register(sub) -> None:
 
     add_command(sub, "models", "list the models with their parameter counts", "cnnlab models", _models)
 
-    p = add_command(sub, "augment-preview", "a grid of training images beside augmented copies", """
+    p = add_command(
+        sub,
+        "augment-preview",
+        "a grid of training images beside augmented copies",
+        """
         cnnlab augment-preview --dataset cifar10 --augment flip,rotate=10,crop=4
-        cnnlab augment-preview --dataset mnist --augment rotate=30,translate=0.1 --count 6""", _augment_preview,
+        cnnlab augment-preview --dataset mnist --augment rotate=30,translate=0.1 --count 6""",
+        _augment_preview,
         description="""
         See what an --augment spec does before training with it. Operations (applied in the order given):
         flip, rotate=DEGREES, crop=PIXELS, translate=FRACTION, cutout=PIXELS, resized-crop=MIN_AREA; presets:
-        cifar, mnist, lesson, photos.""")
+        cifar, mnist, lesson, photos.""",
+    )
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--augment", required=True, metavar="SPEC")
     p.add_argument("--data-root")
@@ -99,81 +148,155 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="augment-preview.png")
 
-    p = add_command(sub, "summary", "layer by layer: output shape, parameters, MACs, kernel/stride/padding", """
+    p = add_command(
+        sub,
+        "summary",
+        "layer by layer: output shape, parameters, MACs, kernel/stride/padding",
+        """
         cnnlab summary lesson-cnn                   # at the model's own input shape
         cnnlab summary resnet18 --input 3x64x64 --classes 10
-        cnnlab summary runs/mlp-mnist              # the model of a trained run""", _summary)
+        cnnlab summary runs/mlp-mnist              # the model of a trained run""",
+        _summary,
+    )
     p.add_argument("model", help="model name, or a run folder")
     p.add_argument("--input", help="input shape CxHxW (default: the model's own, or the run's)")
-    p.add_argument("--classes", type=int, help="number of classes (default: the run's, or as `cnnlab models` lists "
-                                               "it: 1000 for ImageNet-shaped models, else 10)")
+    p.add_argument(
+        "--classes",
+        type=int,
+        help="number of classes (default: the run's, or as `cnnlab models` lists "
+        "it: 1000 for ImageNet-shaped models, else 10)",
+    )
     add_trust(p)
 
-    p = add_command(sub, "compare", "compare runs: one table and one figure of their validation curves", """
+    p = add_command(
+        sub,
+        "compare",
+        "compare runs: one table and one figure of their validation curves",
+        """
         cnnlab train mlp --dataset mnist && cnnlab train mnist-cnn --dataset mnist
-        cnnlab compare runs/mlp-mnist runs/mnist-cnn-mnist --out mlp-vs-cnn.png""", _compare)
+        cnnlab compare runs/mlp-mnist runs/mnist-cnn-mnist --out mlp-vs-cnn.png""",
+        _compare,
+    )
     p.add_argument("runs", nargs="+", help="run folders made by `cnnlab train`")
     p.add_argument("--out", default="compare.png", help="figure to write (default: %(default)s)")
 
-    p = add_command(sub, "datasets", "which data sets are found, where, and their sizes", """
+    p = add_command(
+        sub,
+        "datasets",
+        "which data sets are found, where, and their sizes",
+        """
         cnnlab datasets
         cnnlab datasets mnist --download          # fetch it now (checksum verified)
-        cnnlab datasets imagefolder --data-root ~/photos""", _datasets)
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"data sets to look for (default: all of {', '.join(DATASET_NAMES[:3])})")
+        cnnlab datasets imagefolder --data-root ~/photos""",
+        _datasets,
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"data sets to look for (default: all of {', '.join(DATASET_NAMES[:3])})",
+    )
     p.add_argument("--data-root")
     p.add_argument("--download", action="store_true", help="download the named data sets when not found")
 
 
 def add_recipe_options(p) -> None:
     """What a training is made of: the data, the recipe and its overrides, the run's settings (train, lr-find)."""
-    p.add_argument("--dataset", choices=DATASET_NAMES,
-                   help="data set (default: mnist for 28x28 grey models, cifar10 for the others)")
-    p.add_argument("--data-root", help="folder holding the data set (default: $CNNLAB_DATA, ~/.cache/cnnlab, "
-                                       "/usr/share/datasets); for imagefolder, the image folder itself")
-    p.add_argument("--recipe", help="named recipe of the model: default, lesson, or one tuned for a data set "
-                                    "(default: the data set's own recipe if the model has one, else default)")
+    p.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        help="data set (default: mnist for 28x28 grey models, cifar10 for the others)",
+    )
+    p.add_argument(
+        "--data-root",
+        help="folder holding the data set (default: $CNNLAB_DATA, ~/.cache/cnnlab, "
+        "/usr/share/datasets); for imagefolder, the image folder itself",
+    )
+    p.add_argument(
+        "--recipe",
+        help="named recipe of the model: default, lesson, or one tuned for a data set "
+        "(default: the data set's own recipe if the model has one, else default)",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--bias-lr-scale", type=float,
-                   help="learning-rate multiplier for biases and batch-norm shifts (cifar-fast's recipe: 64)")
-    p.add_argument("--schedule", choices=["constant", "onecycle", "exponential"],
-                   help="learning rate over time: constant; onecycle (warm up, then cosine down to ~0); exponential "
-                        "(multiplied by --decay every epoch, a little each step)")
+    p.add_argument(
+        "--bias-lr-scale",
+        type=float,
+        help="learning-rate multiplier for biases and batch-norm shifts (cifar-fast's recipe: 64)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=["constant", "onecycle", "exponential"],
+        help="learning rate over time: constant; onecycle (warm up, then cosine down to ~0); exponential "
+        "(multiplied by --decay every epoch, a little each step)",
+    )
     p.add_argument("--decay", type=float, help="exponential schedule: learning-rate multiplier per epoch")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--augment", help="training augmentation, e.g. flip,rotate=10,crop=4 (none: no augmentation)")
-    p.add_argument("--lookahead", action=argparse.BooleanOptionalAction, default=None,
-                   help="every 5 steps pull the weights back toward their running average, more so near the end "
-                        "(cifar-fast's recipe: on)")
-    p.add_argument("--dropout", type=float, help="models with dropout: the share of values it zeroes in training "
-                                                 "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)")
-    p.add_argument("--adversarial", choices=["fgsm", "pgd"],
-                   help="train on attacked batches: fgsm (fast FGSM with a random start, Wong et al. 2020: about "
-                        "twice a plain step) or pgd (PGD-7, 8x); robust accuracy is reported every epoch")
-    p.add_argument("--adv-eps", type=float, metavar="E", help="--adversarial: the attack's size in pixel units "
-                                                               "0..1 (MNIST: 0.1-0.3, CIFAR-10: 0.03)")
-    p.add_argument("--corrupt", metavar="SPEC", help="memorization (Zhang et al. 2017): labels=P (a random fraction P "
-                                                     "of the training labels replaced), shuffled-pixels, "
-                                                     "random-pixels or gaussian; seeded by --seed")
-    p.add_argument("--valid-fraction", type=float, help="share of training data held out for validation (default: "
-                                                         "the recipe's, 0.2 for most; cifar-fast's 0.04)")
+    p.add_argument(
+        "--lookahead",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every 5 steps pull the weights back toward their running average, more so near the end "
+        "(cifar-fast's recipe: on)",
+    )
+    p.add_argument(
+        "--dropout",
+        type=float,
+        help="models with dropout: the share of values it zeroes in training "
+        "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)",
+    )
+    p.add_argument(
+        "--adversarial",
+        choices=["fgsm", "pgd"],
+        help="train on attacked batches: fgsm (fast FGSM with a random start, Wong et al. 2020: about "
+        "twice a plain step) or pgd (PGD-7, 8x); robust accuracy is reported every epoch",
+    )
+    p.add_argument(
+        "--adv-eps",
+        type=float,
+        metavar="E",
+        help="--adversarial: the attack's size in pixel units 0..1 (MNIST: 0.1-0.3, CIFAR-10: 0.03)",
+    )
+    p.add_argument(
+        "--corrupt",
+        metavar="SPEC",
+        help="memorization (Zhang et al. 2017): labels=P (a random fraction P "
+        "of the training labels replaced), shuffled-pixels, "
+        "random-pixels or gaussian; seeded by --seed",
+    )
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        help="share of training data held out for validation (default: the recipe's, 0.2 for most; cifar-fast's 0.04)",
+    )
     p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
-    p.add_argument("--weights", metavar="imagenet|FILE.pth",
-                   help="start from pretrained weights: imagenet (torchvision's, downloaded once and checked; "
-                        "alexnet, vgg*, resnet18/34/50) or a .pth file; a different class count re-initializes only "
-                        "the last layer")
-    p.add_argument("--freeze", choices=["features"], help="with --weights: train only the new last layer "
-                                                          "(default recipe: frozen)")
-    p.add_argument("--finetune", action="store_true", help="with --weights: train every layer, the pretrained ones "
-                                                           "at a tenth of the rate (the finetune recipe)")
+    p.add_argument(
+        "--weights",
+        metavar="imagenet|FILE.pth",
+        help="start from pretrained weights: imagenet (torchvision's, downloaded once and checked; "
+        "alexnet, vgg*, resnet18/34/50) or a .pth file; a different class count re-initializes only "
+        "the last layer",
+    )
+    p.add_argument(
+        "--freeze", choices=["features"], help="with --weights: train only the new last layer (default recipe: frozen)"
+    )
+    p.add_argument(
+        "--finetune",
+        action="store_true",
+        help="with --weights: train every layer, the pretrained ones at a tenth of the rate (the finetune recipe)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when there is one)")
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="auto: bf16 autocast where the hardware is fast at it")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "fp32"],
+        help="auto: bf16 autocast where the hardware is fast at it",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
 
 
@@ -190,9 +313,23 @@ def without_option(argv: list[str], option: str) -> list[str]:
     return kept
 
 
-RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "bias_lr_scale", "schedule", "decay",
-                  "label_smoothing", "augment", "lookahead", "dropout", "freeze",
-                  "adversarial", "adv_eps")
+RECIPE_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "bias_lr_scale",
+    "schedule",
+    "decay",
+    "label_smoothing",
+    "augment",
+    "lookahead",
+    "dropout",
+    "freeze",
+    "adversarial",
+    "adv_eps",
+)
 RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights", "corrupt")
 
 
@@ -206,7 +343,7 @@ def _train(args) -> int:
     try:
         return _train_here(args)
     except ReportedElsewhere:
-        if os.environ.get(LAUNCHED):        # the launcher says it, once
+        if os.environ.get(LAUNCHED):  # the launcher says it, once
             return 2
         raise
 
@@ -224,7 +361,7 @@ def launched_folder(args) -> tuple[Path, list[str]]:
 
     folder = run_name(args.out, args.name)
     if folder is None:
-        if is_file_class(args.model):           # checked here once; each process imports the file itself
+        if is_file_class(args.model):  # checked here once; each process imports the file itself
             from cnnlab.training.custom import own_config
 
             config = own_config(class_from(args.model), args.dataset, args.recipe, **_options(args))
@@ -248,20 +385,32 @@ def _train_here(args) -> int:
         if not args.model:
             raise CnnlabError("name a model to train (see `cnnlab models`), or --resume RUN")
         try:
-            run = api.train(model, args.dataset, out=args.out, recipe=_recipe(args), progress=progress,
-                            folder=run_name(args.out, args.name), overwrite=args.overwrite, **_options(args))
+            run = api.train(
+                model,
+                args.dataset,
+                out=args.out,
+                recipe=_recipe(args),
+                progress=progress,
+                folder=run_name(args.out, args.name),
+                overwrite=args.overwrite,
+                **_options(args),
+            )
         except KeyboardInterrupt as stop:
-            if is_main_process() and getattr(stop, "saved", None) is False:   # nothing to resume: the same command
+            if is_main_process() and getattr(stop, "saved", None) is False:  # nothing to resume: the same command
                 print(f"start again with: cnnlab {shlex.join(args.argv)}")
             raise
-    if not is_main_process():           # rank 0 reports for all
+    if not is_main_process():  # rank 0 reports for all
         return 0
     record = run.record
-    print(f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
-          f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)")
+    print(
+        f"\n{record.model.name} on {record.data.name}: test accuracy {100 * run.test_accuracy:.2f}% "
+        f"(best epoch {record.best.epoch}, {record.train_seconds:.0f} s of training)"
+    )
     if record.transfer:
-        print(f"started from {record.transfer.weights} (sha256 {record.transfer.sha256[:12]}...); "
-              f"{record.transfer.frozen or 'every layer trained'}")
+        print(
+            f"started from {record.transfer.weights} (sha256 {record.transfer.sha256[:12]}...); "
+            f"{record.transfer.frozen or 'every layer trained'}"
+        )
     print(f"run folder: {run.folder}  (curves.png, confusion.png, samples.png, best.safetensors, run.json)")
     print("\nnext, try:\n" + "\n".join(f"  {line}" for line in next_commands(run)))
     return 0
@@ -307,10 +456,14 @@ def _lr_find(args) -> int:
     out = output_path(args.out, f"lr-find-{config.model}-{config.dataset}.png", ".png", "--out")
     found = lr_find(config, steps=args.steps, progress=not args.no_progress)
     lowest = found.losses.index(min(found.losses))
-    print(f"{len(found.lrs)} steps from {found.lrs[0]:.1e} to {found.lrs[-1]:.1e}; lowest loss "
-          f"{found.losses[lowest]:.4f} at {found.lrs[lowest]:.1e}")
-    print(f"suggested learning rate {found.suggestion:.1e} (the recipe's: {found.recipe_lr:g}); train with:\n"
-          f"  cnnlab train {config.model} --dataset {config.dataset} --lr {found.suggestion:.1e}")
+    print(
+        f"{len(found.lrs)} steps from {found.lrs[0]:.1e} to {found.lrs[-1]:.1e}; lowest loss "
+        f"{found.losses[lowest]:.4f} at {found.lrs[lowest]:.1e}"
+    )
+    print(
+        f"suggested learning rate {found.suggestion:.1e} (the recipe's: {found.recipe_lr:g}); train with:\n"
+        f"  cnnlab train {config.model} --dataset {config.dataset} --lr {found.suggestion:.1e}"
+    )
     print(f"figure: {save(lr_find_figure(found), out)}")
     return 0
 
@@ -351,7 +504,7 @@ def _augment_preview(args) -> int:
     from cnnlab.errors import whole
     from cnnlab.plots import augment_preview, save
 
-    spec = parse_augment(args.augment).spec            # a bad spec fails before the data set is read
+    spec = parse_augment(args.augment).spec  # a bad spec fails before the data set is read
     count = whole(args.count, "count", 1, 1000)
     data = load_dataset(args.dataset, data_root=args.data_root)
     grid = preview(data.train.pixels(slice(0, count)), spec, args.seed, args.copies)
@@ -376,7 +529,7 @@ def _summary(args) -> int:
         from cnnlab.models.summary import listed_classes
 
         spec = get_spec(args.model)
-        c, h, _ = spec.default_input         # the classes `cnnlab models` counts with: the same number in both
+        c, h, _ = spec.default_input  # the classes `cnnlab models` counts with: the same number in both
         name, model_args = args.model, {"in_channels": c, "image_size": h, "num_classes": listed_classes(spec)}
     shape = (model_args["in_channels"], model_args["image_size"], model_args["image_size"])
     if args.input:
@@ -402,12 +555,16 @@ def _compare(args) -> int:
     print(compare_table(names, records))
     histories = [[e.__dict__ for e in r.history] for r in records]
     losses = [r.loss_name for r in records]
-    if len(set(losses)) > 1:        # say so, on the figure too: a smoothed loss never gets near 0
+    if len(set(losses)) > 1:  # say so, on the figure too: a smoothed loss never gets near 0
         names = [f"{name} ({loss})" for name, loss in zip(names, losses)]
-        print("note: these runs' losses are of different kinds (" + "; ".join(names) + "): their loss curves are "
-              "not comparable, their accuracies are")
+        print(
+            "note: these runs' losses are of different kinds (" + "; ".join(names) + "): their loss curves are "
+            "not comparable, their accuracies are"
+        )
     print(f"figure: {save(compare_curves(names, histories), args.out)}")
     return 0
+
+
 def _datasets(args) -> int:
     from cnnlab.data import load_dataset
 
@@ -424,6 +581,8 @@ def _datasets(args) -> int:
             print(f"{name:<14} not found" + (f": {e}" if args.names else f" ({str(e).splitlines()[-1]})"))
             continue
         shape = "x".join(map(str, data.shape))
-        print(f"{name:<14} {len(data.train):>6,} train {len(data.test):>6,} test  {shape:<8} "
-              f"{len(data.classes)} classes  {data.source}")
+        print(
+            f"{name:<14} {len(data.train):>6,} train {len(data.test):>6,} test  {shape:<8} "
+            f"{len(data.classes)} classes  {data.source}"
+        )
     return 1 if missing and args.names else 0

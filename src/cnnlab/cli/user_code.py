@@ -3,6 +3,7 @@
 The only way Python code other than cnnlab's enters a command: a file the user types. A run folder's record names
 its network's class, but that name is only compared with the classes of the files given here, never imported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,10 @@ from pathlib import Path
 
 from cnnlab.errors import CnnlabError
 
-TRUST_HELP = ("a Python file defining your own network's class, for runs of it (cnnlab never imports code a run "
-              "folder names); repeat for several files")
+TRUST_HELP = (
+    "a Python file defining your own network's class, for runs of it (cnnlab never imports code a run "
+    "folder names); repeat for several files"
+)
 
 
 def add_trust(parser) -> None:
@@ -54,16 +57,19 @@ def classes_in(path) -> dict:
     module_name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else f"cnnlab_user_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module           # dataclasses and pickling look classes up here
-    sys.path.insert(0, str(path.resolve().parent))      # its own imports of files beside it
+    sys.modules[module_name] = module  # dataclasses and pickling look classes up here
+    sys.path.insert(0, str(path.resolve().parent))  # its own imports of files beside it
     try:
         spec.loader.exec_module(module)
-    except Exception as error:                  # the user's code: say where it failed, in a line
+    except Exception as error:  # the user's code: say where it failed, in a line
         raise CnnlabError(f"{path}: importing it failed ({error.__class__.__name__}: {error})") from None
     finally:
         sys.path.pop(0)
-    return {cls.__qualname__: cls for cls in vars(module).values()
-            if isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ == module_name}
+    return {
+        cls.__qualname__: cls
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ == module_name
+    }
 
 
 def open_predictor(args):

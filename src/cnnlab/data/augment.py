@@ -11,11 +11,12 @@ Pixels that come from outside the image (after a rotation, shift or cutout) get 
 Batches arrive normalized, where zero is the mean colour; pass `fill=(0 - mean) / std` to get black instead, which
 is what torchvision gives when it augments before normalizing.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ def shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
     """
     n, _, h, w = x.shape
     p = int(torch.cat([dy, dx]).abs().max())
-    windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)       # [N, C, 2p+1, 2p+1, H, W]
+    windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)  # [N, C, 2p+1, 2p+1, H, W]
     return windows[torch.arange(n, device=x.device), :, p - dy, p - dx]
 
 
@@ -49,13 +50,13 @@ def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     a = torch.deg2rad(degrees.to(x.dtype))
     cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
     # affine_grid works in [-1, 1] coordinates on both axes; the h/w factors keep non-square images undistorted
-    theta = torch.stack([torch.stack([cos, -sin * h / w, zero], 1),
-                         torch.stack([sin * w / h, cos, zero], 1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin * h / w, zero], 1), torch.stack([sin * w / h, cos, zero], 1)], 1)
     return _sample(x, theta)
 
 
-def resized_crop(x: torch.Tensor, height: torch.Tensor, width: torch.Tensor, cy: torch.Tensor,
-                 cx: torch.Tensor) -> torch.Tensor:
+def resized_crop(
+    x: torch.Tensor, height: torch.Tensor, width: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor
+) -> torch.Tensor:
     """Cut from sample n a window of height[n] x width[n] (fractions of the image's sides) centred at (cy[n], cx[n])
     in [-1, 1] coordinates, and stretch it back to full size (bilinear)."""
     zero = torch.zeros_like(height)
@@ -67,8 +68,8 @@ def cutout(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) ->
     """Zero a size x size square in each sample, with its top-left corner at (top[n], left[n])."""
     _, _, h, w = x.shape
     ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
-    in_rows = (ys >= top.view(-1, 1)) & (ys < top.view(-1, 1) + size)       # [N, H]
-    in_cols = (xs >= left.view(-1, 1)) & (xs < left.view(-1, 1) + size)     # [N, W]
+    in_rows = (ys >= top.view(-1, 1)) & (ys < top.view(-1, 1) + size)  # [N, H]
+    in_cols = (xs >= left.view(-1, 1)) & (xs < left.view(-1, 1) + size)  # [N, W]
     return x.masked_fill((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0)
 
 
@@ -119,18 +120,18 @@ def _random_cutout(x, g, size):
 
 def _random_resized_crop(x, g, min_scale):
     scale = _uniform(x, g, min_scale, 1.0)
-    ratio = _uniform(x, g, math.log(3 / 4), math.log(4 / 3)).exp()          # log-uniform, as torchvision
+    ratio = _uniform(x, g, math.log(3 / 4), math.log(4 / 3)).exp()  # log-uniform, as torchvision
     width, height = (scale * ratio).sqrt().clamp(max=1), (scale / ratio).sqrt().clamp(max=1)
-    cy, cx = _uniform(x, g, -1, 1) * (1 - height), _uniform(x, g, -1, 1) * (1 - width)   # window stays inside
+    cy, cx = _uniform(x, g, -1, 1) * (1 - height), _uniform(x, g, -1, 1) * (1 - width)  # window stays inside
     return resized_crop(x, height, width, cy, cx)
 
 
 @dataclass(frozen=True)
 class _Kind:
-    apply: Callable                 # (x, generator, value) -> x
-    meaning: str                    # for describe(); {v} is the value
-    arg: str = ""                   # the value's name in the help; "" for an operation that takes none
-    rule: str = ""                  # what a valid value is, for the error message
+    apply: Callable  # (x, generator, value) -> x
+    meaning: str  # for describe(); {v} is the value
+    arg: str = ""  # the value's name in the help; "" for an operation that takes none
+    rule: str = ""  # what a valid value is, for the error message
     valid: Callable = lambda v: True
     default: float | None = None
 
@@ -141,14 +142,22 @@ def _whole(v: float) -> bool:
 
 OPS: dict[str, _Kind] = {
     "flip": _Kind(_random_flip, "horizontal flip of a random half"),
-    "rotate": _Kind(_random_rotate, "rotation within ±{v:g}°", "DEGREES", "more than 0, at most 180",
-                    lambda v: 0 < v <= 180, 10),
+    "rotate": _Kind(
+        _random_rotate, "rotation within ±{v:g}°", "DEGREES", "more than 0, at most 180", lambda v: 0 < v <= 180, 10
+    ),
     "crop": _Kind(_random_crop, "shift within ±{v:g} px", "PIXELS", "a whole number, 1 or more", _whole, 4),
-    "translate": _Kind(_random_translate, "shift within ±{v:g} of the size", "FRACTION", "between 0 and 1",
-                       lambda v: 0 < v < 1, 0.1),
+    "translate": _Kind(
+        _random_translate, "shift within ±{v:g} of the size", "FRACTION", "between 0 and 1", lambda v: 0 < v < 1, 0.1
+    ),
     "cutout": _Kind(_random_cutout, "a {v:g}x{v:g} square erased", "PIXELS", "a whole number, 1 or more", _whole, 8),
-    "resized-crop": _Kind(_random_resized_crop, "random-resized crop of {v:g} to 1 of the area", "MIN_AREA",
-                          "more than 0, at most 1", lambda v: 0 < v <= 1, 0.35),
+    "resized-crop": _Kind(
+        _random_resized_crop,
+        "random-resized crop of {v:g} to 1 of the area",
+        "MIN_AREA",
+        "more than 0, at most 1",
+        lambda v: 0 < v <= 1,
+        0.35,
+    ),
 }
 PRESETS = {"cifar": "flip,crop=4", "mnist": "crop=2", "lesson": "flip,rotate=10", "photos": "flip,resized-crop=0.35"}
 
@@ -168,14 +177,15 @@ class Op:
 @dataclass(frozen=True)
 class Augment:
     """A callable `aug(x, generator) -> x` on a float batch [N, C, H, W]; the generator lives on x's device."""
+
     ops: tuple[Op, ...] = ()
-    fill: tuple[float, ...] | None = None     # per channel, for pixels from outside the image; None: zeros
+    fill: tuple[float, ...] | None = None  # per channel, for pixels from outside the image; None: zeros
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not self.ops:
             return x
         channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        if self.fill is not None:       # every op fills with zeros: move `fill` to zero and back
+        if self.fill is not None:  # every op fills with zeros: move `fill` to zero and back
             fill = torch.tensor(self.fill, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
             x = x - fill
         for op in self.ops:
@@ -187,15 +197,17 @@ class Augment:
     def __bool__(self) -> bool:
         return bool(self.ops)
 
-    def check(self, height: int, width: int) -> "Augment":
+    def check(self, height: int, width: int) -> Augment:
         """Refuse a shift or square as large as the images: it would leave nothing of them (and allocate for the
         whole shift first). Called where the image size is known, before any batch is made."""
         side = min(height, width)
         for op in self.ops:
             if op.name in ("crop", "cutout") and op.value >= side + (op.name == "cutout"):
                 most = side - 1 if op.name == "crop" else side
-                raise CnnlabError(f"augmentation {op} is too large for the {height}x{width} images; use "
-                                  f"{op.name}={min(most, OPS[op.name].default):g} (at most {most})")
+                raise CnnlabError(
+                    f"augmentation {op} is too large for the {height}x{width} images; use "
+                    f"{op.name}={min(most, OPS[op.name].default):g} (at most {most})"
+                )
         return self
 
     def __repr__(self) -> str:
@@ -235,8 +247,9 @@ def parse_augment(spec: str | None, fill=None) -> Augment:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         presets = "; ".join(f"{name} = {ops}" for name, ops in PRESETS.items())
-        raise CnnlabError(f"augmentation {', '.join(twice)} given more than once in {spec!r} (mind the presets: "
-                          f"{presets})")
+        raise CnnlabError(
+            f"augmentation {', '.join(twice)} given more than once in {spec!r} (mind the presets: {presets})"
+        )
     if fill is not None:
         fill = tuple(float(v) for v in torch.as_tensor(fill).flatten())
     return Augment(tuple(ops), fill)
@@ -255,8 +268,10 @@ def _value(name: str, text: str, spec: str) -> float | None:
     except ValueError:
         value = math.nan
     if not kind.valid(value):
-        raise CnnlabError(f"bad value in augmentation {name}={text} (in {spec!r}): {kind.arg} must be {kind.rule}, "
-                          f"e.g. {name}={kind.default:g}")
+        raise CnnlabError(
+            f"bad value in augmentation {name}={text} (in {spec!r}): {kind.arg} must be {kind.rule}, "
+            f"e.g. {name}={kind.default:g}"
+        )
     return value
 
 
@@ -280,9 +295,9 @@ def preview(images, spec: str, seed: int = 0, copies: int = 4, gap: int = 2) -> 
     aug.check(h, w)
     g = torch.Generator().manual_seed(seed)
     columns = [x] + [aug(x, g) for _ in range(copies)]
-    tiles = F.pad(torch.stack(columns, 1), (0, gap, 0, gap), value=1.0)        # [N, 1 + copies, C, H+gap, W+gap]
+    tiles = F.pad(torch.stack(columns, 1), (0, gap, 0, gap), value=1.0)  # [N, 1 + copies, C, H+gap, W+gap]
     rows, cols = n * (h + gap), (1 + copies) * (w + gap)
-    grid = tiles.permute(2, 0, 3, 1, 4).reshape(c, rows, cols)[:, :rows - gap, :cols - gap]
+    grid = tiles.permute(2, 0, 3, 1, 4).reshape(c, rows, cols)[:, : rows - gap, : cols - gap]
     grid = (grid.clamp(0, 1) * 255).round().to(torch.uint8)
     return grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
 

@@ -7,9 +7,10 @@ what makes an epoch take seconds instead of minutes.
 With several processes (`share=(rank, size)`), every process draws the same permutation and takes its part of each
 batch: the batch stays the global batch, whatever the number of processes.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -23,14 +24,23 @@ def evaluation_batch(shape: tuple[int, int, int]) -> int:
     batch's input stays within 8 MB of floats. What a layer makes of it then fits a CPU's caches better: cifar-fast
     evaluated 13% faster than at 1024 images (the lesson's networks as fast)."""
     c, h, w = shape
-    return max(1, min(256, 2 ** 21 // (c * h * w)))
+    return max(1, min(256, 2**21 // (c * h * w)))
 
 
 class Batches:
-    def __init__(self, data: ImageSet, batch_size: int, preprocess: Preprocess, device="cpu", shuffle: bool = False,
-                 augment: Callable | None = None, seed: int = 0, channels_last: bool = False,
-                 share: tuple[int, int] = (0, 1)):
-        self.images = data.storage.to(device)       # a memory map stays one: batches read only their rows
+    def __init__(
+        self,
+        data: ImageSet,
+        batch_size: int,
+        preprocess: Preprocess,
+        device="cpu",
+        shuffle: bool = False,
+        augment: Callable | None = None,
+        seed: int = 0,
+        channels_last: bool = False,
+        share: tuple[int, int] = (0, 1),
+    ):
+        self.images = data.storage.to(device)  # a memory map stays one: batches read only their rows
         self.rows = data.rows.to(device) if data.rows is not None else None
         self.labels = data.labels.to(device)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
@@ -53,15 +63,18 @@ class Batches:
 
     def __iter__(self):
         # one stream per (seed, epoch); modulo 2^64, the largest seed a generator takes
-        generator = torch.Generator(self.device).manual_seed((self.seed * 100_003 + self.epoch) % 2 ** 64)
+        generator = torch.Generator(self.device).manual_seed((self.seed * 100_003 + self.epoch) % 2**64)
         n = len(self.labels)
         order = torch.randperm(n, generator=generator, device=self.device) if self.shuffle else None
-        if self.rank:                   # the same permutation everywhere, but each process its own augmentation
+        if self.rank:  # the same permutation everywhere, but each process its own augmentation
             generator = torch.Generator(self.device).manual_seed(
-                ((self.seed * 100_003 + self.epoch) * 1_009 + self.rank) % 2 ** 64)
+                ((self.seed * 100_003 + self.epoch) * 1_009 + self.rank) % 2**64
+            )
         for start in range(0, n, self.batch_size):
-            index = order[start:start + self.batch_size] if order is not None else slice(start, start + self.batch_size)
-            if self.size > 1:           # this process's part of the batch
+            index = (
+                order[start : start + self.batch_size] if order is not None else slice(start, start + self.batch_size)
+            )
+            if self.size > 1:  # this process's part of the batch
                 if order is None:
                     index = torch.arange(start, min(start + self.batch_size, n), device=self.device)
                 index = index.tensor_split(self.size)[self.rank]

@@ -10,6 +10,7 @@ Everything is drawn from the run's seed, so a run is repeatable; the spec is kep
 test set are never touched; the pixel corruptions change the test images too (a network trained on shuffled
 pixels is tested on pixels shuffled the same way).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ CORRUPTIONS = {
     "random-pixels": "a different random permutation of the pixel positions for each image",
     "gaussian": "images replaced by Gaussian noise of the data set's mean and std",
 }
-CHUNK = 4096        # images permuted at a time: one chunk's random keys, not the whole set's, are in memory
+CHUNK = 4096  # images permuted at a time: one chunk's random keys, not the whole set's, are in memory
 
 
 def parse_corrupt(spec: str) -> tuple[str, float]:
@@ -34,8 +35,10 @@ def parse_corrupt(spec: str) -> tuple[str, float]:
         return "", 0.0
     kind, _, value = spec.partition("=")
     if kind not in CORRUPTIONS:
-        raise CnnlabError(f"--corrupt {spec!r}: unknown corruption; use labels=P (P from 0 to 1), "
-                          f"{', '.join(k for k in CORRUPTIONS if k != 'labels')}")
+        raise CnnlabError(
+            f"--corrupt {spec!r}: unknown corruption; use labels=P (P from 0 to 1), "
+            f"{', '.join(k for k in CORRUPTIONS if k != 'labels')}"
+        )
     if kind != "labels":
         if value:
             raise CnnlabError(f"--corrupt {spec!r}: {kind} takes no value")
@@ -54,27 +57,32 @@ def corrupt(data: Dataset, spec: str, seed: int) -> Dataset:
     kind, fraction = parse_corrupt(spec)
     if not kind:
         return data
-    generator = torch.Generator().manual_seed(seed + 7_919)      # apart from the split's and the batches' streams
+    generator = torch.Generator().manual_seed(seed + 7_919)  # apart from the split's and the batches' streams
     if kind == "labels":
         train = random_labels(data.train, fraction, len(data.classes), generator)
         return Dataset(data.name, data.classes, train, data.test, data.source)
     if kind == "gaussian":
         mean, std = channel_stats(data.train)
-        change = lambda images: gaussian_like(images, mean, std, generator)     # noqa: E731
+        change = lambda images: gaussian_like(images, mean, std, generator)  # noqa: E731
     elif kind == "shuffled-pixels":
         order = torch.randperm(data.shape[1] * data.shape[2], generator=generator)
-        change = lambda images: permuted(images, order)                        # noqa: E731
+        change = lambda images: permuted(images, order)  # noqa: E731
     else:
-        change = lambda images: each_permuted(images, generator)               # noqa: E731
-    return Dataset(data.name, data.classes, ImageSet(change(data.train.images), data.train.labels),
-                   ImageSet(change(data.test.images), data.test.labels), data.source)
+        change = lambda images: each_permuted(images, generator)  # noqa: E731
+    return Dataset(
+        data.name,
+        data.classes,
+        ImageSet(change(data.train.images), data.train.labels),
+        ImageSet(change(data.test.images), data.test.labels),
+        data.source,
+    )
 
 
 def random_labels(images: ImageSet, fraction: float, classes: int, generator: torch.Generator) -> ImageSet:
     """Exactly round(fraction * N) labels, chosen at random, each replaced by a uniformly random class (which is
     the true one a tenth of the time with ten classes, as in the paper)."""
     n = len(images.labels)
-    chosen = torch.randperm(n, generator=generator)[:round(fraction * n)]
+    chosen = torch.randperm(n, generator=generator)[: round(fraction * n)]
     labels = images.labels.clone()
     labels[chosen] = torch.randint(classes, (len(chosen),), generator=generator)
     return ImageSet(images.storage, labels, images.rows)
@@ -90,9 +98,9 @@ def each_permuted(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     n, c, h, w = images.shape
     out = torch.empty_like(images)
     for begin in range(0, n, CHUNK):
-        chunk = images[begin:begin + CHUNK].reshape(-1, c, h * w)
+        chunk = images[begin : begin + CHUNK].reshape(-1, c, h * w)
         orders = torch.rand(len(chunk), h * w, generator=generator).argsort(1)
-        out[begin:begin + CHUNK] = chunk.gather(2, orders[:, None].expand(-1, c, -1)).view(-1, c, h, w)
+        out[begin : begin + CHUNK] = chunk.gather(2, orders[:, None].expand(-1, c, -1)).view(-1, c, h, w)
     return out
 
 

@@ -1,6 +1,7 @@
 """The data sets by name. Each is read once into uint8 tensors [N, C, H, W] (train and test) with int64 labels.
 An image folder's decoded images are memory-mapped from their cache file: a folder larger than memory still
 trains, and several training processes share one copy in the page cache."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,9 +28,9 @@ class ImageSet:
     a memory-mapped data set reads nothing; `pixels(index)` gathers just the images asked for."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None):
-        self.storage = images     # uint8 [M, C, H, W], perhaps memory-mapped
-        self.labels = labels      # int64 [N]
-        self.rows = rows          # int64 [N]: which rows of storage, in order (None: all of them)
+        self.storage = images  # uint8 [M, C, H, W], perhaps memory-mapped
+        self.labels = labels  # int64 [N]
+        self.rows = rows  # int64 [N]: which rows of storage, in order (None: all of them)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -43,7 +44,7 @@ class ImageSet:
         """The images at positions `index` of this set (a slice, or a tensor of positions)."""
         return self.storage[index] if self.rows is None else self.storage[self.rows[index]]
 
-    def subset(self, index: torch.Tensor) -> "ImageSet":
+    def subset(self, index: torch.Tensor) -> ImageSet:
         return ImageSet(self.storage, self.labels[index], index if self.rows is None else self.rows[index])
 
 
@@ -53,7 +54,7 @@ class Dataset:
     classes: list[str]
     train: ImageSet
     test: ImageSet
-    source: str               # where the files were found
+    source: str  # where the files were found
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -66,27 +67,48 @@ def _image_set(images: np.ndarray, labels: np.ndarray) -> ImageSet:
 
 # --- MNIST and Fashion-MNIST: four IDX files -----------------------------------------------------------------
 
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 IDX_SETS = {
     "mnist": dict(
-        torchvision_dir="MNIST", classes=[str(d) for d in range(10)],
+        torchvision_dir="MNIST",
+        classes=[str(d) for d in range(10)],
         mirrors=["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
-        md5={"train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-             "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
-             "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
-             "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c"}),
+        md5={
+            "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
     "fashion-mnist": dict(
         torchvision_dir="FashionMNIST",
-        classes=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                 "Ankle boot"],
-        mirrors=["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                 "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"],
-        md5={"train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-             "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
-             "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
-             "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310"}),
+        classes=[
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
+        mirrors=[
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        ],
+        md5={
+            "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
 }
 
 
@@ -94,8 +116,9 @@ def _find_idx_dir(name: str, roots: list[Path]) -> Path | None:
     tv = IDX_SETS[name]["torchvision_dir"]
     for root in roots:
         for folder in (root / tv / "raw", root / name, root / tv, root):
-            if all(any((folder / (f + ext)).is_file() for ext in ("", ".gz"))
-                   for pair in IDX_FILES.values() for f in pair):
+            if all(
+                any((folder / (f + ext)).is_file() for ext in ("", ".gz")) for pair in IDX_FILES.values() for f in pair
+            ):
                 return folder
     return None
 
@@ -119,16 +142,24 @@ def load_idx_dataset(name: str, data_root=None, download_ok: bool = True, **_) -
         except OSError as e:
             folder, error = None, str(e)
     if folder is None:
-        raise not_found(name, roots, f"put the four {name} IDX files (train-images-idx3-ubyte.gz, ...) in "
-                        f"<root>/{spec['torchvision_dir']}/raw/ and pass --data-root <root> "
-                        "(or set CNNLAB_DATA=<root>)", error)
-    splits = {split: _image_set(*formats.read_idx_pair(_idx_path(folder, a), _idx_path(folder, b),
-                                                       len(spec["classes"])))
-              for split, (a, b) in IDX_FILES.items()}
+        raise not_found(
+            name,
+            roots,
+            f"put the four {name} IDX files (train-images-idx3-ubyte.gz, ...) in "
+            f"<root>/{spec['torchvision_dir']}/raw/ and pass --data-root <root> "
+            "(or set CNNLAB_DATA=<root>)",
+            error,
+        )
+    splits = {
+        split: _image_set(*formats.read_idx_pair(_idx_path(folder, a), _idx_path(folder, b), len(spec["classes"])))
+        for split, (a, b) in IDX_FILES.items()
+    }
     train, test = (splits[s].storage.shape[1:] for s in IDX_FILES)
     if train != test:
-        raise CnnlabError(f"{folder}: the training images are {'x'.join(map(str, train[1:]))}, the test images "
-                          f"{'x'.join(map(str, test[1:]))}; both must come from the same {name} files")
+        raise CnnlabError(
+            f"{folder}: the training images are {'x'.join(map(str, train[1:]))}, the test images "
+            f"{'x'.join(map(str, test[1:]))}; both must come from the same {name} files"
+        )
     return Dataset(name, spec["classes"], splits["train"], splits["test"], str(folder))
 
 
@@ -164,8 +195,11 @@ def _read_cifar(folder: Path) -> tuple[list[str], ImageSet, ImageSet]:
     train = [formats.read_cifar_batch(folder / f) for f in CIFAR_FILES[:5]]
     test = formats.read_cifar_batch(folder / "test_batch")
     classes = formats.read_cifar_meta(folder / "batches.meta")
-    return (classes, _image_set(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
-            _image_set(*test))
+    return (
+        classes,
+        _image_set(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+        _image_set(*test),
+    )
 
 
 def load_cifar10(data_root=None, download_ok: bool = True, **_) -> Dataset:
@@ -181,14 +215,19 @@ def load_cifar10(data_root=None, download_ok: bool = True, **_) -> Dataset:
         except OSError as e:
             error = str(e)
     if folder is None:
-        raise not_found("cifar10", roots, f"put {CIFAR_DIR}/ (or cifar-10-python.tar.gz) in a folder and pass "
-                        "--data-root <that folder> (or set CNNLAB_DATA)", error)
+        raise not_found(
+            "cifar10",
+            roots,
+            f"put {CIFAR_DIR}/ (or cifar-10-python.tar.gz) in a folder and pass "
+            "--data-root <that folder> (or set CNNLAB_DATA)",
+            error,
+        )
     try:
         classes, train, test = _read_cifar(folder)
     except CnnlabError as e:
         if archive is None:
             raise
-        advice_dropped = str(e).split(";")[0]          # the advice is to fetch it again: this does it by itself
+        advice_dropped = str(e).split(";")[0]  # the advice is to fetch it again: this does it by itself
         warnings.warn(f"{advice_dropped}; unpacking {archive} again", stacklevel=2)
         safe_extract(archive, cache_root())
         folder = cache_root() / CIFAR_DIR
@@ -198,7 +237,7 @@ def load_cifar10(data_root=None, download_ok: bool = True, **_) -> Dataset:
 
 # --- any folder of images ------------------------------------------------------------------------------------
 
-CACHE_VERSION = 2        # 2: EXIF orientation applied, 16-bit images scaled by 257; older entries are not read
+CACHE_VERSION = 2  # 2: EXIF orientation applied, 16-bit images scaled by 257; older entries are not read
 
 
 def _folder_cache_path(root: Path, channels, image_size) -> Path:
@@ -221,11 +260,11 @@ def _read_folder_cache(cache: Path):
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        images = np.load(cache, mmap_mode="c", allow_pickle=False)      # pages shared, read as batches need them
+        images = np.load(cache, mmap_mode="c", allow_pickle=False)  # pages shared, read as batches need them
         if images.dtype != np.uint8 or list(images.shape) != meta["shape"] or len(meta["labels"]) != len(images):
             raise ValueError(f"holds {images.dtype} {list(images.shape)}, its .json promises uint8 {meta['shape']}")
         return images, np.asarray(meta["labels"], dtype=np.int64), [str(c) for c in meta["classes"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:         # json.JSONDecodeError is a ValueError
+    except (OSError, ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
         warnings.warn(f"{cache}: damaged decoded-image cache ({e}); decoding the folder again", stacklevel=3)
         return None
 
@@ -235,16 +274,17 @@ def _read_folder_cached(root: Path, channels, image_size, classes=None):
     cached = _read_folder_cache(cache)
     if cached:
         return cached
-    cache.with_suffix(".json").unlink(missing_ok=True)      # the old entry stops counting before its .npy changes
+    cache.with_suffix(".json").unlink(missing_ok=True)  # the old entry stops counting before its .npy changes
     remove_stale_temporaries(cache.parent)
     with atomic_path(cache) as tmp, held(tmp):
         images, labels, classes = formats.read_image_folder(root, channels, image_size, classes, out=tmp)
-    write_text(cache.with_suffix(".json"), json.dumps(dict(shape=list(images.shape), labels=labels.tolist(),
-                                                           classes=classes)))
+    write_text(
+        cache.with_suffix(".json"), json.dumps(dict(shape=list(images.shape), labels=labels.tolist(), classes=classes))
+    )
     return _read_folder_cache(cache)
 
 
-STALE_AFTER = 60          # seconds: an unlocked temporary file this old has lost its writer
+STALE_AFTER = 60  # seconds: an unlocked temporary file this old has lost its writer
 
 
 @contextlib.contextmanager
@@ -266,12 +306,18 @@ def remove_stale_temporaries(folder: Path) -> None:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if now - os.fstat(file.fileno()).st_mtime > STALE_AFTER:
                     path.unlink()
-        except OSError:                 # locked: being written now; or gone already
+        except OSError:  # locked: being written now; or gone already
             continue
 
 
-def load_image_folder(data_root=None, channels: int | None = None, image_size: int | None = None,
-                      test_fraction: float = 0.2, seed: int = 0, **_) -> Dataset:
+def load_image_folder(
+    data_root=None,
+    channels: int | None = None,
+    image_size: int | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    **_,
+) -> Dataset:
     """`<root>/train/<class>/*` and `<root>/test/<class>/*` (or val/); or one `<root>/<class>/*` tree, whose
     test split is a seeded fraction."""
     if data_root is None:
@@ -310,8 +356,9 @@ def load_dataset(name: str, data_root=None, download: bool = True, **options) ->
     return data
 
 
-def split(data: ImageSet, fraction: float, seed: int, name: str = "validation fraction (--valid-fraction)"
-          ) -> tuple[ImageSet, ImageSet]:
+def split(
+    data: ImageSet, fraction: float, seed: int, name: str = "validation fraction (--valid-fraction)"
+) -> tuple[ImageSet, ImageSet]:
     """A seeded random split: (the rest, `fraction` of the samples). A fraction above 0 that holds out no image,
     or one that leaves none, is refused: an empty split would fail later, far from its cause."""
     if not 0 <= fraction < 1:
@@ -319,9 +366,11 @@ def split(data: ImageSet, fraction: float, seed: int, name: str = "validation fr
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     n_held = int(round(fraction * len(data)))
     if (fraction > 0 and n_held == 0) or n_held == len(data) > 0:
-        lowest, highest = 0.5 / len(data), 1 - 0.5 / len(data)      # they round to 1 and to all but 1
-        raise CnnlabError(f"{name} {fraction:g} holds out {n_held} of the {len(data)} images; use a fraction "
-                          f"from {lowest:.2g} to {highest:.4g}")
+        lowest, highest = 0.5 / len(data), 1 - 0.5 / len(data)  # they round to 1 and to all but 1
+        raise CnnlabError(
+            f"{name} {fraction:g} holds out {n_held} of the {len(data)} images; use a fraction "
+            f"from {lowest:.2g} to {highest:.4g}"
+        )
     return data.subset(order[n_held:]), data.subset(order[:n_held])
 
 
@@ -332,7 +381,7 @@ def channel_stats(images: ImageSet) -> tuple[list[float], list[float]]:
     CIFAR-10's 40,000 training images 0.10 s instead of 0.95 s of every run's start (2 cores)."""
     c = images.storage.shape[1]
     counts = torch.zeros(c, 256, dtype=torch.float64)
-    step = max(1, 2 ** 24 // images.storage[0].numel())         # ~16 M pixels at a time
+    step = max(1, 2**24 // images.storage[0].numel())  # ~16 M pixels at a time
     for start in range(0, len(images), step):
         chunk = images.pixels(slice(start, start + step))
         for channel in range(c):

@@ -3,6 +3,7 @@
 Each returns numpy uint8 images in [N, C, H, W] layout and int64 labels, and turns any malformed file into a
 CnnlabError that names the file and what to do about it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,7 @@ from cnnlab.images import MAX_PIXELS, SIXTEEN_BIT, attempt, decode_square, image
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
-MAX_IDX_BYTES = 1 << 30       # 1 GiB: MNIST's largest file holds 47 MB; a header promising more is corrupt or a bomb
+MAX_IDX_BYTES = 1 << 30  # 1 GiB: MNIST's largest file holds 47 MB; a header promising more is corrupt or a bomb
 
 
 def _open_maybe_gzip(raw):
@@ -56,17 +57,23 @@ def _read_exactly(stream, n: int) -> np.ndarray:
 def _read_idx_stream(path: Path, stream) -> np.ndarray:
     head = stream.read(4)
     if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= 4:
-        raise CnnlabError(f"{path}: not an IDX file of unsigned bytes (wrong magic number {head.hex()}); "
-                          "expected MNIST-style idx3-ubyte/idx1-ubyte files")
+        raise CnnlabError(
+            f"{path}: not an IDX file of unsigned bytes (wrong magic number {head.hex()}); "
+            "expected MNIST-style idx3-ubyte/idx1-ubyte files"
+        )
     dims = tuple(int(d) for d in np.frombuffer(_read_exactly(stream, 4 * head[3]), dtype=">u4"))
-    size = math.prod(dims)                      # Python ints: a product of huge sizes cannot overflow
+    size = math.prod(dims)  # Python ints: a product of huge sizes cannot overflow
     if size > MAX_IDX_BYTES:
-        raise CnnlabError(f"{path}: IDX header promises {dims} = {size / 2**30:.1f} GiB, over cnnlab's limit of "
-                          f"{MAX_IDX_BYTES / 2**30:.0f} GiB; the file is corrupt: delete it and download it again")
+        raise CnnlabError(
+            f"{path}: IDX header promises {dims} = {size / 2**30:.1f} GiB, over cnnlab's limit of "
+            f"{MAX_IDX_BYTES / 2**30:.0f} GiB; the file is corrupt: delete it and download it again"
+        )
     data = _read_exactly(stream, size)
     if stream.read(1):
-        raise CnnlabError(f"{path}: more data than the IDX header's {dims} promises; "
-                          "the file is corrupt: delete it and download it again")
+        raise CnnlabError(
+            f"{path}: more data than the IDX header's {dims} promises; "
+            "the file is corrupt: delete it and download it again"
+        )
     return data.reshape(dims)
 
 
@@ -77,7 +84,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with open(path, "rb") as raw, _open_maybe_gzip(raw) as stream:
             return _read_idx_stream(path, stream)
-    except (OSError, EOFError, zlib.error) as e:       # gzip.BadGzipFile is an OSError
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise CnnlabError(f"{path}: corrupt or truncated file ({e}); delete it and download it again") from None
 
 
@@ -85,8 +92,10 @@ def check_labels(path: Path, labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Labels must name one of the classes: a label out of range is a corrupt file, not a bigger data set."""
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if bad.size:
-        raise CnnlabError(f"{path}: label {labels[bad[0]]} (sample {bad[0]}) is outside 0..{n_classes - 1}; "
-                          "the file is corrupt: delete it and download it again")
+        raise CnnlabError(
+            f"{path}: label {labels[bad[0]]} (sample {bad[0]}) is outside 0..{n_classes - 1}; "
+            "the file is corrupt: delete it and download it again"
+        )
     return labels
 
 
@@ -102,9 +111,13 @@ class _CifarUnpickler(pickle.Unpickler):
     else, such as os.system, is refused before it can run."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):
@@ -123,20 +136,31 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as f:
             batch = _CifarUnpickler(f, encoding="bytes").load()
     except pickle.UnpicklingError as e:
-        raise CnnlabError(f"{path}: not a CIFAR batch, or a pickle that tries to run code ({e}); "
-                          "download the official cifar-10-python archive again") from None
+        raise CnnlabError(
+            f"{path}: not a CIFAR batch, or a pickle that tries to run code ({e}); "
+            "download the official cifar-10-python archive again"
+        ) from None
     except (OSError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
         raise CnnlabError(f"{path}: corrupt or truncated CIFAR batch ({e}); download it again") from None
     data = batch.get(b"data") if isinstance(batch, dict) else None
     labels = batch.get(b"labels") if isinstance(batch, dict) else None
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
-            or not isinstance(labels, list) or len(labels) != len(data):
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3072
+        or not isinstance(labels, list)
+        or len(labels) != len(data)
+    ):
         raise CnnlabError(f"{path}: not a CIFAR-10 batch (expected b'data' uint8 [N, 3072] and N b'labels')")
-    not_whole = next((i for i, v in enumerate(labels) if isinstance(v, bool) or not isinstance(v, (int, np.integer))),
-                     None)
-    if not_whole is not None:           # np.asarray would make 3.7 a 3 without a word
-        raise CnnlabError(f"{path}: CIFAR label {labels[not_whole]!r} (sample {not_whole}) is not a whole number; "
-                          "the file is corrupt: download the archive again")
+    not_whole = next(
+        (i for i, v in enumerate(labels) if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None
+    )
+    if not_whole is not None:  # np.asarray would make 3.7 a 3 without a word
+        raise CnnlabError(
+            f"{path}: CIFAR label {labels[not_whole]!r} (sample {not_whole}) is not a whole number; "
+            "the file is corrupt: download the archive again"
+        )
     try:
         labels = np.asarray(labels, dtype=np.int64)
     except OverflowError:
@@ -153,8 +177,10 @@ def read_cifar_meta(path: str | Path) -> list[str]:
     except Exception as e:  # any malformed meta file is the same user problem
         raise CnnlabError(f"{path}: unreadable CIFAR batches.meta ({e}); download the archive again") from None
     if len(names) != CIFAR_CLASSES or len(set(names)) != len(names):
-        raise CnnlabError(f"{path}: batches.meta names {len(names)} class(es) ({len(set(names))} different), "
-                          f"CIFAR-10 has {CIFAR_CLASSES}; the file is corrupt: download the archive again")
+        raise CnnlabError(
+            f"{path}: batches.meta names {len(names)} class(es) ({len(set(names))} different), "
+            f"CIFAR-10 has {CIFAR_CLASSES}; the file is corrupt: download the archive again"
+        )
     return names
 
 
@@ -165,12 +191,18 @@ def list_image_folder(root: str | Path) -> tuple[list[str], list[tuple[Path, str
         raise CnnlabError(f"{root}: no such folder; give the folder that holds one sub-folder per class")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     _refuse_linked_twice(root, classes)
-    files = [(p, c) for c in classes for p in sorted((root / c).rglob("*"))
-             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [
+        (p, c)
+        for c in classes
+        for p in sorted((root / c).rglob("*"))
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    ]
     _refuse_same_file_twice(root, files)
     if not files:
-        raise CnnlabError(f"{root}: no images found; an image folder holds one sub-folder per class "
-                          f"(e.g. {root}/cat/001.jpg, {root}/dog/002.png)")
+        raise CnnlabError(
+            f"{root}: no images found; an image folder holds one sub-folder per class "
+            f"(e.g. {root}/cat/001.jpg, {root}/dog/002.png)"
+        )
     return classes, files
 
 
@@ -181,13 +213,17 @@ def _refuse_linked_twice(root: Path, classes: list[str]) -> None:
     real = {c: (root / c).resolve() for c in classes}
     for c, folder in real.items():
         if folder == real_root or folder in real_root.parents:
-            raise CnnlabError(f"{root / c}: a link to {folder}, which holds the data folder itself (its images would "
-                              "be counted twice); remove the link or move the class folder in")
+            raise CnnlabError(
+                f"{root / c}: a link to {folder}, which holds the data folder itself (its images would "
+                "be counted twice); remove the link or move the class folder in"
+            )
     for c, folder in real.items():
         inside = next((o for o in classes if o != c and (real[o] == folder or real[o] in folder.parents)), None)
         if inside:
-            raise CnnlabError(f"{root / c}: a link into class folder {root / inside} (its images would be counted "
-                              "twice, under two labels); remove the link")
+            raise CnnlabError(
+                f"{root / c}: a link into class folder {root / inside} (its images would be counted "
+                "twice, under two labels); remove the link"
+            )
 
 
 def _refuse_same_file_twice(root: Path, files: list[tuple[Path, str]]) -> None:
@@ -203,7 +239,7 @@ def _refuse_same_file_twice(root: Path, files: list[tuple[Path, str]]) -> None:
 
 
 GREY_MODES = ("L", "1", "LA", "La", *SIXTEEN_BIT)
-PARALLEL_FROM = 64        # files: below this, starting worker processes (~0.3 s) costs more than it saves
+PARALLEL_FROM = 64  # files: below this, starting worker processes (~0.3 s) costs more than it saves
 
 
 @contextlib.contextmanager
@@ -214,11 +250,15 @@ def _parallel_map(n_files: int):
     if n_files < PARALLEL_FROM or os.cpu_count() == 1:
         yield map
         return
-    pool = ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("forkserver"),
-                               initializer=_die_with, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(
+        os.cpu_count(),
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_die_with,
+        initargs=(os.getpid(),),
+    )
     try:
         yield functools.partial(pool.map, chunksize=8)
-    finally:                    # after an error or Ctrl-C, the images not started are not decoded for nothing
+    finally:  # after an error or Ctrl-C, the images not started are not decoded for nothing
         pool.shutdown(cancel_futures=True)
 
 
@@ -227,13 +267,13 @@ def _die_with(parent: int) -> None:
     nothing else tells it; left alive it would hold the terminal's pipe (`cnnlab train ... | tail` would hang)."""
     try:
         pidfd = os.pidfd_open(parent)
-    except ProcessLookupError:                  # it has ended already
+    except ProcessLookupError:  # it has ended already
         os._exit(1)
-    except (AttributeError, OSError):           # not Linux 5.3 or later: the pool ends as it always did
+    except (AttributeError, OSError):  # not Linux 5.3 or later: the pool ends as it always did
         return
 
     def wait_then_exit():
-        select.select([pidfd], [], [])          # readable once the process has ended
+        select.select([pidfd], [], [])  # readable once the process has ended
         os._exit(1)
 
     threading.Thread(target=wait_then_exit, daemon=True).start()
@@ -242,7 +282,7 @@ def _die_with(parent: int) -> None:
 def _reserve(path: Path, shape: tuple[int, ...]) -> np.memmap:
     """A .npy file of `shape` uint8, memory-mapped, its blocks allocated on disk now: a disk that fills up is then a
     one-line error here, not a SIGBUS that kills the process without a word when a page is written later."""
-    need = math.prod(shape) + 4096                  # the pixels and the .npy header
+    need = math.prod(shape) + 4096  # the pixels and the .npy header
     free = shutil.disk_usage(path.parent).free
     if need > free:
         raise CnnlabError(no_room(path.parent, need, free))
@@ -253,14 +293,16 @@ def _reserve(path: Path, shape: tuple[int, ...]) -> np.memmap:
     except OSError as error:
         if error.errno == errno.ENOSPC:
             raise CnnlabError(no_room(path.parent, need, shutil.disk_usage(path.parent).free)) from None
-        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):     # a file system that cannot preallocate
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot preallocate
             raise
     return images
 
 
 def no_room(folder: Path, need: int, free: int) -> str:
-    return (f"{folder}: the decoded images need {need / 1e6:,.0f} MB on this disk and {free / 1e6:,.0f} MB are free; "
-            "free some space, choose a smaller --image-size, or set XDG_CACHE_HOME to a disk with room")
+    return (
+        f"{folder}: the decoded images need {need / 1e6:,.0f} MB on this disk and {free / 1e6:,.0f} MB are free; "
+        "free some space, choose a smaller --image-size, or set XDG_CACHE_HOME to a disk with room"
+    )
 
 
 def check_room(folder: Path, n_images: int, channels: int, size: int) -> None:
@@ -280,10 +322,12 @@ def _decode_all(parallel_map, files, index, channels: int, size: int, root, out=
     shape = (len(files), channels, size, size)
     images = np.empty(shape, np.uint8) if out is None else _reserve(out, shape)
     labels, n, skipped = np.empty(len(files), dtype=np.int64), 0, []
-    decoded = parallel_map(attempt, [decode_square] * len(files), [p for p, _ in files], [channels] * len(files),
-                           [size] * len(files))
-    for (_, class_name), (pixels, why) in tqdm(zip(files, decoded), total=len(files), unit="image",
-                                               desc=f"decoding {root}", leave=False, disable=None):
+    decoded = parallel_map(
+        attempt, [decode_square] * len(files), [p for p, _ in files], [channels] * len(files), [size] * len(files)
+    )
+    for (_, class_name), (pixels, why) in tqdm(
+        zip(files, decoded), total=len(files), unit="image", desc=f"decoding {root}", leave=False, disable=None
+    ):
         if why:
             skipped.append(why)
         else:
@@ -291,14 +335,19 @@ def _decode_all(parallel_map, files, index, channels: int, size: int, root, out=
     if out is None:
         return images[:n], labels[:n], skipped
     images.flush()
-    if n < len(files):                  # rows of skipped files: the file is written again without them
+    if n < len(files):  # rows of skipped files: the file is written again without them
         with atomic_path(out) as shorter, open(shorter, "wb") as file:
             np.save(file, images[:n])
     return np.load(out, mmap_mode="r"), labels[:n], skipped
 
 
-def read_image_folder(root: str | Path, channels: int | None = None, image_size: int | None = None,
-                      classes: list[str] | None = None, out: Path | None = None):
+def read_image_folder(
+    root: str | Path,
+    channels: int | None = None,
+    image_size: int | None = None,
+    classes: list[str] | None = None,
+    out: Path | None = None,
+):
     """Decode a class-per-folder tree into one uint8 array [N, C, S, S], on all cores.
 
     channels: 3 (RGB) or 1 (L); by default the mode most images have. image_size: every image is resized (shorter
@@ -310,18 +359,22 @@ def read_image_folder(root: str | Path, channels: int | None = None, image_size:
     """
     found_classes, files = list_image_folder(root)
     with_images = sorted({c for _, c in files})
-    if classes is None and len(with_images) < 2:        # one class is learned perfectly by always answering it
-        raise CnnlabError(f"{root}: only one class folder holds images ({with_images[0]}); a classifier needs at "
-                          f"least two, one sub-folder per class (e.g. {root}/cat, {root}/dog)")
+    if classes is None and len(with_images) < 2:  # one class is learned perfectly by always answering it
+        raise CnnlabError(
+            f"{root}: only one class folder holds images ({with_images[0]}); a classifier needs at "
+            f"least two, one sub-folder per class (e.g. {root}/cat, {root}/dog)"
+        )
     classes = classes or found_classes
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(c for _, c in files) - set(index))
     if unknown:
         raise CnnlabError(f"{root}: classes {unknown} are not among the training classes {classes}")
-    if image_size is not None and image_size ** 2 > MAX_PIXELS:       # each image would be refused, one by one
-        raise CnnlabError(f"image size {image_size} gives {image_size ** 2 / 1e6:,.0f} Mpx per image, over cnnlab's "
-                          f"limit of {MAX_PIXELS / 1e6:.0f} Mpx; choose a smaller --image-size")
-    if out is not None and image_size is not None:      # fewest bytes it could take: one channel
+    if image_size is not None and image_size**2 > MAX_PIXELS:  # each image would be refused, one by one
+        raise CnnlabError(
+            f"image size {image_size} gives {image_size**2 / 1e6:,.0f} Mpx per image, over cnnlab's "
+            f"limit of {MAX_PIXELS / 1e6:.0f} Mpx; choose a smaller --image-size"
+        )
+    if out is not None and image_size is not None:  # fewest bytes it could take: one channel
         check_room(out.parent, len(files), channels or 1, image_size)
     with _parallel_map(len(files)) as parallel_map:
         headers = list(parallel_map(attempt, [image_header] * len(files), [p for p, _ in files]))
@@ -333,8 +386,9 @@ def read_image_folder(root: str | Path, channels: int | None = None, image_size:
             channels = 1 if Counter(mode in GREY_MODES for _, (_, mode) in readable).most_common(1)[0][0] else 3
         if image_size is None:
             image_size = min(Counter(size for _, (size, _) in readable).most_common(1)[0][0])
-        images, labels, failed = _decode_all(parallel_map, [f for f, _ in readable], index, channels, image_size, root,
-                                             out)
+        images, labels, failed = _decode_all(
+            parallel_map, [f for f, _ in readable], index, channels, image_size, root, out
+        )
     skipped += failed
     if skipped:
         warnings.warn(f"{root}: skipped {len(skipped)} unreadable file(s), e.g. {skipped[0]}", stacklevel=2)

@@ -4,6 +4,7 @@ A model is trained on (pixels / 255 - mean) / std, with the per-channel mean and
 Training batches, prediction, every explanation and the web explorer all go through `Preprocess`, so a model always
 sees its images the way it was trained on them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-LIGHT_ON_DARK = ("mnist", "fashion-mnist")    # white strokes on black: a dark-on-light picture gets inverted
+LIGHT_ON_DARK = ("mnist", "fashion-mnist")  # white strokes on black: a dark-on-light picture gets inverted
 
 
 def column(values, device=None) -> torch.Tensor:
@@ -33,13 +34,14 @@ def denormalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
 @dataclass(frozen=True)
 class Preprocess:
     """The input contract of a trained model: the image shape it takes and the normalization it was trained with."""
-    shape: tuple[int, int, int] | None        # (C, H, W); None for a bare model that takes any size
-    mean: tuple[float, ...]                    # per channel, in [0, 1] units
+
+    shape: tuple[int, int, int] | None  # (C, H, W); None for a bare model that takes any size
+    mean: tuple[float, ...]  # per channel, in [0, 1] units
     std: tuple[float, ...]
-    light_on_dark: bool = False                # MNIST-style data: dark-on-light pictures are inverted
+    light_on_dark: bool = False  # MNIST-style data: dark-on-light pictures are inverted
 
     @classmethod
-    def identity(cls) -> "Preprocess":
+    def identity(cls) -> Preprocess:
         """For a bare model: pixels / 255, any channel count and size."""
         return cls(None, (0.0,), (1.0,))
 

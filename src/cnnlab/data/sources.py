@@ -1,4 +1,5 @@
 """Where data sets live: the places searched, in order, and downloads that are verified and atomic."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +13,7 @@ from pathlib import Path
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path
 
-SYSTEM_ROOT = Path("/usr/share/datasets")   # Debian's dataset-* packages install here
+SYSTEM_ROOT = Path("/usr/share/datasets")  # Debian's dataset-* packages install here
 
 
 def cache_root() -> Path:
@@ -44,8 +45,12 @@ def download(urls: list[str], dest: Path, md5: str, progress: bool = True) -> Pa
         try:
             with urllib.request.urlopen(url, timeout=30) as response, atomic_path(dest) as tmp:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                                                disable=not progress, leave=False) as bar:
+                with (
+                    open(tmp, "wb") as f,
+                    tqdm(
+                        total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress, leave=False
+                    ) as bar,
+                ):
                     for chunk in iter(lambda: response.read(1 << 16), b""):
                         f.write(chunk)
                         bar.update(len(chunk))

@@ -1,4 +1,5 @@
 """Making a raw filter result visible: its values can be negative or far above 255, so pick a scale and say which."""
+
 from __future__ import annotations
 
 import numpy as np

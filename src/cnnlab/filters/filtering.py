@@ -5,6 +5,7 @@ where (cy, cx) is the kernel's centre. It does not flip the kernel, exactly like
 output pixel sits under the centre, kernels must have odd sizes here; near the image border the missing
 pixels are made up by the border mode.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -15,11 +16,11 @@ from cnnlab.filters.kernels import KERNELS
 
 # name -> OpenCV border type; `wrap` is done by padding first, because filter2D refuses BORDER_WRAP.
 BORDERS = {
-    "reflect-101": cv2.BORDER_REFLECT_101,   # gfedcb|abcdefgh|gfedcba  (OpenCV's default)
-    "reflect": cv2.BORDER_REFLECT,           # fedcba|abcdefgh|hgfedcb
-    "replicate": cv2.BORDER_REPLICATE,       # aaaaaa|abcdefgh|hhhhhhh
-    "constant": cv2.BORDER_CONSTANT,         # 000000|abcdefgh|0000000  (what nn.Conv2d's padding does)
-    "wrap": cv2.BORDER_WRAP,                 # cdefgh|abcdefgh|abcdefg  (what the Fourier transform assumes)
+    "reflect-101": cv2.BORDER_REFLECT_101,  # gfedcb|abcdefgh|gfedcba  (OpenCV's default)
+    "reflect": cv2.BORDER_REFLECT,  # fedcba|abcdefgh|hgfedcb
+    "replicate": cv2.BORDER_REPLICATE,  # aaaaaa|abcdefgh|hhhhhhh
+    "constant": cv2.BORDER_CONSTANT,  # 000000|abcdefgh|0000000  (what nn.Conv2d's padding does)
+    "wrap": cv2.BORDER_WRAP,  # cdefgh|abcdefgh|abcdefg  (what the Fourier transform assumes)
 }
 
 
@@ -27,8 +28,10 @@ def check_centred(kernel: np.ndarray) -> None:
     """filter2D writes each result under the kernel's centre pixel; an even size has no centre, so refuse it."""
     height, width = kernel.shape
     if height % 2 == 0 or width % 2 == 0:
-        raise CnnlabError(f"kernel is {height}x{width}, but filtering needs odd sizes so the kernel has a centre "
-                          "pixel; add a row/column of zeros, or use `cnnlab conv-demo`, which takes any size")
+        raise CnnlabError(
+            f"kernel is {height}x{width}, but filtering needs odd sizes so the kernel has a centre "
+            "pixel; add a row/column of zeros, or use `cnnlab conv-demo`, which takes any size"
+        )
 
 
 def apply_kernel(image: np.ndarray, kernel: np.ndarray, border: str = "reflect-101") -> np.ndarray:
@@ -45,7 +48,7 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, border: str = "reflect-1
         pad_y, pad_x = kernel.shape[0] // 2, kernel.shape[1] // 2
         padded = cv2.copyMakeBorder(image, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_WRAP)
         result = cv2.filter2D(padded, cv2.CV_32F, kernel)
-        return result[pad_y:pad_y + image.shape[0], pad_x:pad_x + image.shape[1]]
+        return result[pad_y : pad_y + image.shape[0], pad_x : pad_x + image.shape[1]]
     return cv2.filter2D(image, cv2.CV_32F, kernel, borderType=BORDERS[border])
 
 

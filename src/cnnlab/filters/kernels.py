@@ -3,6 +3,7 @@
 Weights are written the way OpenCV's `filter2D` (and `nn.Conv2d`) use them: as a *correlation*, the kernel laid
 over the image without flipping. So `sobel-x` is positive where the image gets brighter to the right.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,22 +28,31 @@ def _kernel(rows, description: str, scale: float = 1.0) -> NamedKernel:
 _BINOMIAL_5 = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1])
 
 KERNELS: dict[str, NamedKernel] = {
-    "sobel-x": _kernel([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
-                       "vertical edges: positive where the image gets brighter to the right"),
-    "sobel-y": _kernel([[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
-                       "horizontal edges: positive where the image gets brighter downwards"),
-    "laplacian": _kernel([[0, 1, 0], [1, -4, 1], [0, 1, 0]],
-                         "second derivative: edges in every direction, zero on flat areas and even ramps"),
-    "high-pass": _kernel([[0, -1, 0], [-1, 4, -1], [0, -1, 0]],
-                         "the Udacity CNN lesson's custom high-pass (minus the Laplacian): keeps only changes"),
-    "outline": _kernel([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
-                       "high-pass over all 8 neighbours: stronger, diagonal-aware outlines"),
+    "sobel-x": _kernel(
+        [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "vertical edges: positive where the image gets brighter to the right"
+    ),
+    "sobel-y": _kernel(
+        [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], "horizontal edges: positive where the image gets brighter downwards"
+    ),
+    "laplacian": _kernel(
+        [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+        "second derivative: edges in every direction, zero on flat areas and even ramps",
+    ),
+    "high-pass": _kernel(
+        [[0, -1, 0], [-1, 4, -1], [0, -1, 0]],
+        "the Udacity CNN lesson's custom high-pass (minus the Laplacian): keeps only changes",
+    ),
+    "outline": _kernel(
+        [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], "high-pass over all 8 neighbours: stronger, diagonal-aware outlines"
+    ),
     "box": _kernel(np.ones((3, 3)), "blur: the mean of the 3x3 neighbourhood (a low-pass)", scale=1 / 9),
     "gaussian": _kernel(_BINOMIAL_5, "smooth 5x5 blur, weights from (1 4 6 4 1)/16 (a low-pass)", scale=1 / 256),
-    "sharpen": _kernel([[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
-                       "the image plus its high-pass: crisper edges, same brightness"),
-    "emboss": _kernel([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],
-                      "the image plus a diagonal derivative: a raised-relief look"),
+    "sharpen": _kernel(
+        [[0, -1, 0], [-1, 5, -1], [0, -1, 0]], "the image plus its high-pass: crisper edges, same brightness"
+    ),
+    "emboss": _kernel(
+        [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], "the image plus a diagonal derivative: a raised-relief look"
+    ),
 }
 
 
@@ -51,13 +61,16 @@ def check_kernel(data) -> np.ndarray:
     try:
         matrix = np.array(data, dtype=np.float64)
     except (ValueError, TypeError):
-        raise CnnlabError("kernel must be a 2-D matrix of numbers with rows of equal length, "
-                          "e.g. [[0,-1,0],[-1,4,-1],[0,-1,0]]") from None
+        raise CnnlabError(
+            "kernel must be a 2-D matrix of numbers with rows of equal length, e.g. [[0,-1,0],[-1,4,-1],[0,-1,0]]"
+        ) from None
     if matrix.size == 0:
         raise CnnlabError("kernel is empty; give at least one weight, e.g. [[1]]")
     if matrix.ndim != 2:
-        raise CnnlabError(f"kernel must be a 2-D matrix (a list of rows), got {matrix.ndim} dimension(s); "
-                          "e.g. [[-1,0,1]] for a single row")
+        raise CnnlabError(
+            f"kernel must be a 2-D matrix (a list of rows), got {matrix.ndim} dimension(s); "
+            "e.g. [[-1,0,1]] for a single row"
+        )
     if not np.isfinite(matrix).all():
         raise CnnlabError("kernel contains NaN or infinity; use finite numbers")
     return matrix
@@ -85,8 +98,10 @@ def _read_kernel_file(path: Path):
         try:
             return json.loads(text)
         except json.JSONDecodeError as error:
-            raise CnnlabError(f"kernel file {path} is not valid JSON ({error}); "
-                              "write a list of rows like [[0,-1,0],[-1,4,-1],[0,-1,0]]") from None
+            raise CnnlabError(
+                f"kernel file {path} is not valid JSON ({error}); "
+                "write a list of rows like [[0,-1,0],[-1,4,-1],[0,-1,0]]"
+            ) from None
     return _read_matrix_text(text)
 
 
@@ -100,13 +115,17 @@ def parse_kernel(text: str) -> np.ndarray:
         try:
             return check_kernel(json.loads(text))
         except json.JSONDecodeError:
-            raise CnnlabError(f"inline kernel {text!r} is not a valid matrix; write it like "
-                              "[[0,-1,0],[-1,4,-1],[0,-1,0]] (quote it in the shell)") from None
+            raise CnnlabError(
+                f"inline kernel {text!r} is not a valid matrix; write it like "
+                "[[0,-1,0],[-1,4,-1],[0,-1,0]] (quote it in the shell)"
+            ) from None
     path = Path(text)
     if path.is_file():
         return check_kernel(_read_kernel_file(path))
-    raise CnnlabError(f"unknown kernel {text!r}: not a name from `cnnlab kernels` ({', '.join(KERNELS)}), "
-                      "not an inline matrix like [[0,-1,0],[-1,4,-1],[0,-1,0]], and no such file")
+    raise CnnlabError(
+        f"unknown kernel {text!r}: not a name from `cnnlab kernels` ({', '.join(KERNELS)}), "
+        "not an inline matrix like [[0,-1,0],[-1,4,-1],[0,-1,0]], and no such file"
+    )
 
 
 def kernel_label(text: str, matrix: np.ndarray) -> str:
@@ -122,7 +141,7 @@ def kernel_label(text: str, matrix: np.ndarray) -> str:
 def _denominator(matrix: np.ndarray, largest: int = 1024) -> int:
     """The smallest d with matrix * d all whole numbers (9 for the box blur), or 1 if there is none up to `largest`."""
     candidates = np.arange(1, largest + 1)
-    scaled = candidates[:, None] * matrix.ravel()[None, :]              # one row per candidate d
+    scaled = candidates[:, None] * matrix.ravel()[None, :]  # one row per candidate d
     whole = np.all(np.abs(scaled - np.round(scaled)) < 1e-6, axis=1)
     return int(candidates[whole][0]) if whole.any() else 1
 

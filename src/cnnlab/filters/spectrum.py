@@ -4,6 +4,7 @@ The transform is centred (`fftshift`): zero frequency, the image's mean, sits in
 repeats `k` times across the image width lights up the points `k` bins left and right of the centre.
 Distances from the centre are counted in such bins, "cycles per image".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def frequency_mask(shape: tuple[int, int], keep: str, radius: float) -> np.ndarr
     if radius <= 0:
         raise CnnlabError(f"radius must be a positive number of cycles per image, got {radius}")
     height, width = shape
-    v = np.arange(height) - height // 2       # fftshift puts zero frequency at index n // 2
+    v = np.arange(height) - height // 2  # fftshift puts zero frequency at index n // 2
     u = np.arange(width) - width // 2
     inside = np.hypot(*np.meshgrid(u, v)) <= radius
     return (inside if keep == "low" else ~inside).astype(np.float64)
@@ -60,8 +61,9 @@ def kernel_response(kernel: np.ndarray, size: int = 64) -> np.ndarray:
     """
     kernel = np.asarray(kernel, dtype=np.float64)
     if max(kernel.shape) > size:
-        raise CnnlabError(f"kernel is {kernel.shape[0]}x{kernel.shape[1]}, larger than the response size {size}; "
-                          "use a larger --size")
+        raise CnnlabError(
+            f"kernel is {kernel.shape[0]}x{kernel.shape[1]}, larger than the response size {size}; use a larger --size"
+        )
     return np.abs(np.fft.fftshift(np.fft.fft2(kernel, s=(size, size))))
 
 

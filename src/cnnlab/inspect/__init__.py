@@ -12,12 +12,33 @@ and images in any form the predictor takes (files, uint8 pixels, float model inp
     capsule_dimensions(predictor, image)                     # CapsNet: what each capsule dimension encodes
     explain(predictor, "gradcam", ["cat.png"])               # arrays, printed findings and the figure
 """
-__all__ = ["EXPLANATIONS", "METHODS", "Explanation", "Maximized", "ReceptiveField", "TopPatches", "attribute",
-           "capsule_dimensions", "class_index", "deepdream", "explain", "gradient_box", "maximize",
-           "receptive_field", "top_patches"]
-_HOMES = {"ascent": ("Maximized", "deepdream", "maximize"), "attributions": ("METHODS", "attribute", "class_index"),
-          "capsules": ("capsule_dimensions",), "explanation": ("Explanation", "explain"), "methods": ("EXPLANATIONS",),
-          "patches": ("TopPatches", "top_patches"), "receptive": ("ReceptiveField", "gradient_box", "receptive_field")}
+
+__all__ = [
+    "EXPLANATIONS",
+    "METHODS",
+    "Explanation",
+    "Maximized",
+    "ReceptiveField",
+    "TopPatches",
+    "attribute",
+    "capsule_dimensions",
+    "class_index",
+    "deepdream",
+    "explain",
+    "gradient_box",
+    "maximize",
+    "receptive_field",
+    "top_patches",
+]
+_HOMES = {
+    "ascent": ("Maximized", "deepdream", "maximize"),
+    "attributions": ("METHODS", "attribute", "class_index"),
+    "capsules": ("capsule_dimensions",),
+    "explanation": ("Explanation", "explain"),
+    "methods": ("EXPLANATIONS",),
+    "patches": ("TopPatches", "top_patches"),
+    "receptive": ("ReceptiveField", "gradient_box", "receptive_field"),
+}
 
 
 def __getattr__(name: str):

@@ -8,6 +8,7 @@ The attacks themselves (FGSM, PGD in L-inf and L2, targeted) are in `cnnlab.trai
 training uses too. Here they meet a trained model: its preprocessing (attacks work in pixel units 0..1), its class
 scores (CapsNet's capsule lengths too) and its test split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,20 +21,21 @@ from cnnlab.inspect.attributions import class_index
 from cnnlab.predict import Predictor, as_predictor
 from cnnlab.training.adversarial import ATTACKS, Attack, InPixels, per_image_loss, perturb
 
-LIKELY_WRONG = "likely-wrong"   # target: each image's most likely wrong class, on the clean image
+LIKELY_WRONG = "likely-wrong"  # target: each image's most likely wrong class, on the clean image
 BATCH = 256
-GALLERY = 6                     # images in the report's gallery
+GALLERY = 6  # images in the report's gallery
 
 
 @dataclass
 class Adversarial:
     """One batch attacked: the images (float pixels 0..1) before and after, and the model's answers."""
-    clean: torch.Tensor             # [N, C, H, W]
-    images: torch.Tensor            # the adversarial copies
+
+    clean: torch.Tensor  # [N, C, H, W]
+    images: torch.Tensor  # the adversarial copies
     labels: torch.Tensor
-    clean_scores: torch.Tensor      # [N, classes]: probabilities (capsule lengths for CapsNet)
+    clean_scores: torch.Tensor  # [N, classes]: probabilities (capsule lengths for CapsNet)
     scores: torch.Tensor
-    loss: torch.Tensor              # per image, of the true label, after the attack
+    loss: torch.Tensor  # per image, of the true label, after the attack
     target: torch.Tensor | None
 
     @property
@@ -52,12 +54,13 @@ class Adversarial:
 @dataclass
 class Report:
     """A model's accuracy under one attack for each eps, with a few attacked images to show."""
+
     run: str
-    attack: dict                    # method, steps, step size, random start, target, seed
-    images: int                     # how many test images were attacked
+    attack: dict  # method, steps, step size, random start, target, seed
+    images: int  # how many test images were attacked
     classes: list[str]
-    results: list[dict] = field(default_factory=list)   # per eps: eps, accuracy, loss, (target_rate)
-    gallery: list[dict] = field(default_factory=list)   # per eps, a few images (for the figure)
+    results: list[dict] = field(default_factory=list)  # per eps: eps, accuracy, loss, (target_rate)
+    gallery: list[dict] = field(default_factory=list)  # per eps, a few images (for the figure)
 
     @property
     def figure(self):
@@ -74,8 +77,10 @@ class Report:
         targeted = "target_rate" in self.results[0]
         out = [f"{'eps':>8} {'accuracy':>9}" + (f" {'on target':>9}" if targeted else "")]
         for r in self.results:
-            out.append(f"{r['eps']:>8.4g} {100 * r['accuracy']:>8.2f}%"
-                       + (f" {100 * r['target_rate']:>8.2f}%" if targeted else ""))
+            out.append(
+                f"{r['eps']:>8.4g} {100 * r['accuracy']:>8.2f}%"
+                + (f" {100 * r['target_rate']:>8.2f}%" if targeted else "")
+            )
         return out
 
 
@@ -105,9 +110,18 @@ def resolve_target(target, predictor: Predictor, clean_scores: torch.Tensor, lab
     return torch.full_like(labels, index)
 
 
-def adversarial(model_or_run, images, labels, method: str = "pgd", eps: float = 0.1, steps: int = 10,
-                step_size: float | None = None, random_start: bool | None = None, target=None,
-                seed: int = 0) -> Adversarial:
+def adversarial(
+    model_or_run,
+    images,
+    labels,
+    method: str = "pgd",
+    eps: float = 0.1,
+    steps: int = 10,
+    step_size: float | None = None,
+    random_start: bool | None = None,
+    target=None,
+    seed: int = 0,
+) -> Adversarial:
     """One batch attacked. `images` as Predictor takes them (files, uint8 pixels, ...); `labels` the classes to
     move away from (e.g. the true ones, or the predicted ones); `target` None, LIKELY_WRONG or a class."""
     predictor = as_predictor(model_or_run)
@@ -125,8 +139,7 @@ def adversarial(model_or_run, images, labels, method: str = "pgd", eps: float = 
     with torch.no_grad():
         raw = model(adv).float()
     scores = raw if predictor.capsules else raw.softmax(1)
-    return Adversarial(clean, adv, labels, clean_scores, scores, per_image_loss(raw, labels, predictor.capsules),
-                       aim)
+    return Adversarial(clean, adv, labels, clean_scores, scores, per_image_loss(raw, labels, predictor.capsules), aim)
 
 
 class frozen:
@@ -144,21 +157,40 @@ class frozen:
             p.requires_grad_(True)
 
 
-def robustness(model_or_run, method: str = "pgd", eps=(0.0, 0.02, 0.05, 0.1, 0.2), steps: int = 10,
-               step_size: float | None = None, random_start: bool | None = None, target=None, limit: int | None = None,
-               seed: int = 0, data_root=None, images=None, labels=None, progress: bool = True) -> Report:
+def robustness(
+    model_or_run,
+    method: str = "pgd",
+    eps=(0.0, 0.02, 0.05, 0.1, 0.2),
+    steps: int = 10,
+    step_size: float | None = None,
+    random_start: bool | None = None,
+    target=None,
+    limit: int | None = None,
+    seed: int = 0,
+    data_root=None,
+    images=None,
+    labels=None,
+    progress: bool = True,
+) -> Report:
     """Accuracy on the run's test split (or on `images`, `labels`) under the attack, for each eps; eps 0 is the
     clean accuracy. `limit`: only the first that many test images."""
     predictor = as_predictor(model_or_run)
     eps = sorted({within(e, "eps", 0, 1000, "0 or more, in pixel units 0..1") for e in eps})
-    Attack(method, max(eps), steps, step_size, random_start)           # a bad setting is refused before the data
+    Attack(method, max(eps), steps, step_size, random_start)  # a bad setting is refused before the data
     if images is None:
         test = predictor.split("test", data_root)
         n = len(test) if limit is None else min(limit, len(test))
         images, labels = test.pixels(slice(0, n)), test.labels[:n]
     labels = torch.as_tensor(labels)
-    attack = {"method": method, "description": ATTACKS[method], "steps": steps if method != "fgsm" else 1,
-              "step_size": step_size, "random_start": random_start, "target": target, "seed": seed}
+    attack = {
+        "method": method,
+        "description": ATTACKS[method],
+        "steps": steps if method != "fgsm" else 1,
+        "step_size": step_size,
+        "random_start": random_start,
+        "target": target,
+        "seed": seed,
+    }
     classes = predictor.classes or [str(i) for i in range(predictor.scores(images[:1]).shape[1])]
     report = Report(predictor.name, attack, len(labels), classes)
     from tqdm import tqdm
@@ -168,9 +200,22 @@ def robustness(model_or_run, method: str = "pgd", eps=(0.0, 0.02, 0.05, 0.1, 0.2
         correct = on_target = aimed = 0
         loss_sum, shown = 0.0, None
         for begin in range(0, len(labels), BATCH):
-            batch = adversarial(predictor, images[begin:begin + BATCH], labels[begin:begin + BATCH], method, e, steps,
-                                step_size, random_start, target, seed + begin) if e > 0 else \
-                clean_batch(predictor, images[begin:begin + BATCH], labels[begin:begin + BATCH])
+            batch = (
+                adversarial(
+                    predictor,
+                    images[begin : begin + BATCH],
+                    labels[begin : begin + BATCH],
+                    method,
+                    e,
+                    steps,
+                    step_size,
+                    random_start,
+                    target,
+                    seed + begin,
+                )
+                if e > 0
+                else clean_batch(predictor, images[begin : begin + BATCH], labels[begin : begin + BATCH])
+            )
             correct += int((batch.predictions == batch.labels).sum())
             loss_sum += float(batch.loss.sum())
             if batch.target is not None:
@@ -201,8 +246,14 @@ def clean_batch(predictor: Predictor, images, labels) -> Adversarial:
 def gallery_entry(batch: Adversarial, eps: float) -> dict:
     """The first few images of a batch, as the figure draws them: uint8 pixels and the answers."""
     k = min(GALLERY, len(batch.labels))
-    as_uint8 = lambda t: (t[:k] * 255).round().clamp(0, 255).to(torch.uint8).numpy()     # noqa: E731
-    return {"eps": eps, "clean": as_uint8(batch.clean), "adversarial": as_uint8(batch.images),
-            "perturbation": batch.perturbation[:k].numpy(), "labels": batch.labels[:k].tolist(),
-            "clean_predictions": batch.clean_predictions[:k].tolist(), "predictions": batch.predictions[:k].tolist(),
-            "confidence": batch.scores[:k].max(1).values.tolist()}
+    as_uint8 = lambda t: (t[:k] * 255).round().clamp(0, 255).to(torch.uint8).numpy()  # noqa: E731
+    return {
+        "eps": eps,
+        "clean": as_uint8(batch.clean),
+        "adversarial": as_uint8(batch.images),
+        "perturbation": batch.perturbation[:k].numpy(),
+        "labels": batch.labels[:k].tolist(),
+        "clean_predictions": batch.clean_predictions[:k].tolist(),
+        "predictions": batch.predictions[:k].tolist(),
+        "confidence": batch.scores[:k].max(1).values.tolist(),
+    }

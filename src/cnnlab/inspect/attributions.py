@@ -15,6 +15,7 @@ Every map is [N, H, W] and the larger a value, the more that pixel counts for th
 The maps are computed on the normalized input (what the model sees) and are drawn over the raw image. For
 CapsNet the score is a capsule's length (the probability of the class); its gradients are just as meaningful.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,11 +37,13 @@ METHODS = {
     "guided-gradcam": "guided backpropagation x Grad-CAM",
 }
 OVER_COLOURS = {"saliency": "max", "smoothgrad": "max", "integrated-gradients": "sum", "guided-gradcam": "max"}
-GRADCAM_NEEDS_CONV = ("Grad-CAM needs a convolutional layer (it weights a conv layer's feature maps by their "
-                      "gradients) and this model has none; saliency, smoothgrad, integrated-gradients and occlusion "
-                      "work on any model")
-SIGNED = {"integrated-gradients", "occlusion"}       # these can be negative: evidence against the class
-CAMS = ("gradcam", "gradcam++", "scorecam", "guided-gradcam")     # made from a conv layer's feature maps
+GRADCAM_NEEDS_CONV = (
+    "Grad-CAM needs a convolutional layer (it weights a conv layer's feature maps by their "
+    "gradients) and this model has none; saliency, smoothgrad, integrated-gradients and occlusion "
+    "work on any model"
+)
+SIGNED = {"integrated-gradients", "occlusion"}  # these can be negative: evidence against the class
+CAMS = ("gradcam", "gradcam++", "scorecam", "guided-gradcam")  # made from a conv layer's feature maps
 
 
 def describe(method: str, channels: int) -> str:
@@ -60,8 +63,9 @@ def class_index(target, classes: list[str] | None, n_outputs: int) -> int:
         raise CnnlabError(f"unknown target class {target!r}; give {known}") from None
     if not 0 <= index < n_outputs:
         named = f" ({', '.join(f'{i}={c}' for i, c in enumerate(classes))})" if classes else ""
-        raise CnnlabError(f"target class {index} is out of range: the model has {n_outputs} classes, "
-                          f"0 to {n_outputs - 1}{named}")
+        raise CnnlabError(
+            f"target class {index} is out of range: the model has {n_outputs} classes, 0 to {n_outputs - 1}{named}"
+        )
     return index
 
 
@@ -89,9 +93,16 @@ def attribute(model_or_run, images, method: str, target=None, layer: str | None 
     predictor = as_predictor(model_or_run)
     x = predictor.inputs(images)
     targets = targets_for(predictor, x, target)
-    compute = {"saliency": saliency, "smoothgrad": smoothgrad, "integrated-gradients": integrated_gradients,
-               "occlusion": occlusion, "gradcam": gradcam, "gradcam++": gradcam_plus_plus, "scorecam": scorecam,
-               "guided-gradcam": guided_gradcam}[method]
+    compute = {
+        "saliency": saliency,
+        "smoothgrad": smoothgrad,
+        "integrated-gradients": integrated_gradients,
+        "occlusion": occlusion,
+        "gradcam": gradcam,
+        "gradcam++": gradcam_plus_plus,
+        "scorecam": scorecam,
+        "guided-gradcam": guided_gradcam,
+    }[method]
     if method in CAMS:
         options["layer"] = layer
     return compute(predictor, x, targets, **options).detach().float().numpy()
@@ -114,8 +125,14 @@ def smoothgrad(predictor: Predictor, x, targets, samples: int = 25, noise: float
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         maps = NoiseTunnel(Saliency(predictor.model)).attribute(
-            x.requires_grad_(), nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=samples,
-            stdevs=noise * spread, target=targets, abs=False)
+            x.requires_grad_(),
+            nt_type="smoothgrad",
+            nt_samples=samples,
+            nt_samples_batch_size=samples,
+            stdevs=noise * spread,
+            target=targets,
+            abs=False,
+        )
     return maps.amax(1).clamp_min(0)
 
 
@@ -123,8 +140,9 @@ def integrated_gradients(predictor: Predictor, x, targets, steps: int = 32) -> t
     from captum.attr import IntegratedGradients
 
     black = predictor.inputs(torch.zeros(x.shape, dtype=torch.uint8))
-    maps = IntegratedGradients(predictor.model).attribute(x, baselines=black, target=targets, n_steps=steps,
-                                                        internal_batch_size=256)
+    maps = IntegratedGradients(predictor.model).attribute(
+        x, baselines=black, target=targets, n_steps=steps, internal_batch_size=256
+    )
     return maps.sum(1)
 
 
@@ -138,9 +156,14 @@ def occlusion(predictor: Predictor, x, targets, window: int | None = None, strid
     if window > min(h, w):
         raise CnnlabError(f"occlusion window {window} is larger than the {h}x{w} image; use at most {min(h, w)}")
     stride = stride or max(1, window // 2)
-    maps = Occlusion(predictor.model).attribute(x, sliding_window_shapes=(c, window, window),
-                                              strides=(c, stride, stride), baselines=0.0, target=targets,
-                                              perturbations_per_eval=64)
+    maps = Occlusion(predictor.model).attribute(
+        x,
+        sliding_window_shapes=(c, window, window),
+        strides=(c, stride, stride),
+        baselines=0.0,
+        target=targets,
+        perturbations_per_eval=64,
+    )
     return maps.mean(1)
 
 
@@ -154,15 +177,18 @@ def _layer_evidence(predictor: Predictor, x, targets, layer: str | None) -> tupl
         scores = predictor.model(x)
     finally:
         handle.remove()
-    if len(outputs) > 1:       # which use would the map be of? refuse rather than pick one silently
-        raise CnnlabError(f"the forward pass uses {name} {len(outputs)} times; class activation maps need a layer "
-                          "used once")
+    if len(outputs) > 1:  # which use would the map be of? refuse rather than pick one silently
+        raise CnnlabError(
+            f"the forward pass uses {name} {len(outputs)} times; class activation maps need a layer used once"
+        )
     maps = outputs[0]
     if not isinstance(maps, torch.Tensor) or maps.ndim != 4:
         shape = list(maps.shape[1:]) if isinstance(maps, torch.Tensor) else type(maps).__name__
-        raise CnnlabError(f"class activation maps need a layer with feature maps [C, H, W], like a conv layer; "
-                          f"{name} outputs {shape} per image")
-    grad, = torch.autograd.grad(scores.gather(1, targets.view(-1, 1)).sum(), maps)
+        raise CnnlabError(
+            f"class activation maps need a layer with feature maps [C, H, W], like a conv layer; "
+            f"{name} outputs {shape} per image"
+        )
+    (grad,) = torch.autograd.grad(scores.gather(1, targets.view(-1, 1)).sum(), maps)
     return maps.detach(), grad
 
 
@@ -184,7 +210,7 @@ def gradcam_plus_plus(predictor: Predictor, x, targets, layer: str | None = None
     """Chattopadhyay et al. 2018: each location's positive gradient weighted by how much of the channel's evidence
     it carries, so several objects of the class, or a large one, are covered more fully than by Grad-CAM."""
     maps, grad = _layer_evidence(predictor, x, targets, layer)
-    g2, g3 = grad ** 2, grad ** 3
+    g2, g3 = grad**2, grad**3
     denominator = 2 * g2 + maps.sum((2, 3), keepdim=True) * g3
     alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1), 0)
     weights = (alpha * F.relu(grad)).sum((2, 3), keepdim=True)
@@ -199,12 +225,12 @@ def scorecam(predictor: Predictor, x, targets, layer: str | None = None, batch_s
     the sanity check, rank correlation 0.79 against 0.25.)"""
     with torch.enable_grad():
         maps, _ = _layer_evidence(predictor, x, targets, layer)
-    masks = _upsampled(maps.flatten(0, 1), x).view(*maps.shape[:2], *x.shape[2:])      # [N, K, H, W]
+    masks = _upsampled(maps.flatten(0, 1), x).view(*maps.shape[:2], *x.shape[2:])  # [N, K, H, W]
     low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
     masks = (masks - low) / (high - low).clamp_min(1e-8)
     cams = []
     for image, mask, target, channels in zip(x, masks, targets, maps):
-        masked = image[None] * mask[:, None]                       # [K, C, H, W]: 0 is the mean colour
+        masked = image[None] * mask[:, None]  # [K, C, H, W]: 0 is the mean colour
         scores = torch.cat([predictor.model(part) for part in masked.split(batch_size)]).float()
         weights = scores[:, target].softmax(0)
         cams.append(F.relu((weights.view(-1, 1, 1) * channels).sum(0)))

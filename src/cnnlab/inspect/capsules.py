@@ -1,4 +1,5 @@
 """What a capsule network's capsules encode (Sabour et al. 2017, Figure 4), as arrays."""
+
 from __future__ import annotations
 
 import numpy as np

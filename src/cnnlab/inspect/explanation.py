@@ -7,6 +7,7 @@
 
 Computing lives in the modules beside this one, drawing in `cnnlab.plots`; this module only joins the two.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,7 +18,6 @@ import numpy as np
 from cnnlab.errors import CnnlabError, whole
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
 from cnnlab.predict import Predictor, are_pictures, as_predictor
-
 
 
 @dataclass
@@ -31,15 +31,29 @@ class Explanation:
 @dataclass
 class _Images:
     """The images to explain as the model takes them, their names for titles, and what was changed in each."""
+
     pixels: np.ndarray
     names: list[str]
     lines: list[str]
 
 
-def explain(model_or_run, method: str, images=(), *, layer: str | None = None, target=None,
-            channels: int | None = None, steps: int | None = None, samples: int = 25, window: int | None = None,
-            channel: int | None = None, octaves: int = 3, dataset: str | None = None, data_root=None,
-            limit: int = 2000) -> Explanation:
+def explain(
+    model_or_run,
+    method: str,
+    images=(),
+    *,
+    layer: str | None = None,
+    target=None,
+    channels: int | None = None,
+    steps: int | None = None,
+    samples: int = 25,
+    window: int | None = None,
+    channel: int | None = None,
+    octaves: int = 3,
+    dataset: str | None = None,
+    data_root=None,
+    limit: int = 2000,
+) -> Explanation:
     """Explain a trained model with `method` (see EXPLANATIONS) on `images` (files, PIL images or uint8 pixels)."""
     if method not in EXPLANATIONS:
         raise CnnlabError(f"unknown method {method!r}; choose one of {', '.join(EXPLANATIONS)}")
@@ -49,15 +63,31 @@ def explain(model_or_run, method: str, images=(), *, layer: str | None = None, t
     if method not in WITHOUT_IMAGES and not images:
         raise CnnlabError(f"method {method} needs at least one image")
     # the upper bounds are far past any useful value: they stop an absurd one from overflowing or filling memory
-    for value, name, least, most in ((samples, "samples", 1, 10_000), (octaves, "octaves", 1, 20),
-                                     (limit, "limit", 1, 10 ** 9), (steps, "steps", 1, 1_000_000),
-                                     (channels, "channels", 1, 100_000), (window, "window", 1, 100_000),
-                                     (channel, "channel", 0, 100_000)):
+    for value, name, least, most in (
+        (samples, "samples", 1, 10_000),
+        (octaves, "octaves", 1, 20),
+        (limit, "limit", 1, 10**9),
+        (steps, "steps", 1, 1_000_000),
+        (channels, "channels", 1, 100_000),
+        (window, "window", 1, 100_000),
+        (channel, "channel", 0, 100_000),
+    ):
         if value is not None:
             whole(value, name, least, most)
     predictor = as_predictor(model_or_run)
-    options = dict(layer=layer, target=target, channels=channels, steps=steps, samples=samples, window=window,
-                   channel=channel, octaves=octaves, dataset=dataset, data_root=data_root, limit=limit)
+    options = dict(
+        layer=layer,
+        target=target,
+        channels=channels,
+        steps=steps,
+        samples=samples,
+        window=window,
+        channel=channel,
+        octaves=octaves,
+        dataset=dataset,
+        data_root=data_root,
+        limit=limit,
+    )
     if method in WITHOUT_IMAGES:
         return HANDLERS[method](predictor, **options)
     given = _prepare(predictor, images)
@@ -99,10 +129,14 @@ def _activations(predictor: Predictor, given: _Images, layer=None, channels=None
     kind = type(module).__name__
     if maps.ndim == 4:
         shown = min(maps.shape[1], channels or 16)
-        lines = [f"{name} ({kind}): {maps.shape[1]} channels of {maps.shape[2]}x{maps.shape[3]}"
-                 + (f"; the first {shown} shown" if shown < maps.shape[1] else "")]
-        lines += [f"{image}: most active channel {row.argmax()} (mean {row.max():.3g})"
-                  for image, row in zip(given.names, maps.mean((2, 3)))]
+        lines = [
+            f"{name} ({kind}): {maps.shape[1]} channels of {maps.shape[2]}x{maps.shape[3]}"
+            + (f"; the first {shown} shown" if shown < maps.shape[1] else "")
+        ]
+        lines += [
+            f"{image}: most active channel {row.argmax()} (mean {row.max():.3g})"
+            for image, row in zip(given.names, maps.mean((2, 3)))
+        ]
         heading = f"{predictor.name}: feature maps of {name}, one colour scale per image"
         if maps.min() < 0:
             heading += "\n(values before any ReLU: the negative ones are what a ReLU after it would set to 0)"
@@ -115,25 +149,34 @@ def _activations(predictor: Predictor, given: _Images, layer=None, channels=None
     return Explanation("activations", maps, figure, lines)
 
 
-def _attribution(predictor: Predictor, given: _Images, method: str, layer=None, target=None, steps=None,
-                 samples=25, window=None, **_) -> Explanation:
+def _attribution(
+    predictor: Predictor, given: _Images, method: str, layer=None, target=None, steps=None, samples=25, window=None, **_
+) -> Explanation:
     from cnnlab.inspect.attributions import CAMS, SIGNED, attribute, class_index, describe
     from cnnlab.models.layers import default_layer
     from cnnlab.plots import attribution_figure
 
     probabilities = predictor.probabilities(given.pixels)
     predicted = probabilities.argmax(1).tolist()
-    targets = predicted if target is None else \
-        [class_index(target, predictor.classes, probabilities.shape[1])] * len(predicted)
-    options = {"smoothgrad": {"samples": samples}, "integrated-gradients": {"steps": steps or 32},
-               "occlusion": {"window": window}}.get(method, {})
+    targets = (
+        predicted
+        if target is None
+        else [class_index(target, predictor.classes, probabilities.shape[1])] * len(predicted)
+    )
+    options = {
+        "smoothgrad": {"samples": samples},
+        "integrated-gradients": {"steps": steps or 32},
+        "occlusion": {"window": window},
+    }.get(method, {})
     maps = attribute(predictor, given.pixels, method, target=targets, layer=layer, **options)
     classes = predictor.classes or [str(i) for i in range(probabilities.shape[1])]
     lines, titles, labels = [], [], []
     for image, p, t, probs, heat in zip(given.names, predicted, targets, probabilities.tolist(), maps):
         row, col = divmod(int(heat.argmax()), heat.shape[1])
-        lines.append(f"{image}: predicted {classes[p]} ({predictor.score_name} {probs[p]:.3f}); map for "
-                     f"{classes[t]}, strongest at row {row}, column {col}")
+        lines.append(
+            f"{image}: predicted {classes[p]} ({predictor.score_name} {probs[p]:.3f}); map for "
+            f"{classes[t]}, strongest at row {row}, column {col}"
+        )
         titles.append(f"{image}: predicted {classes[p]} ({probs[p]:.2f})")
         labels.append(f"{method} for {classes[t]}" + ("" if heat.any() else " (zero everywhere)"))
     where = predictor.name
@@ -141,15 +184,18 @@ def _attribution(predictor: Predictor, given: _Images, method: str, layer=None, 
         layer = layer or default_layer(predictor.model)
         where += f", layer {layer}"
         if not maps.any(axis=(1, 2)).all():
-            lines.append(f"note: a map that is zero everywhere means no channel of {layer} holds positive evidence "
-                         "for the class; try an earlier conv layer with --layer (`cnnlab layers RUN` lists them)")
+            lines.append(
+                f"note: a map that is zero everywhere means no channel of {layer} holds positive evidence "
+                "for the class; try an earlier conv layer with --layer (`cnnlab layers RUN` lists them)"
+            )
     heading = f"{where}: {describe(method, given.pixels.shape[1])}"
     figure = attribution_figure(given.pixels, maps, titles, labels, heading, method in SIGNED)
     return Explanation(method, maps, figure, lines)
 
 
-def _top_patches(predictor: Predictor, layer=None, channels=None, dataset=None, data_root=None, limit=2000,
-                 **_) -> Explanation:
+def _top_patches(
+    predictor: Predictor, layer=None, channels=None, dataset=None, data_root=None, limit=2000, **_
+) -> Explanation:
     from cnnlab.data import load_dataset
     from cnnlab.inspect.patches import top_patches
     from cnnlab.plots import patches_figure
@@ -160,15 +206,22 @@ def _top_patches(predictor: Predictor, layer=None, channels=None, dataset=None, 
     name = dataset or config.dataset
     data = load_dataset(name, data_root=data_root or config.data_root, image_size=config.image_size)
     if tuple(data.shape) != tuple(predictor.input_shape):
-        raise CnnlabError(f"{name} images are {'x'.join(map(str, data.shape))} but the model takes "
-                          f"{'x'.join(map(str, predictor.input_shape))}; use the data set it was trained on")
+        raise CnnlabError(
+            f"{name} images are {'x'.join(map(str, data.shape))} but the model takes "
+            f"{'x'.join(map(str, predictor.input_shape))}; use the data set it was trained on"
+        )
     images = data.test.pixels(slice(0, limit))
     top = top_patches(predictor, images, layer, channels=channels or 8)
     lines = [f"{top.layer}: searched the first {len(images)} {name} test images; {top.receptive_field}"]
-    lines += [f"channel {channel}: strongest {values[0]:.3g} (image #{index[0]}), 9th {values[-1]:.3g}"
-              for channel, values, index in zip(top.channels, top.value, top.index)]
-    figure = patches_figure(top, f"{predictor.name}: the {top.index.shape[1]} {name} test patches that excite each "
-                                 f"channel of {top.layer} most\n({top.receptive_field})")
+    lines += [
+        f"channel {channel}: strongest {values[0]:.3g} (image #{index[0]}), 9th {values[-1]:.3g}"
+        for channel, values, index in zip(top.channels, top.value, top.index)
+    ]
+    figure = patches_figure(
+        top,
+        f"{predictor.name}: the {top.index.shape[1]} {name} test patches that excite each "
+        f"channel of {top.layer} most\n({top.receptive_field})",
+    )
     return Explanation("top-patches", top.scores, figure, lines)
 
 
@@ -178,10 +231,15 @@ def _maximize(predictor: Predictor, layer=None, channel=None, target=None, steps
 
     result = maximize(predictor, layer, channel, target, steps=steps or 200)
     gain = f" ({result.final_value / result.start_value:.1f}x)" if result.start_value > 0 else ""
-    line = (f"{result.objective}: {result.start_value:.3g} on the starting noise -> {result.final_value:.3g} after "
-            f"{len(result.history)} steps{gain}")
-    figure = maximize_figure(result, f"{predictor.name}: the input that maximizes the {result.objective}\n(jitter "
-                                     "and blur keep it from becoming adversarial noise)")
+    line = (
+        f"{result.objective}: {result.start_value:.3g} on the starting noise -> {result.final_value:.3g} after "
+        f"{len(result.history)} steps{gain}"
+    )
+    figure = maximize_figure(
+        result,
+        f"{predictor.name}: the input that maximizes the {result.objective}\n(jitter "
+        "and blur keep it from becoming adversarial noise)",
+    )
     return Explanation("maximize", result.image, figure, [line])
 
 
@@ -194,8 +252,9 @@ def _deepdream(predictor: Predictor, given: _Images, layer=None, steps=None, oct
     dreamed = deepdream(predictor, given.pixels, name, octaves=octaves, steps=steps or 10)
     before, after = ((predictor.activations(x, name) ** 2).mean() for x in (given.pixels, dreamed))
     line = f"{name}: mean squared activation {before:.3g} -> {after:.3g} ({after / before:.1f}x)"
-    figure = deepdream_figure(given.pixels, dreamed, given.names,
-                              f"{predictor.name}: deep dream on {name}, {octaves} octaves")
+    figure = deepdream_figure(
+        given.pixels, dreamed, given.names, f"{predictor.name}: deep dream on {name}, {octaves} octaves"
+    )
     return Explanation("deepdream", dreamed, figure, [line])
 
 
@@ -206,10 +265,19 @@ def _capsule_dims(predictor: Predictor, given: _Images, **_) -> Explanation:
     grid = capsule_dimensions(predictor, given.pixels[0])
     predicted = predictor.classes[int(predictor.probabilities(given.pixels[:1]).argmax())]
     line = f"{given.names[0]}: capsule of {predicted}, {grid.shape[0]} dimensions x {grid.shape[1]} nudges"
-    figure = capsule_dims_figure(grid, STEPS.tolist(), f"{predictor.name}: what each dimension of the {predicted} "
-                                                       f"capsule encodes ({given.names[0]})")
+    figure = capsule_dims_figure(
+        grid,
+        STEPS.tolist(),
+        f"{predictor.name}: what each dimension of the {predicted} capsule encodes ({given.names[0]})",
+    )
     return Explanation("capsule-dims", grid, figure, [line])
 
 
-HANDLERS = {"filters": _filters, "activations": _activations, "top-patches": _top_patches, "maximize": _maximize,
-            "deepdream": _deepdream, "capsule-dims": _capsule_dims}
+HANDLERS = {
+    "filters": _filters,
+    "activations": _activations,
+    "top-patches": _top_patches,
+    "maximize": _maximize,
+    "deepdream": _deepdream,
+    "capsule-dims": _capsule_dims,
+}

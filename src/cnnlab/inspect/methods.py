@@ -17,4 +17,4 @@ EXPLANATIONS = {
     "deepdream": "the image with what a layer sees in it amplified, at several scales",
     "capsule-dims": "CapsNet: each dimension of the image's capsule nudged by -0.25..0.25, decoded",
 }
-WITHOUT_IMAGES = ("filters", "top-patches", "maximize")      # they show the model itself, or search a data set
+WITHOUT_IMAGES = ("filters", "top-patches", "maximize")  # they show the model itself, or search a data set

@@ -4,6 +4,7 @@ Each image scores its strongest response anywhere in the channel's feature map; 
 each, cropped to the receptive field of the unit that fired. Early layers pick edges and colours, deeper ones
 textures, parts and objects: the patches grow and get more specific with depth.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ import numpy as np
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.layers import layer_output, resolve_layer
 from cnnlab.inspect.receptive import gradient_box, receptive_field
+from cnnlab.models.layers import layer_output, resolve_layer
 from cnnlab.predict import as_predictor
 
 
@@ -21,17 +22,18 @@ from cnnlab.predict import as_predictor
 class TopPatches:
     layer: str
     channels: list[int]
-    index: np.ndarray           # [K, P] data set index of each patch's image, best first
-    value: np.ndarray           # [K, P] the channel's strongest response in that image
-    position: np.ndarray        # [K, P, 2] (row, column) of that response in the feature map
-    box: np.ndarray             # [K, P, 4] top, left, bottom, right (exclusive) of the patch in the image
-    patches: list[list[np.ndarray]]   # uint8 [C, h, w] crops: patches[k][p]
-    scores: np.ndarray          # [N, K] each image's strongest response, for every image searched
-    receptive_field: str        # how the boxes were found, in words
+    index: np.ndarray  # [K, P] data set index of each patch's image, best first
+    value: np.ndarray  # [K, P] the channel's strongest response in that image
+    position: np.ndarray  # [K, P, 2] (row, column) of that response in the feature map
+    box: np.ndarray  # [K, P, 4] top, left, bottom, right (exclusive) of the patch in the image
+    patches: list[list[np.ndarray]]  # uint8 [C, h, w] crops: patches[k][p]
+    scores: np.ndarray  # [N, K] each image's strongest response, for every image searched
+    receptive_field: str  # how the boxes were found, in words
 
 
-def top_patches(model_or_run, images, layer: str | None = None, channels: int = 8, per_channel: int = 9,
-                batch_size: int = 256) -> TopPatches:
+def top_patches(
+    model_or_run, images, layer: str | None = None, channels: int = 8, per_channel: int = 9, batch_size: int = 256
+) -> TopPatches:
     """For the first `channels` channels of `layer`, the `per_channel` images (uint8 [N, C, H, W]) that excite each
     most, with the patch around the strongest unit."""
     predictor = as_predictor(model_or_run)
@@ -44,29 +46,46 @@ def top_patches(model_or_run, images, layer: str | None = None, channels: int = 
         for batch in images.split(batch_size):
             maps = layer_output(predictor.model, predictor.inputs(batch), module)
             if maps.ndim != 4:
-                raise CnnlabError(f"top patches need a layer with feature maps [C, H, W]; {name} outputs "
-                                  f"{list(maps.shape[1:])} values per image")
+                raise CnnlabError(
+                    f"top patches need a layer with feature maps [C, H, W]; {name} outputs "
+                    f"{list(maps.shape[1:])} values per image"
+                )
             width = maps.shape[3]
             best, at = maps[:, :channels].flatten(2).float().max(2)
             scores.append(best)
             where.append(torch.stack([at // width, at % width], 2))
-    scores, where = torch.cat(scores), torch.cat(where)          # [N, K], [N, K, 2]
+    scores, where = torch.cat(scores), torch.cat(where)  # [N, K], [N, K, 2]
     k, count = scores.shape[1], min(per_channel, len(images))
-    value, index = scores.topk(count, dim=0)                       # [P, K]: best images first
+    value, index = scores.topk(count, dim=0)  # [P, K]: best images first
     value, index = value.T, index.T
-    position = where[index, torch.arange(k).view(-1, 1)]         # [K, P, 2]
+    position = where[index, torch.arange(k).view(-1, 1)]  # [K, P, 2]
 
     c, h, w = images.shape[1:]
     field = receptive_field(predictor.model, module, (c, h, w))
     if field is not None:
         boxes = [[field.box(r, q, (h, w)) for r, q in rows.tolist()] for rows in position]
-        how = (f"receptive field {field.size[0]}x{field.size[1]} pixels, {field.jump[0]} apart "
-               "(from the kernels, strides and paddings)")
+        how = (
+            f"receptive field {field.size[0]}x{field.size[1]} pixels, {field.jump[0]} apart "
+            "(from the kernels, strides and paddings)"
+        )
     else:
-        boxes = [[gradient_box(predictor.model, module, (c, h, w), ch, r, q) for r, q in rows.tolist()]
-                 for ch, rows in enumerate(position)]
+        boxes = [
+            [gradient_box(predictor.model, module, (c, h, w), ch, r, q) for r, q in rows.tolist()]
+            for ch, rows in enumerate(position)
+        ]
         how = "receptive field from the gradient of each unit (the layers are not a plain chain)"
-    patches = [[images[i, :, t:b, l:r].numpy() for i, (t, l, b, r) in zip(ids.tolist(), row)]
-               for ids, row in zip(index, boxes)]
-    return TopPatches(name, list(range(k)), index.numpy(), value.numpy(), position.numpy(), np.array(boxes),
-                      patches, scores.numpy(), how)
+    patches = [
+        [images[i, :, top:bottom, left:right].numpy() for i, (top, left, bottom, right) in zip(ids.tolist(), row)]
+        for ids, row in zip(index, boxes)
+    ]
+    return TopPatches(
+        name,
+        list(range(k)),
+        index.numpy(),
+        value.numpy(),
+        position.numpy(),
+        np.array(boxes),
+        patches,
+        scores.numpy(),
+        how,
+    )

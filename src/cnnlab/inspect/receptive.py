@@ -11,6 +11,7 @@ image. The layers are walked in the order the forward pass runs them; when that 
 block's shortcut, a global pool, an op outside any module that changes the size), `gradient_box` finds the
 field instead: the pixels where the unit's gradient is nonzero.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,9 +30,9 @@ def _pair(value) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    size: tuple[int, int]       # rows, columns of input pixels one unit sees
-    jump: tuple[int, int]       # input pixels between neighbouring units
-    start: tuple[int, int]      # first input pixel of unit (0, 0); negative: it starts in the padding
+    size: tuple[int, int]  # rows, columns of input pixels one unit sees
+    jump: tuple[int, int]  # input pixels between neighbouring units
+    start: tuple[int, int]  # first input pixel of unit (0, 0); negative: it starts in the padding
 
     def box(self, row: int, col: int, image_hw: tuple[int, int]) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) of unit (row, col)'s field in the image; bottom and right exclusive."""
@@ -51,7 +52,7 @@ def receptive_field(model: nn.Module, layer: nn.Module, input_shape: tuple[int, 
         if in_hw != hw or out_hw is None:
             return None
         if isinstance(module, WINDOWED):
-            if isinstance(module.padding, str):         # "same" / "valid": let the gradient tell
+            if isinstance(module.padding, str):  # "same" / "valid": let the gradient tell
                 return None
             k, s, p = _pair(module.kernel_size), _pair(module.stride), _pair(module.padding)
             d = _pair(getattr(module, "dilation", 1))
@@ -71,8 +72,15 @@ def _spatial(shape: tuple | None) -> tuple[int, int] | None:
     return tuple(shape[2:]) if shape is not None and len(shape) == 4 else None
 
 
-def gradient_box(model: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int], channel: int, row: int,
-                 col: int, tries: int = 32) -> tuple[int, int, int, int]:
+def gradient_box(
+    model: nn.Module,
+    layer: nn.Module,
+    input_shape: tuple[int, int, int],
+    channel: int,
+    row: int,
+    col: int,
+    tries: int = 32,
+) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) around the pixels that change unit (channel, row, col) of the layer.
 
     One input has pixels whose gradient is zero by chance (a ReLU that is off, a max-pool that picked another
@@ -81,7 +89,7 @@ def gradient_box(model: nn.Module, layer: nn.Module, input_shape: tuple[int, int
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(tries, *input_shape, generator=generator).requires_grad_()
     out = layer_output(model, x, layer)
-    grad, = torch.autograd.grad(out[:, channel, row, col].sum(), x)
+    (grad,) = torch.autograd.grad(out[:, channel, row, col].sum(), x)
     rows, cols = grad.abs().sum((0, 1)).nonzero(as_tuple=True)
     if len(rows) == 0:
         return 0, 0, input_shape[1], input_shape[2]

@@ -5,14 +5,15 @@ capsule per class, routing-by-agreement) -> the length of each digit capsule is 
 present. A decoder (160 -> 512 -> 1024 -> pixels) reconstructs the image from the capsule of one class; its error is
 added to the margin loss as a regulariser that makes the 16 dimensions mean something (see `perturb_dimensions`).
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 from cnnlab.data.preprocess import column, denormalize
-from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
+from cnnlab.models.registry import register
 
 
 def squash(s: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
@@ -37,21 +38,22 @@ def route(u_hat: torch.Tensor, iterations: int = 3) -> tuple[torch.Tensor, torch
     every iteration's [N, J, I, D] intermediates alive: at batch 128 detaching saves ~200 MB and ~15% of a
     training step, and is a common choice in CapsNet implementations.
     """
-    u_hat = u_hat.transpose(1, 2)                               # [N, J, I, D]: sums over i become matmuls
+    u_hat = u_hat.transpose(1, 2)  # [N, J, I, D]: sums over i become matmuls
     u_fixed = u_hat.detach()
-    b = u_hat.new_zeros(u_hat.shape[:3])                        # [N, J, I]
+    b = u_hat.new_zeros(u_hat.shape[:3])  # [N, J, I]
     for r in range(iterations):
-        c = b.softmax(dim=1)                                    # over the output capsules
+        c = b.softmax(dim=1)  # over the output capsules
         last = r == iterations - 1
-        s = (c.unsqueeze(2) @ (u_hat if last else u_fixed)).squeeze(2)     # s_j = sum_i c_ij u_hat_j|i
+        s = (c.unsqueeze(2) @ (u_hat if last else u_fixed)).squeeze(2)  # s_j = sum_i c_ij u_hat_j|i
         v = squash(s)
         if not last:
-            b = b + (u_fixed @ v.unsqueeze(-1)).squeeze(-1)     # agreement: u_hat_j|i · v_j
+            b = b + (u_fixed @ v.unsqueeze(-1)).squeeze(-1)  # agreement: u_hat_j|i · v_j
     return v, c.transpose(1, 2)
 
 
-def margin_loss(lengths: torch.Tensor, y: torch.Tensor, m_plus: float = 0.9, m_minus: float = 0.1,
-                lam: float = 0.5) -> torch.Tensor:
+def margin_loss(
+    lengths: torch.Tensor, y: torch.Tensor, m_plus: float = 0.9, m_minus: float = 0.1, lam: float = 0.5
+) -> torch.Tensor:
     """The paper's equation 4: the true class's capsule should be longer than m+, every other one shorter than m-.
 
     Summed over classes, mean over the batch. λ down-weights the absent classes so that early in training the
@@ -72,19 +74,29 @@ class CapsNet(nn.Module):
     reconstruction target. The training loop passes its data's mean and std; the defaults are MNIST's.
     """
 
-    RECONSTRUCTION_WEIGHT = 0.0005      # scaled down so the reconstruction does not dominate the margin loss
+    RECONSTRUCTION_WEIGHT = 0.0005  # scaled down so the reconstruction does not dominate the margin loss
     # what Grad-CAM and the other layer views look at by default: the capsule layer's channels are vector
     # components, whose gradients cancel out, so its Grad-CAM is zero everywhere; conv1's are features
     inspect_layer = "conv1"
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, routing: int = 3,
-                 conv_channels: int = 256, primary_maps: int = 32, primary_dim: int = 8, digit_dim: int = 16,
-                 mean: tuple[float, ...] = (0.1307,), std: tuple[float, ...] = (0.3081,)):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        image_size: int = 28,
+        routing: int = 3,
+        conv_channels: int = 256,
+        primary_maps: int = 32,
+        primary_dim: int = 8,
+        digit_dim: int = 16,
+        mean: tuple[float, ...] = (0.1307,),
+        std: tuple[float, ...] = (0.3081,),
+    ):
         super().__init__()
         self.routing = routing
         self.primary_dim = primary_dim
         self.image_shape = (in_channels, image_size, image_size)
-        grid = (image_size - 8 - 9) // 2 + 1                   # after conv1 (9x9) and primary (9x9, stride 2)
+        grid = (image_size - 8 - 9) // 2 + 1  # after conv1 (9x9) and primary (9x9, stride 2)
         if grid < 1:
             raise ValueError(f"CapsNet needs images of at least 17x17 pixels, got {image_size}")
         self.conv1 = nn.Conv2d(in_channels, conv_channels, 9)
@@ -95,9 +107,12 @@ class CapsNet(nn.Module):
         # stalls; with 0.1 it learns slower than with 0.01.
         self.weight = nn.Parameter(0.01 * torch.randn(primary_maps * grid * grid, num_classes, digit_dim, primary_dim))
         self.decoder = nn.Sequential(
-            nn.Linear(num_classes * digit_dim, 512), nn.ReLU(),
-            nn.Linear(512, 1024), nn.ReLU(),
-            nn.Linear(1024, in_channels * image_size * image_size), nn.Sigmoid(),
+            nn.Linear(num_classes * digit_dim, 512),
+            nn.ReLU(),
+            nn.Linear(512, 1024),
+            nn.ReLU(),
+            nn.Linear(1024, in_channels * image_size * image_size),
+            nn.Sigmoid(),
         )
         self.register_buffer("mean", column(mean))
         self.register_buffer("std", column(std))
@@ -108,10 +123,10 @@ class CapsNet(nn.Module):
         The convolutions follow the caller's autocast (bf16 makes them ~2x faster on CPUs with AMX); the capsule
         arithmetic does not, because squash and routing divide by and sum over small lengths.
         """
-        h = self.primary(torch.relu(self.conv1(x)))            # [N, maps * dim, G, G]
+        h = self.primary(torch.relu(self.conv1(x)))  # [N, maps * dim, G, G]
         n, _, g, _ = h.shape
         u = h.view(n, -1, self.primary_dim, g, g).permute(0, 1, 3, 4, 2).reshape(n, -1, self.primary_dim)
-        with torch.autocast(x.device.type, enabled=False):     # capsule math in float32, even under bf16 autocast
+        with torch.autocast(x.device.type, enabled=False):  # capsule math in float32, even under bf16 autocast
             u = squash(u.float())
             u_hat = torch.einsum("ijdk,nik->nijd", self.weight, u)  # [N, 1152, 10, 16]; W is not copied per example
             v, _ = route(u_hat, self.routing)
@@ -145,17 +160,18 @@ class CapsNet(nn.Module):
         return self.decode(v, v.norm(dim=-1).argmax(1) if y is None else y).float()
 
     @torch.no_grad()
-    def perturb_dimensions(self, x: torch.Tensor, steps: torch.Tensor = torch.arange(-0.25, 0.2501, 0.05)
-                           ) -> torch.Tensor:
+    def perturb_dimensions(
+        self, x: torch.Tensor, steps: torch.Tensor = torch.arange(-0.25, 0.2501, 0.05)
+    ) -> torch.Tensor:
         """The paper's Figure 4: for one image, each dimension of its predicted capsule nudged by each step.
 
         Returns [digit_dim, len(steps), C, H, W]: row d shows what dimension d encodes (stroke width, skew, ...).
         """
-        v = self.capsules(x.reshape(1, *self.image_shape))[0]      # [classes, D]
+        v = self.capsules(x.reshape(1, *self.image_shape))[0]  # [classes, D]
         cls = v.norm(dim=-1).argmax()
         d = v.shape[1]
         steps = steps.to(v)
-        nudged = v[cls] + torch.eye(d, device=v.device).unsqueeze(1) * steps.view(1, -1, 1)   # [D, S, D]
+        nudged = v[cls] + torch.eye(d, device=v.device).unsqueeze(1) * steps.view(1, -1, 1)  # [D, S, D]
         caps = v.new_zeros(d * len(steps), *v.shape)
         caps[:, cls] = nudged.view(-1, d)
         return self.decode(caps, cls.expand(len(caps))).float().view(d, len(steps), *self.image_shape)
@@ -170,8 +186,9 @@ class CapsNet(nn.Module):
     recipes={
         # in a 3-epoch budget, warm-up then annealing beats the paper's exponential decay
         "default": Recipe(epochs=3, batch_size=64, lr=2e-3, optimizer="adam", schedule="onecycle", augment="crop=2"),
-        "paper": Recipe(epochs=50, batch_size=128, lr=1e-3, optimizer="adam", schedule="exponential", decay=0.96,
-                        augment="crop=2"),
+        "paper": Recipe(
+            epochs=50, batch_size=128, lr=1e-3, optimizer="adam", schedule="exponential", decay=0.96, augment="crop=2"
+        ),
     },
 )
 def capsnet(in_channels: int, num_classes: int, image_size: int, routing: int = 3, **kw) -> CapsNet:

@@ -8,6 +8,7 @@ the classifier expects (6x6 for AlexNet, 7x7 for VGG, 1x1 for ResNet).
 The `-cifar` variants keep the same blocks and names but suit 32x32 images: ResNet-18 with a 3x3 stride-1 stem
 and no max-pool, VGG-11 (with batch norm) with a single linear classifier on 512 features.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -15,16 +16,34 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.models.dropout import Dropout
 from cnnlab.models.pooling import MaxPool2d
-from cnnlab.models.registry import register
 from cnnlab.models.recipe import TRANSFER_RECIPES, Recipe
+from cnnlab.models.registry import register
 
 IMAGENET = (3, 224, 224)
 CIFAR = (3, 32, 32)
 # No published recipe fits every data set; these are solid starting points (SGD with Nesterov momentum, one cycle).
-IMAGENET_RECIPE = Recipe(epochs=30, batch_size=64, lr=0.02, optimizer="sgd", nesterov=True, weight_decay=5e-4,
-                         schedule="onecycle", label_smoothing=0.1, augment="photos")
-CIFAR_RECIPE = Recipe(epochs=20, batch_size=256, lr=0.1, optimizer="sgd", nesterov=True, weight_decay=5e-4,
-                      schedule="onecycle", label_smoothing=0.1, augment="flip,crop=4")
+IMAGENET_RECIPE = Recipe(
+    epochs=30,
+    batch_size=64,
+    lr=0.02,
+    optimizer="sgd",
+    nesterov=True,
+    weight_decay=5e-4,
+    schedule="onecycle",
+    label_smoothing=0.1,
+    augment="photos",
+)
+CIFAR_RECIPE = Recipe(
+    epochs=20,
+    batch_size=256,
+    lr=0.1,
+    optimizer="sgd",
+    nesterov=True,
+    weight_decay=5e-4,
+    schedule="onecycle",
+    label_smoothing=0.1,
+    augment="flip,crop=4",
+)
 
 
 def init_convs(model: nn.Module) -> None:
@@ -43,9 +62,11 @@ def check_size(name: str, image_size: int, minimum: int) -> None:
     The models suggested take MNIST's 28x28 too (vgg11_bn-cifar does not: its five poolings need 32).
     """
     if image_size < minimum:
-        raise CnnlabError(f"{name} needs images of at least {minimum}x{minimum} pixels, got {image_size}x{image_size}; "
-                          "resize them (image folders: --image-size) or pick a model for small images: "
-                          "resnet18-cifar, lesson-cnn, mnist-cnn")
+        raise CnnlabError(
+            f"{name} needs images of at least {minimum}x{minimum} pixels, got {image_size}x{image_size}; "
+            "resize them (image folders: --image-size) or pick a model for small images: "
+            "resnet18-cifar, lesson-cnn, mnist-cnn"
+        )
 
 
 # ------------------------------------------------------------------------------------------------------- AlexNet
@@ -58,16 +79,28 @@ class AlexNet(nn.Module):
     def __init__(self, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
-            Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-            Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            Dropout(dropout),
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
 
@@ -75,8 +108,12 @@ class AlexNet(nn.Module):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
-@register("alexnet", "AlexNet (torchvision layout): 5 convs, 3 fc layers with dropout", IMAGENET,
-          {"default": IMAGENET_RECIPE.replace(lr=0.01), **TRANSFER_RECIPES})
+@register(
+    "alexnet",
+    "AlexNet (torchvision layout): 5 convs, 3 fc layers with dropout",
+    IMAGENET,
+    {"default": IMAGENET_RECIPE.replace(lr=0.01), **TRANSFER_RECIPES},
+)
 def alexnet(in_channels: int, num_classes: int, image_size: int, **kw) -> AlexNet:
     check_size("alexnet", image_size, 63)
     return AlexNet(in_channels, num_classes, **kw)
@@ -113,8 +150,15 @@ class VGG(nn.Module):
     classifier alone would be 120M parameters for 10 classes.
     """
 
-    def __init__(self, depth: int, in_channels: int = 3, num_classes: int = 1000, batch_norm: bool = False,
-                 dropout: float = 0.5, small: bool = False):
+    def __init__(
+        self,
+        depth: int,
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        batch_norm: bool = False,
+        dropout: float = 0.5,
+        small: bool = False,
+    ):
         super().__init__()
         self.features = vgg_features(depth, in_channels, batch_norm)
         init_convs(self)
@@ -124,8 +168,12 @@ class VGG(nn.Module):
             return
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), Dropout(dropout),
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(inplace=True),
+            Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
 
@@ -141,8 +189,12 @@ def register_vgg(depth: int, batch_norm: bool) -> None:
         return VGG(depth, in_channels, num_classes, batch_norm, **kw)
 
     bn = " with batch norm" if batch_norm else ""
-    register(name, f"VGG-{depth}{bn} (torchvision layout): 3x3 convs, 3 fc layers with dropout", IMAGENET,
-             {"default": IMAGENET_RECIPE.replace(lr=0.02 if batch_norm else 0.005), **TRANSFER_RECIPES})(build)
+    register(
+        name,
+        f"VGG-{depth}{bn} (torchvision layout): 3x3 convs, 3 fc layers with dropout",
+        IMAGENET,
+        {"default": IMAGENET_RECIPE.replace(lr=0.02 if batch_norm else 0.005), **TRANSFER_RECIPES},
+    )(build)
 
 
 for _depth in VGG_LAYERS:
@@ -150,8 +202,12 @@ for _depth in VGG_LAYERS:
     register_vgg(_depth, batch_norm=True)
 
 
-@register("vgg11_bn-cifar", "VGG-11 with batch norm for 32x32 images: one linear layer on 512 features", CIFAR,
-          {"default": CIFAR_RECIPE.replace(lr=0.05)})
+@register(
+    "vgg11_bn-cifar",
+    "VGG-11 with batch norm for 32x32 images: one linear layer on 512 features",
+    CIFAR,
+    {"default": CIFAR_RECIPE.replace(lr=0.05)},
+)
 def vgg11_bn_cifar(in_channels: int, num_classes: int, image_size: int, **kw) -> VGG:
     check_size("vgg11_bn-cifar", image_size, 32)
     return VGG(11, in_channels, num_classes, batch_norm=True, small=True, **kw)
@@ -162,6 +218,7 @@ def vgg11_bn_cifar(in_channels: int, num_classes: int, image_size: int, **kw) ->
 
 class BasicBlock(nn.Module):
     """Two 3x3 convs with a shortcut around them: out = relu(x + F(x)). ResNet-18 and -34."""
+
     expansion = 1
 
     def __init__(self, cin: int, width: int, stride: int = 1):
@@ -182,6 +239,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1x1 conv down to `width` channels, 3x3 conv (carrying the stride, as torchvision's "ResNet v1.5"), 1x1 conv
     up to 4 x width, and the shortcut. ResNet-50: deeper for the cost of ResNet-34."""
+
     expansion = 4
 
     def __init__(self, cin: int, width: int, stride: int = 1):
@@ -213,8 +271,14 @@ class ResNet(nn.Module):
     """A stem, four stages of residual blocks (64, 128, 256, 512 wide; each after the first halves the size), global
     average pooling and one linear layer. `small=True`: a 3x3 stride-1 stem and no max-pool, for 32x32 images."""
 
-    def __init__(self, block: type[BasicBlock | Bottleneck], blocks: list[int], in_channels: int = 3,
-                 num_classes: int = 1000, small: bool = False):
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        blocks: list[int],
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        small: bool = False,
+    ):
         super().__init__()
         if small:
             self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
@@ -249,15 +313,23 @@ def register_resnet(depth: int) -> None:
     def build(in_channels: int, num_classes: int, image_size: int, **kw) -> ResNet:
         return ResNet(block, blocks, in_channels, num_classes, **kw)
 
-    register(f"resnet{depth}", f"ResNet-{depth} (torchvision layout): {block.__name__} stages {blocks}", IMAGENET,
-             {"default": IMAGENET_RECIPE.replace(lr=0.05), **TRANSFER_RECIPES})(build)
+    register(
+        f"resnet{depth}",
+        f"ResNet-{depth} (torchvision layout): {block.__name__} stages {blocks}",
+        IMAGENET,
+        {"default": IMAGENET_RECIPE.replace(lr=0.05), **TRANSFER_RECIPES},
+    )(build)
 
 
 for _depth in RESNETS:
     register_resnet(_depth)
 
 
-@register("resnet18-cifar", "ResNet-18 for 32x32 images: 3x3 stride-1 stem, no max-pool (torchvision key names)",
-          CIFAR, {"default": CIFAR_RECIPE})
+@register(
+    "resnet18-cifar",
+    "ResNet-18 for 32x32 images: 3x3 stride-1 stem, no max-pool (torchvision key names)",
+    CIFAR,
+    {"default": CIFAR_RECIPE},
+)
 def resnet18_cifar(in_channels: int, num_classes: int, image_size: int, **kw) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], in_channels, num_classes, small=True, **kw)

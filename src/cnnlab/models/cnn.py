@@ -1,11 +1,12 @@
 """Small convolutional networks: the lesson's CIFAR-10 CNN, and a fast MNIST CNN for the "MLPs vs CNNs" comparison."""
-from torch import nn
+
 import torch.nn.functional as F
+from torch import nn
 
 from cnnlab.models.dropout import Dropout
 from cnnlab.models.pooling import MaxPool2d
-from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
+from cnnlab.models.registry import register
 
 
 class LessonCNN(nn.Module):
@@ -58,8 +59,8 @@ class MnistCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32):
         super().__init__()
         self.features = nn.Sequential(
-            block(in_channels, width, kernel=4, stride=2),                  # 28 -> 14
-            block(width, 2 * width, pool=True),                             # 14 -> 7
+            block(in_channels, width, kernel=4, stride=2),  # 28 -> 14
+            block(width, 2 * width, pool=True),  # 14 -> 7
             block(2 * width, 4 * width),
             nn.AdaptiveMaxPool2d(1),
         )
@@ -70,8 +71,19 @@ class MnistCNN(nn.Module):
 
 
 # The lesson network's recipes share this base; a short run wants little augmentation (shifts pay after ~18 epochs).
-LESSON_CNN_BASE = Recipe(epochs=10, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, nesterov=True,
-                         weight_decay=5e-4, schedule="onecycle", warmup=0.1, label_smoothing=0.05, augment="flip")
+LESSON_CNN_BASE = Recipe(
+    epochs=10,
+    batch_size=128,
+    lr=0.05,
+    optimizer="sgd",
+    momentum=0.9,
+    nesterov=True,
+    weight_decay=5e-4,
+    schedule="onecycle",
+    warmup=0.1,
+    label_smoothing=0.05,
+    augment="flip",
+)
 # For the lesson's 76% soonest, dropout at rate 0: a run this short has no time to overfit (docs/results.md).
 LESSON_CNN_SHORT = LESSON_CNN_BASE.replace(epochs=7, lr=0.08, dropout=0.0)
 
@@ -86,16 +98,31 @@ LESSON_CNN_SHORT = LESSON_CNN_BASE.replace(epochs=7, lr=0.08, dropout=0.0)
         "fashion-mnist": LESSON_CNN_BASE.replace(epochs=15, warmup=0.2, label_smoothing=0.0),
         # longer pays once the images are shifted too: above 80% on CIFAR-10
         "best": LESSON_CNN_BASE.replace(epochs=40, augment="flip,crop=4"),
-        "lesson": Recipe(epochs=30, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant",
-                         augment="flip,rotate=10"),
+        "lesson": Recipe(
+            epochs=30,
+            batch_size=20,
+            lr=0.01,
+            optimizer="sgd",
+            momentum=0.0,
+            schedule="constant",
+            augment="flip,rotate=10",
+        ),
     },
 )
 def lesson_cnn(in_channels: int, num_classes: int, image_size: int, **kw) -> LessonCNN:
     return LessonCNN(in_channels, num_classes, image_size, **kw)
 
 
-MNIST_CNN_QUICK = Recipe(epochs=4, batch_size=256, lr=4e-3, optimizer="adamw", weight_decay=5e-4, schedule="onecycle",
-                         label_smoothing=0.1, augment="crop=1")
+MNIST_CNN_QUICK = Recipe(
+    epochs=4,
+    batch_size=256,
+    lr=4e-3,
+    optimizer="adamw",
+    weight_decay=5e-4,
+    schedule="onecycle",
+    label_smoothing=0.1,
+    augment="crop=1",
+)
 
 
 @register(

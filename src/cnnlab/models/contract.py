@@ -14,6 +14,7 @@ declares its outputs. A learner's own `nn.Module` (a class or an instance) is ta
 `OwnModel`, which names the class, its parameters and its source, and the caller hands the class back to reload it.
 cnnlab never imports the code a record names: the record is data, the code comes from the caller.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -31,8 +32,9 @@ OUTPUTS = ("logits", "capsules")
 @dataclass(frozen=True)
 class Contract:
     """What a run's network takes and gives: read by everything that runs a trained model."""
-    input_shape: tuple[int, int, int]            # C, H, W
-    outputs: str = "logits"                      # logits | capsules
+
+    input_shape: tuple[int, int, int]  # C, H, W
+    outputs: str = "logits"  # logits | capsules
 
     @property
     def capsules(self) -> bool:
@@ -42,11 +44,12 @@ class Contract:
 @dataclass
 class OwnModel:
     """A learner's own network as its run record keeps it: enough to check a class handed back, never to import."""
-    module: str                                  # where the class was defined: "__main__" in a notebook, or "nets"
-    qualname: str                                # e.g. "Net"
-    args: dict | None                            # constructor keyword arguments, when cnnlab built it (None: unknown)
-    parameters: dict                             # state_dict name -> shape: what a class handed back must match
-    source: str                                  # the class's code, for the learner to read (never run)
+
+    module: str  # where the class was defined: "__main__" in a notebook, or "nets"
+    qualname: str  # e.g. "Net"
+    args: dict | None  # constructor keyword arguments, when cnnlab built it (None: unknown)
+    parameters: dict  # state_dict name -> shape: what a class handed back must match
+    source: str  # the class's code, for the learner to read (never run)
 
     @property
     def label(self) -> str:
@@ -63,10 +66,11 @@ def own_model(model, args: dict | None = None) -> tuple[nn.Module, OwnModel]:
         args = dict(args or {})
         model = model(**args)
     elif not isinstance(model, nn.Module):
-        raise CnnlabError(f"expected a registered model's name, an nn.Module class or an instance; got "
-                          f"{type(model).__name__}")
+        raise CnnlabError(
+            f"expected a registered model's name, an nn.Module class or an instance; got {type(model).__name__}"
+        )
     else:
-        args = None                     # how an instance was built is not known
+        args = None  # how an instance was built is not known
     cls = type(model)
     return model, OwnModel(cls.__module__, cls.__qualname__, args, shapes(model), class_source(cls))
 
@@ -91,11 +95,14 @@ def rebuild(model, own: OwnModel, where) -> nn.Module:
         try:
             model = model(**(own.args or {}))
         except TypeError as error:
-            raise CnnlabError(f"{model.__qualname__}({', '.join(f'{k}={v!r}' for k, v in (own.args or {}).items())}) "
-                              f"failed ({error}); pass an instance built as for training instead") from None
+            raise CnnlabError(
+                f"{model.__qualname__}({', '.join(f'{k}={v!r}' for k, v in (own.args or {}).items())}) "
+                f"failed ({error}); pass an instance built as for training instead"
+            ) from None
     if not isinstance(model, nn.Module):
-        raise CnnlabError(f"model= takes the nn.Module class (or an instance) the run was trained with; got "
-                          f"{type(model).__name__}")
+        raise CnnlabError(
+            f"model= takes the nn.Module class (or an instance) the run was trained with; got {type(model).__name__}"
+        )
     check_parameters(model, own, where)
     return model
 
@@ -106,20 +113,26 @@ def check_parameters(model: nn.Module, own: OwnModel, where) -> None:
     name = type(model).__name__
     missing, extra = [k for k in want if k not in have], [k for k in have if k not in want]
     if missing or extra:
-        parts = [f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                 for what, keys in (("lacks", missing), ("has extra", extra)) if keys]
+        parts = [
+            f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for what, keys in (("lacks", missing), ("has extra", extra))
+            if keys
+        ]
         raise CnnlabError(f"{name} does not fit {where} ({own.label} was trained): it {'; '.join(parts)}")
     for key, shape in want.items():
-        if have[key] != shape:          # the record's value as read (it may be anything): compared, not converted
-            raise CnnlabError(f"{name} does not fit {where}: {key} is {have[key]} in it, {shape} in the run "
-                              f"({own.label} was trained)")
+        if have[key] != shape:  # the record's value as read (it may be anything): compared, not converted
+            raise CnnlabError(
+                f"{name} does not fit {where}: {key} is {have[key]} in it, {shape} in the run ({own.label} was trained)"
+            )
 
 
 def not_given(own: OwnModel, where) -> CnnlabError:
     """What to pass when a run of a learner's own network is opened without its code."""
-    return CnnlabError(f"{where} holds your own network {own.label}; cnnlab never imports code a run folder names: "
-                       f"pass the class, e.g. cnnlab.load({str(where)!r}, model={own.qualname}) in Python, or "
-                       f"--trust FILE.py (the file that defines {own.qualname}) on the command line")
+    return CnnlabError(
+        f"{where} holds your own network {own.label}; cnnlab never imports code a run folder names: "
+        f"pass the class, e.g. cnnlab.load({str(where)!r}, model={own.qualname}) in Python, or "
+        f"--trust FILE.py (the file that defines {own.qualname}) on the command line"
+    )
 
 
 def check_forward(model: nn.Module, shape: tuple[int, int, int], num_classes: int, data: str) -> None:
@@ -131,12 +144,14 @@ def check_forward(model: nn.Module, shape: tuple[int, int, int], num_classes: in
     def enter(n):
         def hook(m, inputs):
             running[n] = (m, inputs[0] if inputs else None)
+
         return hook
 
     def leave(n):
-        def hook(m, inputs, output):        # returns None: a hook's return value would replace the output
+        def hook(m, inputs, output):  # returns None: a hook's return value would replace the output
             running.pop(n, None)
             done.append((n, m, output))
+
         return hook
 
     hooks = [m.register_forward_pre_hook(enter(n)) for n, m in leaves]
@@ -156,11 +171,15 @@ def check_forward(model: nn.Module, shape: tuple[int, int, int], num_classes: in
     scores = out[0] if isinstance(out, (tuple, list)) else out
     if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != 2:
         got = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise CnnlabError(f"{name} on a batch of 2 {images} returned {got}; the contract is [batch, classes] "
-                          f"= [2, {num_classes}] (a reshape such as x.view(-1, N) with the wrong N mixes images)")
+        raise CnnlabError(
+            f"{name} on a batch of 2 {images} returned {got}; the contract is [batch, classes] "
+            f"= [2, {num_classes}] (a reshape such as x.view(-1, N) with the wrong N mixes images)"
+        )
     if scores.shape[1] != num_classes:
-        raise CnnlabError(f"{name} outputs {scores.shape[1]} class scores per image but {data} has {num_classes} "
-                          f"classes: make its last layer output {num_classes}")
+        raise CnnlabError(
+            f"{name} outputs {scores.shape[1]} class scores per image but {data} has {num_classes} "
+            f"classes: make its last layer output {num_classes}"
+        )
 
 
 def _where_it_failed(running: dict, done: list, error: Exception) -> str:
@@ -173,8 +192,10 @@ def _where_it_failed(running: dict, done: list, error: Exception) -> str:
     if done and isinstance(done[-1][2], torch.Tensor):
         n, m, y = done[-1]
         values = y[0].numel()
-        return (f"after layer {n!r} ({type(m).__name__}) gave {list(y.shape[1:])} = {values} values per image, the "
-                f"forward failed: {message}{_reshape_hint(message, values)}")
+        return (
+            f"after layer {n!r} ({type(m).__name__}) gave {list(y.shape[1:])} = {values} values per image, the "
+            f"forward failed: {message}{_reshape_hint(message, values)}"
+        )
     return message
 
 
@@ -192,5 +213,7 @@ def _reshape_hint(message: str, values) -> str:
     wanted = re.search(r"shape '\[-1, (\d+)\]' is invalid", message)
     if not wanted:
         return ""
-    return (f" (the network reshapes to {wanted[1]} values per image and these images give {values}: it was "
-            "written for another image size)")
+    return (
+        f" (the network reshapes to {wanted[1]} values per image and these images give {values}: it was "
+        "written for another image size)"
+    )

@@ -6,6 +6,7 @@ four 16-bit numbers, one per element, so the mask takes a quarter of the draws (
 still dropped independently with probability p (rounded to a multiple of 1/65536). Elsewhere (a GPU, in-place)
 torch's own dropout runs. Being an nn.Dropout, it is what the rest of cnnlab expects: `p`, nothing in eval mode.
 """
+
 import torch
 from torch import nn
 
@@ -17,8 +18,8 @@ class Dropout(nn.Dropout):
         if not self.training or not 0 < self.p < 1 or self.inplace or x.device.type != "cpu":
             return super().forward(x)
         n = x.numel()
-        words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-        draws = words.view(torch.int16)[:n].view(x.shape)          # uniform on [-32768, 32767]
+        words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
+        draws = words.view(torch.int16)[:n].view(x.shape)  # uniform on [-32768, 32767]
         keep = draws >= round(self.p * 65536) - 32768
         return x * keep * (1 / (1 - self.p))
 
@@ -28,7 +29,9 @@ def set_dropout(model: nn.Module, p: float) -> None:
     the weights stay the model's own)."""
     layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     if not layers:
-        raise CnnlabError(f"{type(model).__name__} has no dropout layer: leave the recipe's dropout unset "
-                          "(`cnnlab summary MODEL` lists a model's layers)")
+        raise CnnlabError(
+            f"{type(model).__name__} has no dropout layer: leave the recipe's dropout unset "
+            "(`cnnlab summary MODEL` lists a model's layers)"
+        )
     for layer in layers:
         layer.p = p

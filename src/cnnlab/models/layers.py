@@ -5,6 +5,7 @@ summary table, the layer list and the receptive-field arithmetic are all read fr
 module (containers included: ResNet's `layer4` is a common place for Grad-CAM) whose output is a tensor. A module
 that the forward pass uses several times (the lesson CNN applies one `pool` after each conv) means its first use.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -20,12 +21,13 @@ from cnnlab.errors import CnnlabError
 @dataclass
 class Call:
     """One module's run during a forward pass."""
+
     name: str
     module: nn.Module
-    entered: int                         # when the call began: containers begin before their children
-    input_shape: tuple | None            # of its first input, if a tensor; batch included
-    output_shape: tuple | None           # of its output (of a tuple's first element); batch included
-    tensor_output: bool                  # a single tensor: a layer that `--layer` can name
+    entered: int  # when the call began: containers begin before their children
+    input_shape: tuple | None  # of its first input, if a tensor; batch included
+    output_shape: tuple | None  # of its output (of a tuple's first element); batch included
+    tensor_output: bool  # a single tensor: a layer that `--layer` can name
 
     @property
     def leaf(self) -> bool:
@@ -45,8 +47,9 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], stop_at: nn.Module | N
         first_in = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         out = output[0] if isinstance(output, (tuple, list)) and output else output
         entered = len(began) - 1 - began[::-1].index(module)
-        calls.append(Call(names[module], module, entered, _shape(first_in), _shape(out),
-                          isinstance(output, torch.Tensor)))
+        calls.append(
+            Call(names[module], module, entered, _shape(first_in), _shape(out), isinstance(output, torch.Tensor))
+        )
         if module is stop_at:
             raise _Reached
 
@@ -74,8 +77,8 @@ def _shape(value) -> tuple | None:
 class Layer:
     name: str
     kind: str
-    output_shape: tuple[int, ...]       # of one image, at its first use
-    calls: int                          # how many times one forward pass uses it
+    output_shape: tuple[int, ...]  # of one image, at its first use
+    calls: int  # how many times one forward pass uses it
 
 
 def layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Layer]:
@@ -102,13 +105,15 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     if not name or name not in modules:
         names = [n for n in modules if n]
         shown = ", ".join(names[:40]) + (f", ... ({len(names) - 40} more)" if len(names) > 40 else "")
-        raise CnnlabError(f"unknown layer {name!r}; the model's layers are: {shown} (`cnnlab layers RUN` shows "
-                          "their output shapes)")
+        raise CnnlabError(
+            f"unknown layer {name!r}; the model's layers are: {shown} (`cnnlab layers RUN` shows their output shapes)"
+        )
     return modules[name]
 
 
-NO_DEFAULT = ("the model has no convolutional layer to default to; name a layer with --layer (`cnnlab layers RUN` "
-              "lists them)")
+NO_DEFAULT = (
+    "the model has no convolutional layer to default to; name a layer with --layer (`cnnlab layers RUN` lists them)"
+)
 
 
 def resolve_layer(model: nn.Module, name: str | None, no_default: str = NO_DEFAULT) -> tuple[str, nn.Module]:
@@ -140,15 +145,16 @@ def layer_output(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> torch.T
     finally:
         handle.remove()
     if not found:
-        raise CnnlabError(f"the layer {type(layer).__name__} is not used by the model's forward pass; choose "
-                          "another (`cnnlab layers RUN`)")
+        raise CnnlabError(
+            f"the layer {type(layer).__name__} is not used by the model's forward pass; choose "
+            "another (`cnnlab layers RUN`)"
+        )
     if not isinstance(found[0], torch.Tensor):
         raise CnnlabError(f"the layer {type(layer).__name__} outputs a {type(found[0]).__name__}, not a tensor")
     return found[0]
 
 
-def first_layer_filters(model: nn.Module, input_shape: tuple[int, int, int] | None = None
-                        ) -> tuple[str, np.ndarray]:
+def first_layer_filters(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -> tuple[str, np.ndarray]:
     """(layer name, weights [filters, C, kh, kw]) of the first conv layer: what the network looks for in pixels.
 
     A model without convolutions (the MLP) gets its first linear layer's rows reshaped to the image: each is the
@@ -160,8 +166,10 @@ def first_layer_filters(model: nn.Module, input_shape: tuple[int, int, int] | No
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear) and input_shape and module.in_features == int(np.prod(input_shape)):
             return name, module.weight.detach().float().numpy().reshape(-1, *input_shape)
-    raise CnnlabError("the model has neither a conv layer nor a first linear layer that takes the whole image: "
-                      "it has no filters to show")
+    raise CnnlabError(
+        "the model has neither a conv layer nor a first linear layer that takes the whole image: "
+        "it has no filters to show"
+    )
 
 
 @contextmanager
@@ -175,11 +183,14 @@ def every_layer_output(model: nn.Module):
             if isinstance(output, torch.Tensor) and output.ndim in (2, 4):
                 # a copy: an in-place ReLU right after (MnistCNN's) would overwrite the tensor itself
                 outputs.append((name, module, output.detach().float().clone()))
+
         return keep
 
-    leaves = [(name, module) for name, module in model.named_modules()
-              if name and not any(True for _ in module.children())
-              and not isinstance(module, nn.Dropout)]     # identity in eval mode: the row above once more
+    leaves = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and not any(True for _ in module.children()) and not isinstance(module, nn.Dropout)
+    ]  # identity in eval mode: the row above once more
     handles = [module.register_forward_hook(keeper(name)) for name, module in leaves]
     try:
         yield outputs

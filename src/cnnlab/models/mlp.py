@@ -1,9 +1,10 @@
 """The lesson's multi-layer perceptron: flatten, 512, 512, classes; ReLU and dropout 0.2 between."""
+
 from torch import nn
 
 from cnnlab.models.dropout import Dropout
-from cnnlab.models.registry import register
 from cnnlab.models.recipe import Recipe
+from cnnlab.models.registry import register
 
 
 class MLP(nn.Module):
@@ -23,8 +24,16 @@ class MLP(nn.Module):
 
 
 # batch 512 at lr 3e-3: the same 10 epochs in half the time of batch 128 (the step is mostly fixed costs on a CPU)
-MLP_MNIST = Recipe(epochs=10, batch_size=512, lr=3e-3, optimizer="adamw", weight_decay=0.0, schedule="onecycle",
-                   warmup=0.1, augment="crop=2")
+MLP_MNIST = Recipe(
+    epochs=10,
+    batch_size=512,
+    lr=3e-3,
+    optimizer="adamw",
+    weight_decay=0.0,
+    schedule="onecycle",
+    warmup=0.1,
+    augment="crop=2",
+)
 
 
 @register(

@@ -9,6 +9,7 @@ The hex part of each name is the start of the file's SHA-256: every file is chec
 a download is written beside its final name and renamed only once whole and checked, and the file is read with
 `weights_only=True`. `CNNLAB_WEIGHTS_URL` replaces the download address (a mirror, or a test's local server).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,14 +33,15 @@ CHUNK = 1 << 20
 @dataclass(frozen=True)
 class PretrainedWeights:
     """One published weights file and what a model loaded from it expects: the description travels as data."""
-    model: str                  # cnnlab's (and torchvision's) model name
-    file: str                   # torchvision's file name; the hex after the last '-' starts its SHA-256
-    top1: float                 # ImageNet validation top-1 accuracy (%), as torchvision reports it
-    resize: int = 256           # evaluation view: shorter side to `resize`, then the central `crop` square
+
+    model: str  # cnnlab's (and torchvision's) model name
+    file: str  # torchvision's file name; the hex after the last '-' starts its SHA-256
+    top1: float  # ImageNet validation top-1 accuracy (%), as torchvision reports it
+    resize: int = 256  # evaluation view: shorter side to `resize`, then the central `crop` square
     crop: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
-    source: str = "imagenet"    # the data set, and so the class names
+    source: str = "imagenet"  # the data set, and so the class names
 
     @property
     def hash_prefix(self) -> str:
@@ -56,20 +58,23 @@ class PretrainedWeights:
 
 
 # torchvision's IMAGENET1K_V1 files (the ones its `pretrained=True` always meant); top-1 from its model tables
-IMAGENET_WEIGHTS: dict[str, PretrainedWeights] = {w.model: w for w in [
-    PretrainedWeights("alexnet", "alexnet-owt-7be5be79.pth", 56.522),
-    PretrainedWeights("vgg11", "vgg11-8a719046.pth", 69.020),
-    PretrainedWeights("vgg11_bn", "vgg11_bn-6002323d.pth", 70.370),
-    PretrainedWeights("vgg13", "vgg13-19584684.pth", 69.928),
-    PretrainedWeights("vgg13_bn", "vgg13_bn-abd245e5.pth", 71.586),
-    PretrainedWeights("vgg16", "vgg16-397923af.pth", 71.592),
-    PretrainedWeights("vgg16_bn", "vgg16_bn-6c64b313.pth", 73.360),
-    PretrainedWeights("vgg19", "vgg19-dcbb9e9d.pth", 72.376),
-    PretrainedWeights("vgg19_bn", "vgg19_bn-c79401a0.pth", 74.218),
-    PretrainedWeights("resnet18", "resnet18-f37072fd.pth", 69.758),
-    PretrainedWeights("resnet34", "resnet34-b627a593.pth", 73.314),
-    PretrainedWeights("resnet50", "resnet50-0676ba61.pth", 76.130),
-]}
+IMAGENET_WEIGHTS: dict[str, PretrainedWeights] = {
+    w.model: w
+    for w in [
+        PretrainedWeights("alexnet", "alexnet-owt-7be5be79.pth", 56.522),
+        PretrainedWeights("vgg11", "vgg11-8a719046.pth", 69.020),
+        PretrainedWeights("vgg11_bn", "vgg11_bn-6002323d.pth", 70.370),
+        PretrainedWeights("vgg13", "vgg13-19584684.pth", 69.928),
+        PretrainedWeights("vgg13_bn", "vgg13_bn-abd245e5.pth", 71.586),
+        PretrainedWeights("vgg16", "vgg16-397923af.pth", 71.592),
+        PretrainedWeights("vgg16_bn", "vgg16_bn-6c64b313.pth", 73.360),
+        PretrainedWeights("vgg19", "vgg19-dcbb9e9d.pth", 72.376),
+        PretrainedWeights("vgg19_bn", "vgg19_bn-c79401a0.pth", 74.218),
+        PretrainedWeights("resnet18", "resnet18-f37072fd.pth", 69.758),
+        PretrainedWeights("resnet34", "resnet34-b627a593.pth", 73.314),
+        PretrainedWeights("resnet50", "resnet50-0676ba61.pth", 76.130),
+    ]
+}
 
 
 @cache
@@ -89,7 +94,8 @@ def imagenet_weights(model: str) -> PretrainedWeights:
 def cache_folder() -> Path:
     """Where torch.hub keeps downloaded weights: $TORCH_HOME/hub/checkpoints, torch's default under the XDG cache."""
     torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
+    )
     return Path(torch_home) / "hub" / "checkpoints"
 
 
@@ -112,7 +118,7 @@ def fetch(weights: PretrainedWeights, progress: bool = True, log=print) -> Path:
     partial = download(weights, path.parent, progress)
     try:
         check_hash(partial, weights, f"{weights.url} (downloaded)")
-        os.replace(partial, path)           # only a whole, checked file ever has the final name
+        os.replace(partial, path)  # only a whole, checked file ever has the final name
     finally:
         partial.unlink(missing_ok=True)
     return path
@@ -123,9 +129,11 @@ def check_hash(path: Path, weights: PretrainedWeights, what: str) -> str:
     digest = sha256(path)
     if not digest.startswith(weights.hash_prefix):
         path.unlink(missing_ok=True)
-        raise CnnlabError(f"{what}: its SHA-256 starts {digest[:len(weights.hash_prefix)]}, not "
-                          f"{weights.hash_prefix} as {weights.file} should (corrupt or incomplete): the file was "
-                          "removed; run again to download it anew")
+        raise CnnlabError(
+            f"{what}: its SHA-256 starts {digest[: len(weights.hash_prefix)]}, not "
+            f"{weights.hash_prefix} as {weights.file} should (corrupt or incomplete): the file was "
+            "removed; run again to download it anew"
+        )
     return digest
 
 
@@ -153,16 +161,17 @@ def download(weights: PretrainedWeights, folder: Path, progress: bool) -> Path:
         return partial
     except urllib.error.HTTPError as e:
         partial.unlink(missing_ok=True)
-        raise CnnlabError(f"cannot download {weights.url} (HTTP {e.code} {e.reason}); {place_by_hand(weights)}") \
-            from None
-    except http.client.HTTPException:       # the server closed the connection before the end of the body
+        raise CnnlabError(
+            f"cannot download {weights.url} (HTTP {e.code} {e.reason}); {place_by_hand(weights)}"
+        ) from None
+    except http.client.HTTPException:  # the server closed the connection before the end of the body
         partial.unlink(missing_ok=True)
         raise CnnlabError(f"{weights.url}: the download was cut off before the end; run again") from None
     except (urllib.error.URLError, OSError) as e:
         partial.unlink(missing_ok=True)
         reason = getattr(e, "reason", None) or e
         raise CnnlabError(f"cannot download {weights.url} ({reason}); {place_by_hand(weights)}") from None
-    except BaseException:                   # Ctrl-C, a cut connection: nothing half-written stays behind
+    except BaseException:  # Ctrl-C, a cut connection: nothing half-written stays behind
         partial.unlink(missing_ok=True)
         raise
 
@@ -174,10 +183,11 @@ def place_by_hand(weights: PretrainedWeights) -> str:
 @dataclass(frozen=True)
 class LoadedWeights:
     """Where a model's starting weights came from: what a run's record keeps."""
+
     file: str
     sha256: str
     url: str
-    note: str       # what was loaded, in a line
+    note: str  # what was loaded, in a line
 
 
 def load_imagenet_weights(model, name: str, progress: bool = True, log=print) -> LoadedWeights:

@@ -13,10 +13,11 @@ Recipes are named: `default` (our fastest route to the target accuracy), `lesson
 where one network needs different settings on another data set, a recipe named after that data set, which
 training picks when no recipe is named.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cnnlab.errors import CnnlabError, whole
 from cnnlab.models.recipe import Recipe
@@ -27,11 +28,11 @@ class ModelSpec:
     name: str
     build: Callable
     description: str
-    default_input: tuple[int, int, int]                 # (C, H, W) for `cnnlab models` / `summary`
+    default_input: tuple[int, int, int]  # (C, H, W) for `cnnlab models` / `summary`
     recipes: dict[str, Recipe] = field(default_factory=dict)
-    outputs: str = "logits"                             # logits | capsules
-    takes_normalization: bool = False                   # built with mean=..., std=... of the training data
-    initialized_from_data: bool = False                 # model.initialize_from(normalized training images)
+    outputs: str = "logits"  # logits | capsules
+    takes_normalization: bool = False  # built with mean=..., std=... of the training data
+    initialized_from_data: bool = False  # model.initialize_from(normalized training images)
 
     @property
     def capsules(self) -> bool:
@@ -50,8 +51,15 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, description: str, default_input: tuple[int, int, int], recipes: dict[str, Recipe] | None = None,
-             outputs: str = "logits", takes_normalization: bool = False, initialized_from_data: bool = False):
+def register(
+    name: str,
+    description: str,
+    default_input: tuple[int, int, int],
+    recipes: dict[str, Recipe] | None = None,
+    outputs: str = "logits",
+    takes_normalization: bool = False,
+    initialized_from_data: bool = False,
+):
     """Decorator: `@register("mlp", ...)` on a function `build(in_channels, num_classes, image_size, **kw)`."""
     if outputs not in ("logits", "capsules"):
         raise ValueError(f"model {name!r}: outputs must be 'logits' or 'capsules'")
@@ -59,9 +67,18 @@ def register(name: str, description: str, default_input: tuple[int, int, int], r
     def wrap(build):
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = ModelSpec(name, build, description, default_input, dict(recipes or {}), outputs,
-                                 takes_normalization, initialized_from_data)
+        MODELS[name] = ModelSpec(
+            name,
+            build,
+            description,
+            default_input,
+            dict(recipes or {}),
+            outputs,
+            takes_normalization,
+            initialized_from_data,
+        )
         return build
+
     return wrap
 
 
@@ -74,14 +91,14 @@ def get_spec(name: str) -> ModelSpec:
 def create_model(name: str, in_channels: int | None = None, num_classes: int = 10, image_size: int | None = None, **kw):
     """Build a registered model for data of the given shape (defaults: the model's own `default_input`)."""
     spec = get_spec(name)
-    whole(num_classes, "classes", 1, 1_000_000)        # ImageNet-21k has 21,841; a million is past any data set
+    whole(num_classes, "classes", 1, 1_000_000)  # ImageNet-21k has 21,841; a million is past any data set
     for value, what in ((in_channels, "input channels"), (image_size, "image size")):
         if value is not None:
             whole(value, what, 1, 100_000)
     c, h, _ = spec.default_input
     try:
         return spec.build(in_channels=in_channels or c, num_classes=num_classes, image_size=image_size or h, **kw)
-    except TypeError as error:           # an argument the model does not take (from a run.json, or a typo)
+    except TypeError as error:  # an argument the model does not take (from a run.json, or a typo)
         if not kw or "argument" not in str(error):
             raise
         raise CnnlabError(f"model {name!r} cannot be built with {kw}: {error}") from None

@@ -1,8 +1,10 @@
 """A model's layers, one row each: output shape, parameters, multiply-accumulates, kernel, stride, padding.
 
-Read from one walk through the forward pass (`cnnlab.models.layers.trace`), a row per call of a leaf module. The model is built on
-PyTorch's "meta" device when it can be, so even VGG-19 at 224×224 is summarized instantly with no memory.
+Read from one walk through the forward pass (`cnnlab.models.layers.trace`), a row per call of a leaf module. The
+model is built on PyTorch's "meta" device when it can be, so even VGG-19 at 224×224 is summarized instantly with no
+memory.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +23,7 @@ class LayerRow:
     output_shape: tuple
     parameters: int
     macs: int
-    geometry: str        # "k3 s1 p1" for convolutions and pools, "" otherwise
+    geometry: str  # "k3 s1 p1" for convolutions and pools, "" otherwise
 
 
 def _geometry(module: nn.Module) -> str:
@@ -47,10 +49,18 @@ def _macs(module: nn.Module, output_shape: tuple) -> int:
 
 def layer_rows(model: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerRow]:
     """One row per call of a leaf module, in the order they run, for a batch of one (C, H, W) input."""
-    return [LayerRow(c.name, type(c.module).__name__, c.output_shape[1:],
-                     sum(p.numel() for p in c.module.parameters(recurse=False)), _macs(c.module, c.output_shape),
-                     _geometry(c.module))
-            for c in trace(model, input_shape) if c.leaf and c.output_shape is not None]
+    return [
+        LayerRow(
+            c.name,
+            type(c.module).__name__,
+            c.output_shape[1:],
+            sum(p.numel() for p in c.module.parameters(recurse=False)),
+            _macs(c.module, c.output_shape),
+            _geometry(c.module),
+        )
+        for c in trace(model, input_shape)
+        if c.leaf and c.output_shape is not None
+    ]
 
 
 def parameters_outside(model: nn.Module, rows: list[LayerRow]) -> dict[str, int]:
@@ -73,19 +83,25 @@ def summary_table(model: nn.Module, input_shape: tuple[int, int, int], classes: 
         lines.append(f"{r.name:<{width}} {r.kind:<18} {shape:<16} {r.geometry:<12} {r.parameters:>12,} {r.macs:>15,}")
     outside = parameters_outside(model, rows)
     if outside:
-        lines.append("\nparameters in no row above (the model's own weights, or layers forward does not run): "
-                     + ", ".join(f"{name} {count:,}" for name, count in outside.items()))
+        lines.append(
+            "\nparameters in no row above (the model's own weights, or layers forward does not run): "
+            + ", ".join(f"{name} {count:,}" for name, count in outside.items())
+        )
     total_params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     outputs = sum(math.prod(r.output_shape) for r in rows)
-    counted = f", {classes:,} classes" if classes else ""      # the last layer's size depends on it
-    lines.append(f"\ninput {'x'.join(map(str, input_shape))}{counted}: {total_params:,} parameters "
-                 f"({trainable:,} trainable, {total_params - trainable:,} frozen), "
-                 f"{sum(r.macs for r in rows):,} multiply-accumulates "
-                 "(convolutions and linear layers) per image")
-    lines.append(f"memory in fp32: weights {4 * total_params / 2**20:,.1f} MiB; the layers' outputs "
-                 f"{4 * outputs / 2**20:,.2f} MiB per image, which training keeps for the backward pass "
-                 "(gradients and the optimizer add 1-3x the weights)")
+    counted = f", {classes:,} classes" if classes else ""  # the last layer's size depends on it
+    lines.append(
+        f"\ninput {'x'.join(map(str, input_shape))}{counted}: {total_params:,} parameters "
+        f"({trainable:,} trainable, {total_params - trainable:,} frozen), "
+        f"{sum(r.macs for r in rows):,} multiply-accumulates "
+        "(convolutions and linear layers) per image"
+    )
+    lines.append(
+        f"memory in fp32: weights {4 * total_params / 2**20:,.1f} MiB; the layers' outputs "
+        f"{4 * outputs / 2**20:,.2f} MiB per image, which training keeps for the backward pass "
+        "(gradients and the optimizer add 1-3x the weights)"
+    )
     lines.append("geometry: k kernel, s stride, p padding; output side = (W - k + 2p) / s + 1, rounded down")
     return "\n".join(lines)
 
@@ -104,8 +120,9 @@ def summarize(name: str, model_args: dict, input_shape: tuple[int, int, int]) ->
     try:
         return summary_table(create_model(name, **model_args), input_shape, model_args.get("num_classes"))
     except RuntimeError as e:
-        raise CnnlabError(f"{name} cannot take a {'x'.join(map(str, input_shape))} input "
-                          f"({str(e).splitlines()[0]})") from None
+        raise CnnlabError(
+            f"{name} cannot take a {'x'.join(map(str, input_shape))} input ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def model_table() -> str:
@@ -116,7 +133,7 @@ def model_table() -> str:
     lines = [f"{'model':<16} {'parameters':>12}  {'input':<10} {'classes':>7}  description"]
     for name, spec in MODELS.items():
         classes = listed_classes(spec)
-        with torch.device("meta"):   # counts without allocating: VGG19 alone would take half a gigabyte
+        with torch.device("meta"):  # counts without allocating: VGG19 alone would take half a gigabyte
             params = count_parameters(create_model(name, num_classes=classes))
         shape = "x".join(map(str, spec.default_input))
         lines.append(f"{name:<16} {params:>12,}  {shape:<10} {classes:>7}  {spec.description}")

@@ -4,6 +4,7 @@ The file is read with `weights_only=True`: tensors and plain containers only, ne
 downloaded file cannot run code. When only the last layer differs in size (1000 ImageNet classes in the file, 10 in
 the model) everything else is loaded and the last layer keeps its fresh weights: that is fine-tuning.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -27,18 +28,25 @@ def load_torchvision_weights(model: nn.Module, path) -> str:
         raise CnnlabError(f"{path} does not fit this model: {'; '.join(problems)} (weights of another architecture?)")
     mismatched = [k for k in state if state[k].shape != own[k].shape]
     head = _last_linear(model)
-    if mismatched and set(mismatched) <= {f"{head}.weight", f"{head}.bias"} \
-            and state[f"{head}.weight"].shape[1:] == own[f"{head}.weight"].shape[1:]:
+    if (
+        mismatched
+        and set(mismatched) <= {f"{head}.weight", f"{head}.bias"}
+        and state[f"{head}.weight"].shape[1:] == own[f"{head}.weight"].shape[1:]
+    ):
         file_classes, model_classes = len(state[f"{head}.weight"]), len(own[f"{head}.weight"])
         state = {k: v for k, v in state.items() if k not in (f"{head}.weight", f"{head}.bias")}
         model.load_state_dict(state, strict=False)
-        return (f"loaded {path} except the last layer {head!r} ({file_classes} classes in the file, {model_classes} "
-                "in the model): it keeps its random weights, ready for fine-tuning")
+        return (
+            f"loaded {path} except the last layer {head!r} ({file_classes} classes in the file, {model_classes} "
+            "in the model): it keeps its random weights, ready for fine-tuning"
+        )
     if mismatched:
         shapes = [f"{k} {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model" for k in mismatched]
-        raise CnnlabError(f"{path} does not fit this model: shapes differ for {'; '.join(shapes[:3])}"
-                          f"{' ...' if len(shapes) > 3 else ''} (check the input channels and the architecture)")
-    model.load_state_dict(state, strict=False)    # keys checked above; num_batches_tracked may be absent
+        raise CnnlabError(
+            f"{path} does not fit this model: shapes differ for {'; '.join(shapes[:3])}"
+            f"{' ...' if len(shapes) > 3 else ''} (check the input channels and the architecture)"
+        )
+    model.load_state_dict(state, strict=False)  # keys checked above; num_batches_tracked may be absent
     return f"loaded {len(state)} tensors from {path}"
 
 
@@ -53,8 +61,10 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
-        raise CnnlabError(f"{path}: cannot read it as PyTorch weights: it is corrupt, or holds Python objects "
-                          "besides tensors, which cnnlab never unpickles") from None
+        raise CnnlabError(
+            f"{path}: cannot read it as PyTorch weights: it is corrupt, or holds Python objects "
+            "besides tensors, which cnnlab never unpickles"
+        ) from None
     except Exception:
         raise CnnlabError(f"{path}: cannot read it as PyTorch weights: corrupt or truncated (download again)") from None
     for key in ("state_dict", "model"):

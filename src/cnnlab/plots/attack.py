@@ -1,5 +1,6 @@
 """The figures of adversarial examples and memorization: accuracy against eps with a gallery of attacked images,
 and training curves on true and corrupted data."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,9 +31,11 @@ def attack_figure(results: list[dict], gallery: list[dict], classes: list[str], 
     ax.set(xlabel="eps (pixel units, 0..1)", ylabel="test accuracy (%)", ylim=(-2, 102), title=title)
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
-    rows = (("clean", shown["clean"], shown["clean_predictions"]),
-            (f"x{1 / max(1e-12, float(np.abs(shown['perturbation']).max())):.0f}", None, None),
-            (f"eps {shown['eps']:g}", shown["adversarial"], shown["predictions"]))
+    rows = (
+        ("clean", shown["clean"], shown["clean_predictions"]),
+        (f"x{1 / max(1e-12, float(np.abs(shown['perturbation']).max())):.0f}", None, None),
+        (f"eps {shown['eps']:g}", shown["adversarial"], shown["predictions"]),
+    )
     for row, (name, images, predictions) in enumerate(rows):
         for i in range(k):
             ax = figure.add_subplot(grid[row, 3 + i])
@@ -61,8 +64,12 @@ def memorize_figure(curves: list[dict], model: str, dataset: str, size: int):
         loss_ax.plot(curve["steps"], curve["loss"], label=label)
         acc_ax.plot(curve["steps"], [100 * a for a in curve["accuracy"]], label=label)
     loss_ax.set(xlabel="training steps", ylabel="training loss", title=f"{model} on {size:,} {dataset} images")
-    acc_ax.set(xlabel="training steps", ylabel="training accuracy (%)", ylim=(0, 101),
-               title="each trained until it fits its training set")
+    acc_ax.set(
+        xlabel="training steps",
+        ylabel="training accuracy (%)",
+        ylim=(0, 101),
+        title="each trained until it fits its training set",
+    )
     acc_ax.legend(fontsize=8, loc="lower right")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)

@@ -5,6 +5,7 @@ state behind (nothing to close, no backend switched), and each knows how to show
 Jupyter kernel displays a returned figure inline with no `%matplotlib` magic.
 Matplotlib is imported inside the functions, so commands that draw nothing do not pay its ~0.3 s.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,7 +17,7 @@ import numpy as np
 from cnnlab.files import atomic_path
 from cnnlab.images import write_png
 
-DPI = 110   # pixels per inch of the saved PNG
+DPI = 110  # pixels per inch of the saved PNG
 
 
 def new_figure(width: float, height: float, dpi: float = DPI, **kw):
@@ -24,7 +25,7 @@ def new_figure(width: float, height: float, dpi: float = DPI, **kw):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     figure = _shown_figure_class()(figsize=(width, height), dpi=dpi, **kw)
-    FigureCanvasAgg(figure)     # attaches itself: Agg draws this figure whatever backend pyplot uses
+    FigureCanvasAgg(figure)  # attaches itself: Agg draws this figure whatever backend pyplot uses
     return figure
 
 
@@ -79,4 +80,4 @@ def image_axes(ax, title: str = "", fontsize: float = 9) -> None:
 
 def short(name: str, width: int = 14) -> str:
     """A class name cut to fit under a thumbnail: 'n01440764_tench' -> 'n01440764_ten…'."""
-    return name if len(name) <= width else name[:width - 1] + "…"
+    return name if len(name) <= width else name[: width - 1] + "…"

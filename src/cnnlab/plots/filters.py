@@ -5,6 +5,7 @@ Panels are placed by hand in inches, as constrained layout would cost another ~0
 with OpenCV before plotting, faster than matplotlib's own way. OpenCV and `cnnlab.filters` are imported inside
 the functions, so that `from cnnlab.plots import ...` stays light for commands that filter nothing.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,15 +15,15 @@ import numpy as np
 from cnnlab.plots.base import image_axes, new_figure
 
 DPI = 100
-PANEL = 3.84           # inches: the longer side of an image panel; at 100 dpi the 384-pixel samples show 1:1
-MAX_PIXELS = 384       # images are shrunk to at most this many pixels a side before plotting: no more fit
+PANEL = 3.84  # inches: the longer side of an image panel; at 100 dpi the 384-pixel samples show 1:1
+MAX_PIXELS = 384  # images are shrunk to at most this many pixels a side before plotting: no more fit
 SIGNED_CMAP = "RdBu_r"  # blue below zero, white at zero, red above
 
 
 class _Sheet:
     """A grid of equal slots; each holds an image panel with room for a title above, text below and a colour bar."""
 
-    LEFT, GAP, BAR, BAR_TEXT, TITLE = 0.55, 0.1, 0.12, 0.6, 0.55   # inches
+    LEFT, GAP, BAR, BAR_TEXT, TITLE = 0.55, 0.1, 0.12, 0.6, 0.55  # inches
 
     def __init__(self, rows: int, cols: int, aspect: float, below: float = 0.3, panel: float = PANEL):
         self.image_w = panel if aspect <= 1 else panel / aspect
@@ -78,7 +79,7 @@ def _scaled(result: np.ndarray, mode: str, color: bool):
     values, low, high, caption = scale_for_display(result, mode)
     if mode == "signed":
         caption += ", 0 = " + ("mid-grey" if color else "white")
-    if color:           # RGB in 0..1 by the same rule; matplotlib draws no colour bar for RGB
+    if color:  # RGB in 0..1 by the same rule; matplotlib draws no colour bar for RGB
         return (values - low) / (high - low), {}, caption
     return values, dict(cmap=SIGNED_CMAP if mode == "signed" else "gray", vmin=low, vmax=high), caption
 
@@ -91,8 +92,12 @@ def _matrix_caption(kernel: np.ndarray) -> str:
     return format_matrix(kernel)
 
 
-def filter_figure(image: np.ndarray, outputs: list[tuple[str, np.ndarray, np.ndarray]], display: str,
-                  blurred: np.ndarray | None = None):
+def filter_figure(
+    image: np.ndarray,
+    outputs: list[tuple[str, np.ndarray, np.ndarray]],
+    display: str,
+    blurred: np.ndarray | None = None,
+):
     """The input (and the blurred input), then one panel per (label, kernel, result), three to a row."""
     from cnnlab.filters.display import display_mode
 
@@ -126,20 +131,25 @@ def _frequency_extent(height: int, width: int, unit: float = 1.0) -> tuple[float
     return left * unit, right * unit, bottom * unit, top * unit
 
 
-def _frequency_axes(ax, title: str, xlabel: str = "horizontal frequency (cycles per image)",
-                    ylabel: str = "vertical"):
+def _frequency_axes(ax, title: str, xlabel: str = "horizontal frequency (cycles per image)", ylabel: str = "vertical"):
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
 
 
-def spectrum_figure(image: np.ndarray, log_magnitude: np.ndarray, peak: tuple[int, int],
-                    mask: np.ndarray | None = None, filtered: np.ndarray | None = None, keep: str = "",
-                    radius: float = 0):
+def spectrum_figure(
+    image: np.ndarray,
+    log_magnitude: np.ndarray,
+    peak: tuple[int, int],
+    mask: np.ndarray | None = None,
+    filtered: np.ndarray | None = None,
+    keep: str = "",
+    radius: float = 0,
+):
     """Image and centred log spectrum, its strongest `peak` (u, v) ringed; with a mask, the mask and the result."""
     height, width = image.shape
-    extent = _frequency_extent(height, width)                 # in cycles per image
+    extent = _frequency_extent(height, width)  # in cycles per image
     panels = 2 if mask is None else 4
     sheet = _Sheet(1, panels, height / width, below=0.55)
     _imshow(sheet.axes(0, 0), image, f"image {width}x{height}", cmap="gray", vmin=0, vmax=255)
@@ -157,8 +167,9 @@ def spectrum_figure(image: np.ndarray, log_magnitude: np.ndarray, peak: tuple[in
         artist = _imshow(sheet.axes(0, 3), filtered, "low-pass result\n(blurred)", cmap="gray", vmin=0, vmax=255)
     else:
         top = float(np.abs(filtered).max()) or 1.0
-        artist = _imshow(sheet.axes(0, 3), filtered, "high-pass result\n(edges; mean removed)", cmap=SIGNED_CMAP,
-                         vmin=-top, vmax=top)
+        artist = _imshow(
+            sheet.axes(0, 3), filtered, "high-pass result\n(edges; mean removed)", cmap=SIGNED_CMAP, vmin=-top, vmax=top
+        )
     sheet.colorbar(artist, 0, 3)
     return sheet.figure
 
@@ -175,8 +186,12 @@ def response_figure(responses: list[tuple[str, np.ndarray, np.ndarray]]):
         artist = ax.imshow(response, cmap="magma", vmin=0, extent=_frequency_extent(size, size, 1 / size))
         sheet.colorbar(artist, row, col)
         centre = response[size // 2, size // 2]
-        _frequency_axes(ax, f"{label}: |frequency response|\ncentre (flat areas) = {centre:.3g}",
-                        xlabel=f"horizontal (cycles/pixel)\n\n{_matrix_caption(kernel)}", ylabel="vertical")
+        _frequency_axes(
+            ax,
+            f"{label}: |frequency response|\ncentre (flat areas) = {centre:.3g}",
+            xlabel=f"horizontal (cycles/pixel)\n\n{_matrix_caption(kernel)}",
+            ylabel="vertical",
+        )
         ax.xaxis.label.set_family("monospace")
     return sheet.figure
 
@@ -184,8 +199,15 @@ def response_figure(responses: list[tuple[str, np.ndarray, np.ndarray]]):
 def _annotate(ax, matrix: np.ndarray, top: float) -> None:
     """Write each weight on its cell, dark text on light cells, light on dark."""
     for (y, x), value in np.ndenumerate(matrix):
-        ax.text(x, y, f"{value + 0.0:g}", ha="center", va="center", fontsize=8,
-                color="black" if value > 0.2 * top else "white")
+        ax.text(
+            x,
+            y,
+            f"{value + 0.0:g}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="black" if value > 0.2 * top else "white",
+        )
 
 
 def conv_demo_figure(result: dict[str, np.ndarray], explanation: str):
@@ -197,8 +219,9 @@ def conv_demo_figure(result: dict[str, np.ndarray], explanation: str):
     top = float(np.abs(filters).max()) or 1.0
     for index, kernel in enumerate(filters, start=1):
         ax = sheet.axes(0, index)
-        artist = _imshow(ax, kernel, f"filter {index} ({kernel.shape[0]}x{kernel.shape[1]})", cmap="gray",
-                         vmin=-top, vmax=top)
+        artist = _imshow(
+            ax, kernel, f"filter {index} ({kernel.shape[0]}x{kernel.shape[1]})", cmap="gray", vmin=-top, vmax=top
+        )
         if kernel.size <= 64:
             _annotate(ax, kernel, top)
     sheet.colorbar(artist, 0, len(filters))
@@ -208,10 +231,13 @@ def conv_demo_figure(result: dict[str, np.ndarray], explanation: str):
         top = float(np.abs(maps).max()) or 1.0
         for index, feature_map in enumerate(maps, start=1):
             title = f"{name}, filter {index}\n{feature_map.shape[1]}x{feature_map.shape[0]}"
-            artist = _imshow(sheet.axes(row, index), feature_map, title, cmap="gray", vmin=-top if signed else 0,
-                             vmax=top)
+            artist = _imshow(
+                sheet.axes(row, index), feature_map, title, cmap="gray", vmin=-top if signed else 0, vmax=top
+            )
         sheet.colorbar(artist, row, len(filters))
-    notes = (f"{explanation}\n\nconvolution: grey = 0\nReLU: max(0, x), negatives become 0\n"
-             "max-pool 2x2, stride 2:\nthe largest of each 2x2 block")
+    notes = (
+        f"{explanation}\n\nconvolution: grey = 0\nReLU: max(0, x), negatives become 0\n"
+        "max-pool 2x2, stride 2:\nthe largest of each 2x2 block"
+    )
     sheet.text(1, 0, notes, family="monospace", fontsize=9)
     return sheet.figure

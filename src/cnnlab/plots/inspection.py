@@ -4,6 +4,7 @@ Every panel is titled; heat maps sit over the image with a colour bar. Pixels ar
 neighbour): these images are small, and smoothing would invent detail that the model never saw. Each function
 returns a Figure; `save(fig, path)` writes it.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ import numpy as np
 
 from cnnlab.plots.base import image_axes, new_figure, short, to_display
 
-PANEL = 2.3          # inches per image panel
+PANEL = 2.3  # inches per image panel
 
 
 def _figure(width: float, height: float):
@@ -32,8 +33,9 @@ def _stretch(array: np.ndarray) -> np.ndarray:
     return ((array - low) / (high - low + 1e-12) * 255).round().astype(np.uint8)
 
 
-def attribution_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], labels: list[str], heading: str,
-                       signed: bool):
+def attribution_figure(
+    pixels: np.ndarray, maps: np.ndarray, titles: list[str], labels: list[str], heading: str, signed: bool
+):
     """One row per image: the image titled `titles[i]`, then its map titled `labels[i]` over the image, with a
     colour bar. The map's opacity follows its strength, so the photo shows at full brightness where the map says
     nothing. Signed maps are red for the class, blue against it."""
@@ -45,9 +47,14 @@ def attribution_figure(pixels: np.ndarray, maps: np.ndarray, titles: list[str], 
         shown, cmap = to_display(image)
         ax_map.imshow(shown, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
         limit = float(np.abs(heat).max()) or 1.0
-        artist = ax_map.imshow(heat, cmap="RdBu_r" if signed else "inferno", interpolation="nearest",
-                               alpha=np.clip(0.8 * np.abs(heat) / limit, 0, 1), vmin=-limit if signed else 0,
-                               vmax=limit)
+        artist = ax_map.imshow(
+            heat,
+            cmap="RdBu_r" if signed else "inferno",
+            interpolation="nearest",
+            alpha=np.clip(0.8 * np.abs(heat) / limit, 0, 1),
+            vmin=-limit if signed else 0,
+            vmax=limit,
+        )
         image_axes(ax_map, label)
         fig.colorbar(artist, ax=ax_map, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
     fig.suptitle(heading, fontsize=10)
@@ -172,10 +179,15 @@ def top_losses_figure(found, heading: str, columns: int = 4):
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, actual, predicted, loss, probability in zip(axes.flat, found.images, found.actual,
-                                                               found.predicted, found.loss, found.probability):
-        _show(ax, image, f"{short(found.classes[predicted])} / {short(found.classes[actual])}\n"
-                         f"{loss:.2f} / {probability:.2f}", fontsize=8)
+    for ax, image, actual, predicted, loss, probability in zip(
+        axes.flat, found.images, found.actual, found.predicted, found.loss, found.probability
+    ):
+        _show(
+            ax,
+            image,
+            f"{short(found.classes[predicted])} / {short(found.classes[actual])}\n{loss:.2f} / {probability:.2f}",
+            fontsize=8,
+        )
     fig.suptitle(heading, fontsize=10)
     return fig
 
@@ -186,7 +198,7 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, signed: bool) -> np.ndarra
     import matplotlib
 
     limit = float(np.abs(heat).max()) or 1.0
-    scaled = (heat / limit + 1) / 2 if signed else heat / limit          # the colour map's 0..1
+    scaled = (heat / limit + 1) / 2 if signed else heat / limit  # the colour map's 0..1
     colours = matplotlib.colormaps["RdBu_r" if signed else "inferno"](np.clip(scaled, 0, 1))[..., :3] * 255
     alpha = np.clip(0.8 * np.abs(heat) / limit, 0, 1)[..., None]
     base = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image

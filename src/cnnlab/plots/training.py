@@ -1,5 +1,6 @@
 """The training pictures: loss and accuracy curves, the confusion matrix, test images with their predictions,
 capsule reconstructions, augmentation previews. Each function returns a Figure; `save(fig, path)` writes it."""
+
 from __future__ import annotations
 
 import textwrap
@@ -35,7 +36,7 @@ def _epoch_panels(lines, titles: tuple[str, str], best_epoch: int | None = None)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best (epoch {best_epoch})")
         if len(epochs) <= 12:
-            ax.set_xticks(epochs)          # one tick per epoch (one or two epochs would get fractional ones)
+            ax.set_xticks(epochs)  # one tick per epoch (one or two epochs would get fractional ones)
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="epoch", ylabel=ylabel, title=title)
@@ -48,8 +49,9 @@ def training_curves(history: list[dict], best_epoch: int | None = None, train_no
     """Train and validation loss and accuracy per epoch. `train_note` says how the train figures were measured
     when they are not comparable to validation's, e.g. "dropout on; augmented images"."""
     loss_title = "Loss per epoch" + ("\n" + textwrap.fill(f"(train: {train_note})", 60) if train_note else "")
-    return _epoch_panels([("train", history, "train"), ("validation", history, "valid")],
-                         (loss_title, "Accuracy per epoch"), best_epoch)
+    return _epoch_panels(
+        [("train", history, "train"), ("validation", history, "valid")], (loss_title, "Accuracy per epoch"), best_epoch
+    )
 
 
 def confusion_matrix(confusion, classes: list[str]):
@@ -62,7 +64,7 @@ def confusion_matrix(confusion, classes: list[str]):
     ax = fig.subplots()
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    if n <= 40:                     # beyond that the names overlap: the colours still show the pattern
+    if n <= 40:  # beyond that the names overlap: the colours still show the pattern
         ax.set_xticks(range(n), [short(c) for c in classes], rotation=45, ha="right")
         ax.set_yticks(range(n), [short(c) for c in classes])
     ax.set_xlabel("predicted")
@@ -70,8 +72,15 @@ def confusion_matrix(confusion, classes: list[str]):
     if n <= 20:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if rates[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     accuracy = np.trace(counts) / max(1, counts.sum())
     ax.set_title(f"Confusion matrix on the test set (accuracy {100 * accuracy:.2f}%)")
     return fig
@@ -124,8 +133,10 @@ def augment_preview(grid: np.ndarray, spec: str):
 
 def compare_curves(names: list[str], histories: list[list[dict]]):
     """Validation loss and accuracy of several runs on shared axes: the lesson's MLP-vs-CNN comparison."""
-    return _epoch_panels([(name, history, "valid") for name, history in zip(names, histories)],
-                         ("Validation loss per epoch", "Validation accuracy per epoch"))
+    return _epoch_panels(
+        [(name, history, "valid") for name, history in zip(names, histories)],
+        ("Validation loss per epoch", "Validation accuracy per epoch"),
+    )
 
 
 def lr_find_figure(found):
@@ -136,8 +147,11 @@ def lr_find_figure(found):
     ax.set_xscale("log")
     ax.axvline(found.suggestion, color="tab:red", ls="--", lw=1, label=f"suggested {found.suggestion:.1e}")
     ax.axvline(found.recipe_lr, color="gray", ls=":", lw=1, label=f"the recipe's {found.recipe_lr:.1e}")
-    ax.set(xlabel="learning rate (log scale)", ylabel="training loss (smoothed)",
-           title="Learning-rate range test: a tenth of the rate where the loss is lowest")
+    ax.set(
+        xlabel="learning rate (log scale)",
+        ylabel="training loss (smoothed)",
+        title="Learning-rate range test: a tenth of the rate where the loss is lowest",
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     return fig

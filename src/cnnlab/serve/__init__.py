@@ -8,6 +8,7 @@
 
 `store.RunStore` is the only way a request reaches a file: runs are named, never addressed by path.
 """
+
 from cnnlab.serve.app import create_app, serve
 
 __all__ = ["create_app", "serve"]

@@ -1,4 +1,5 @@
 """The explorer's web app: the JSON endpoints of every panel under /api, the page itself from static/."""
+
 from __future__ import annotations
 
 import errno
@@ -22,7 +23,7 @@ from cnnlab.serve.store import NotFound, RunStore
 from cnnlab.version import __version__
 
 STATIC = Path(__file__).parent / "static"
-MAX_REQUEST_BYTES = 4 * MAX_UPLOAD_BYTES // 3 + 1_000_000     # a base64 data URL of the largest upload, and room
+MAX_REQUEST_BYTES = 4 * MAX_UPLOAD_BYTES // 3 + 1_000_000  # a base64 data URL of the largest upload, and room
 log = logging.getLogger("cnnlab.serve")
 
 
@@ -30,10 +31,14 @@ def create_app(runs_dir="runs", host: str = "127.0.0.1", models: dict | None = N
     """The app over the runs in `runs_dir`, answering only requests addressed to `host` or to this machine by its
     loopback names (see serve.guard). `models`: learners' own nn.Module classes (or instances) by class name, given
     by the caller (`--trust`, a notebook), which runs of them open with; `models_from` says where they came from."""
-    app = FastAPI(title="cnnlab explorer", version=__version__,
-                  description="Every action of the explorer's page, as JSON. Runs are named by their folder "
-                              "under RUNS_DIR; images travel as data URLs. Every refusal is one line: "
-                              '{"error": "..."}.', responses=REFUSALS)
+    app = FastAPI(
+        title="cnnlab explorer",
+        version=__version__,
+        description="Every action of the explorer's page, as JSON. Runs are named by their folder "
+        "under RUNS_DIR; images travel as data URLs. Every refusal is one line: "
+        '{"error": "..."}.',
+        responses=REFUSALS,
+    )
     app.state.store = RunStore(runs_dir, models, models_from)
     app.add_middleware(Guard, host=host, max_bytes=MAX_REQUEST_BYTES)
     for module in (explore, lessons, monitor, datasets):
@@ -52,8 +57,7 @@ def create_app(runs_dir="runs", host: str = "127.0.0.1", models: dict | None = N
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError):
         # a missing field or a word where a number goes: the same one-line form as every other refusal
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}"
-                             for e in error.errors())
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in error.errors())
         return JSONResponse({"error": f"malformed request ({problems})"}, status_code=422)
 
     @app.exception_handler(Exception)
@@ -65,8 +69,9 @@ def create_app(runs_dir="runs", host: str = "127.0.0.1", models: dict | None = N
     return app
 
 
-def serve(runs_dir=None, host: str = "127.0.0.1", port: int = 8000, models: dict | None = None,
-          models_from: str = "") -> None:
+def serve(
+    runs_dir=None, host: str = "127.0.0.1", port: int = 8000, models: dict | None = None, models_from: str = ""
+) -> None:
     """Run the explorer until Ctrl-C over `runs_dir` (None: ./runs, which may not exist yet: the lessons need no
     run). The port is bound before the address is printed: of two servers started together on one port, the
     second is refused in one line (no check-then-bind race)."""
@@ -81,8 +86,11 @@ def serve(runs_dir=None, host: str = "127.0.0.1", port: int = 8000, models: dict
     # one thread per forward pass: on a busy CPU two threads wait on each other (a drawing's p95 went 34 -> 200 ms)
     torch.set_num_threads(1)
     if not _is_loopback(host):
-        print(f"warning: serving on {host}: anyone who can reach this machine on that network can use the explorer "
-              "and see your runs", file=sys.stderr)
+        print(
+            f"warning: serving on {host}: anyone who can reach this machine on that network can use the explorer "
+            "and see your runs",
+            file=sys.stderr,
+        )
     app = create_app(runs_dir, host=host, models=models, models_from=models_from)
     shown = f"[{host}]" if ":" in host else host
     print(f"cnnlab explorer: http://{shown}:{port}/  (runs from {app.state.store.root}; Ctrl-C stops it)", flush=True)
@@ -96,8 +104,10 @@ def check_runs_dir(runs_dir) -> None:
     if path.exists() and not path.is_dir():
         raise CnnlabError(f"{path} is a file, not a folder of runs; give the folder that holds your run folders")
     if not path.exists():
-        raise CnnlabError(f"{path}: no such folder; give the folder that holds your run folders (cnnlab train "
-                          "writes them under ./runs), or train a model first")
+        raise CnnlabError(
+            f"{path}: no such folder; give the folder that holds your run folders (cnnlab train "
+            "writes them under ./runs), or train a model first"
+        )
 
 
 def bound_socket(host: str, port: int) -> socket.socket:
@@ -110,7 +120,7 @@ def bound_socket(host: str, port: int) -> socket.socket:
         raise CnnlabError(f"--host {host!r} is not an address of this machine ({error}); use 127.0.0.1") from None
     listening = socket.socket(family, socket.SOCK_STREAM)
     try:
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)    # a port left in TIME_WAIT by our last run
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT by our last run
         listening.bind((host, port))
         listening.listen(2048)
     except OSError as error:

@@ -7,6 +7,7 @@ an id this module hands out (`mnist`, or `mnist@HASH` for the place a run found 
 root, so the id stays when runs come and go), never by a path: a request can
 read no other files. Nothing is downloaded here; a data set not found is listed with the command that fetches it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,13 +30,14 @@ from cnnlab.serve.store import NotFound, RunStore, get_store
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
-MAX_CLASSES_SHOWN = 50      # an image folder of a thousand classes: the grid shows the first fifty
-THUMBNAIL_SIDE = 96         # larger images (photo folders) are shrunk for the grid
+MAX_CLASSES_SHOWN = 50  # an image folder of a thousand classes: the grid shows the first fifty
+THUMBNAIL_SIDE = 96  # larger images (photo folders) are shrunk for the grid
 
 
 @dataclass(frozen=True)
 class Place:
     """Where one data set is looked for: its name, the run's --data-root (None: the usual places), image size."""
+
     name: str
     data_root: str | None = None
     image_size: int | None = None
@@ -52,18 +54,18 @@ def place_id(place: Place) -> str:
 
 def places(store: RunStore) -> dict[str, tuple[Place, list[str]]]:
     """id -> (where to look, the runs trained on it): the usual places first, then each run's own data root."""
-    found = {name: (Place(name), []) for name in DATASETS if name != "imagefolder"}    # that one needs a root
+    found = {name: (Place(name), []) for name in DATASETS if name != "imagefolder"}  # that one needs a root
     for run in sorted(store.names()):
         try:
             config = store.record(run).config
         except CnnlabError:
-            continue                                # a run whose run.json cannot be read names no data set
+            continue  # a run whose run.json cannot be read names no data set
         place = Place(config.dataset, config.data_root, config.image_size)
         found.setdefault(place_id(place), (place, []))[1].append(run)
     return found
 
 
-_loading = threading.Lock()     # one data set read at a time: two at once would double the memory for nothing
+_loading = threading.Lock()  # one data set read at a time: two at once would double the memory for nothing
 
 
 def searched(place: Place) -> tuple[str, ...]:
@@ -72,7 +74,7 @@ def searched(place: Place) -> tuple[str, ...]:
     return tuple(map(str, search_roots(place.data_root)))
 
 
-@lru_cache(maxsize=2)           # the data sets in use; the listing keeps only their summaries
+@lru_cache(maxsize=2)  # the data sets in use; the listing keeps only their summaries
 def _load(place: Place, roots: tuple[str, ...]) -> Dataset:
     """`roots` only keys the cache: load_dataset searches them itself."""
     return load_dataset(place.name, data_root=place.data_root, download=False, image_size=place.image_size)
@@ -94,8 +96,14 @@ def summary(place: Place) -> dict:
             data = load(place)
         except CnnlabError as error:
             return {"available": False, "reason": str(error), "get": how_to_get(place)}
-        _summaries[key] = {"available": True, "source": data.source, "classes": data.classes,
-                           "shape": list(data.shape), "train_size": len(data.train), "test_size": len(data.test)}
+        _summaries[key] = {
+            "available": True,
+            "source": data.source,
+            "classes": data.classes,
+            "shape": list(data.shape),
+            "train_size": len(data.train),
+            "test_size": len(data.test),
+        }
     return _summaries[key]
 
 
@@ -132,7 +140,7 @@ def dataset(store: RunStore, key: str) -> Dataset:
         raise NotFound(f"no data set {key!r}; the ids are those GET /api/datasets lists")
     try:
         return load(found[0])
-    except CnnlabError as error:            # not found: its first line, and the command that fetches it
+    except CnnlabError as error:  # not found: its first line, and the command that fetches it
         raise CnnlabError(f"{str(error).splitlines()[0]}; get it with: {how_to_get(found[0])}") from None
 
 
@@ -146,15 +154,16 @@ def thumbnail(image: torch.Tensor) -> str:
 
 
 @router.get("/samples")
-def samples(dataset_id: str = Query(alias="dataset", description="an id from GET /api/datasets"),
-            per_class: int = Query(8, description="images per class, 1 to 32", json_schema_extra=bounds(1, 32)),
-            split: str = Query("train", description="train or test", json_schema_extra={"enum": ["train", "test"]}),
-            seed: int = Query(0, description="which images: another seed, others",
-                              json_schema_extra=bounds(0, 2 ** 31 - 1)),
-            store: RunStore = Depends(get_store)) -> dict:
+def samples(
+    dataset_id: str = Query(alias="dataset", description="an id from GET /api/datasets"),
+    per_class: int = Query(8, description="images per class, 1 to 32", json_schema_extra=bounds(1, 32)),
+    split: str = Query("train", description="train or test", json_schema_extra={"enum": ["train", "test"]}),
+    seed: int = Query(0, description="which images: another seed, others", json_schema_extra=bounds(0, 2**31 - 1)),
+    store: RunStore = Depends(get_store),
+) -> dict:
     """`per_class` images of each class, drawn at random (seeded) from the split: one row per class."""
     within(per_class, "per_class", 1, 32, "from 1 to 32")
-    within(seed, "seed", 0, 2 ** 31 - 1, "a whole number from 0 to 2^31 - 1")
+    within(seed, "seed", 0, 2**31 - 1, "a whole number from 0 to 2^31 - 1")
     if split not in ("train", "test"):
         raise CnnlabError(f"split {split!r}: use train or test")
     data = dataset(store, dataset_id)
@@ -165,17 +174,26 @@ def samples(dataset_id: str = Query(alias="dataset", description="an id from GET
         members = (part.labels == k).nonzero().flatten()
         chosen = members[torch.randperm(len(members), generator=generator)[:per_class]]
         rows.append({"class": name, "count": len(members), "images": [thumbnail(part.pixels(i)) for i in chosen]})
-    return {"dataset": dataset_id, "split": split, "classes": len(data.classes), "shape": list(data.shape),
-            "rows": rows}
+    return {
+        "dataset": dataset_id,
+        "split": split,
+        "classes": len(data.classes),
+        "shape": list(data.shape),
+        "rows": rows,
+    }
 
 
 @router.get("/augmentations")
 def augmentations() -> dict:
     """What an augmentation spec may name (cnnlab.data.augment): each operation with its value's name, rule, default
     and meaning, and the presets."""
-    return {"operations": [{"name": name, "arg": kind.arg, "rule": kind.rule, "default": kind.default,
-                            "meaning": kind.meaning} for name, kind in OPS.items()],
-            "presets": PRESETS}
+    return {
+        "operations": [
+            {"name": name, "arg": kind.arg, "rule": kind.rule, "default": kind.default, "meaning": kind.meaning}
+            for name, kind in OPS.items()
+        ],
+        "presets": PRESETS,
+    }
 
 
 class AugmentRequest(BaseModel):
@@ -183,8 +201,9 @@ class AugmentRequest(BaseModel):
     spec: str = Field("", max_length=300, description="e.g. flip,rotate=10,crop=4 (as --augment); empty: none")
     count: int = Field(4, description="training images (rows), 1 to 16", json_schema_extra=bounds(1, 16))
     copies: int = Field(5, description="augmented copies of each (columns), 1 to 10", json_schema_extra=bounds(1, 10))
-    seed: int = Field(0, description="the random draws: the same seed gives the same picture",
-                      json_schema_extra=bounds(0, 2 ** 31 - 1))
+    seed: int = Field(
+        0, description="the random draws: the same seed gives the same picture", json_schema_extra=bounds(0, 2**31 - 1)
+    )
 
 
 @router.post("/augment")
@@ -193,9 +212,15 @@ def augment(request: AugmentRequest, store: RunStore = Depends(get_store)) -> di
     as one PNG. A spec the library refuses is a 400 with its one-line message."""
     within(request.count, "count", 1, 16, "from 1 to 16")
     within(request.copies, "copies", 1, 10, "from 1 to 10")
-    within(request.seed, "seed", 0, 2 ** 31 - 1, "a whole number from 0 to 2^31 - 1")
-    augmentation = parse_augment(request.spec)          # a bad spec fails before the data set is read
+    within(request.seed, "seed", 0, 2**31 - 1, "a whole number from 0 to 2^31 - 1")
+    augmentation = parse_augment(request.spec)  # a bad spec fails before the data set is read
     data = dataset(store, request.dataset)
     grid = preview(data.train.pixels(slice(0, request.count)), augmentation.spec, request.seed, request.copies)
-    return {"spec": augmentation.spec, "describe": augmentation.describe(), "image": png_data_url(grid),
-            "rows": request.count, "columns": 1 + request.copies, "tile": list(data.shape[1:])}
+    return {
+        "spec": augmentation.spec,
+        "describe": augmentation.describe(),
+        "image": png_data_url(grid),
+        "rows": request.count,
+        "columns": 1 + request.copies,
+        "tile": list(data.shape[1:]),
+    }

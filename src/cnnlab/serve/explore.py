@@ -10,6 +10,7 @@ Thin on purpose: `Predictor` prepares images and scores them, `cnnlab.inspect.at
 `cnnlab.images.digit_like_mnist` turns a drawing into an MNIST digit. What is here is only what the web needs:
 recording every layer in one pass, and shaping arrays for the page.
 """
+
 from __future__ import annotations
 
 import random
@@ -31,14 +32,15 @@ from cnnlab.serve.store import RunStore, get_store
 
 router = APIRouter(prefix="/explore", tags=["explore"])
 
-MAX_CHANNELS = 32        # thumbnails per layer unless the page asks for more: a row the eye can take in
-MAX_SIDE = 56            # larger feature maps are averaged down to this: a thumbnail cannot show more
-DRAWABLE = (1, 28, 28)   # models that take what the drawing canvas makes: MNIST-style digits
-ATTRIBUTIONS = {"gradcam": "Grad-CAM", "saliency": "Saliency", "occlusion": "Occlusion"}     # name: as shown
+MAX_CHANNELS = 32  # thumbnails per layer unless the page asks for more: a row the eye can take in
+MAX_SIDE = 56  # larger feature maps are averaged down to this: a thumbnail cannot show more
+DRAWABLE = (1, 28, 28)  # models that take what the drawing canvas makes: MNIST-style digits
+ATTRIBUTIONS = {"gradcam": "Grad-CAM", "saliency": "Saliency", "occlusion": "Occlusion"}  # name: as shown
 DRAWING_NOTE = "drawing made MNIST-style: cropped to the ink, scaled into 20x20, centred by its mass in 28x28"
 
 
 # --- the runs ---------------------------------------------------------------------------------------------------
+
 
 class RunSummary(BaseModel):
     name: str = Field(description="the run's folder under RUNS_DIR: how every other endpoint names it")
@@ -48,8 +50,11 @@ class RunSummary(BaseModel):
     input_shape: list[int] | None = Field(None, description="C, H, W the model takes")
     classes: list[str] = []
     drawable: bool = Field(False, description="28x28 grey input: the page offers the drawing canvas")
-    problem: str | None = Field(None, description="why the run cannot be opened (its run.json is unreadable, or "
-                                                  "its own network's code was not given)")
+    problem: str | None = Field(
+        None,
+        description="why the run cannot be opened (its run.json is unreadable, or "
+        "its own network's code was not given)",
+    )
     code: str | None = Field(None, description="a learner's own network: whose code opens it (--trust, a notebook)")
 
 
@@ -61,16 +66,25 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
     for name in store.names():
         try:
             record = store.record(name)
-        except CnnlabError as error:          # one broken run.json must not hide the other runs
+        except CnnlabError as error:  # one broken run.json must not hide the other runs
             broken.append(RunSummary(name=name, problem=str(error)))
             continue
         shape = list(record.preprocess.shape)
         code, problem = store.code_note(record)
-        found.append(RunSummary(
-            name=name, model=record.model.name, dataset=record.data.name,
-            test_accuracy=record.test.accuracy if record.test else None, input_shape=shape,
-            classes=record.classes, drawable=tuple(shape) == DRAWABLE, code=code, problem=problem))
-    return found + broken                     # the first is the newest run that can be opened
+        found.append(
+            RunSummary(
+                name=name,
+                model=record.model.name,
+                dataset=record.data.name,
+                test_accuracy=record.test.accuracy if record.test else None,
+                input_shape=shape,
+                classes=record.classes,
+                drawable=tuple(shape) == DRAWABLE,
+                code=code,
+                problem=problem,
+            )
+        )
+    return found + broken  # the first is the newest run that can be opened
 
 
 @router.get("/methods")
@@ -79,11 +93,14 @@ def attribution_methods() -> list[dict]:
     map is signed (negative = evidence against the class)."""
     from cnnlab.inspect.attributions import METHODS, SIGNED
 
-    return [{"name": name, "label": label, "description": METHODS[name], "signed": name in SIGNED}
-            for name, label in ATTRIBUTIONS.items()]
+    return [
+        {"name": name, "label": label, "description": METHODS[name], "signed": name in SIGNED}
+        for name, label in ATTRIBUTIONS.items()
+    ]
 
 
 # --- one image through the model ----------------------------------------------------------------------------------
+
 
 class RunImage(ImageInput):
     run: str = Field(description="run folder name, as /api/explore/runs lists it")
@@ -107,10 +124,17 @@ def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
         methods = [m for m in ATTRIBUTIONS if m != "gradcam" or default_layer(predictor.model) is not None]
         classes, score_name = predictor.classes, predictor.score_name
     return {  # encoded outside the lock: the copies in `outputs` are this request's own
-        "run": request.run, "classes": classes, "scores": scores.tolist(), "score_name": score_name,
-        "predicted": int(scores.argmax()), "input": pixels_data_url(pixels[0]), "notes": notes,
-        "methods": methods, "layers": layer_payloads(outputs, request.max_channels),
-        "label_smoothing": store.record(request.run).config.recipe.label_smoothing}    # why it looks less sure
+        "run": request.run,
+        "classes": classes,
+        "scores": scores.tolist(),
+        "score_name": score_name,
+        "predicted": int(scores.argmax()),
+        "input": pixels_data_url(pixels[0]),
+        "notes": notes,
+        "methods": methods,
+        "layers": layer_payloads(outputs, request.max_channels),
+        "label_smoothing": store.record(request.run).config.recipe.label_smoothing,
+    }  # why it looks less sure
 
 
 def model_input(predictor, image, drawing: bool) -> tuple[torch.Tensor, list[str]]:
@@ -160,6 +184,7 @@ def thumbnail_maps(maps: torch.Tensor) -> torch.Tensor:
 
 # --- what counts for a class --------------------------------------------------------------------------------------
 
+
 class AttributionRequest(RunImage):
     target: int = Field(ge=0, description="class index whose evidence is shown")
     method: Literal[tuple(ATTRIBUTIONS)] = Field("gradcam", description=", ".join(ATTRIBUTIONS))
@@ -180,13 +205,21 @@ def attribution(request: AttributionRequest, store: RunStore = Depends(get_store
         heat = attribute(predictor, pixels, request.method, target=target)[0]
         classes = predictor.classes
     row, col = divmod(int(np.abs(heat).argmax()), heat.shape[1])
-    return {"run": request.run, "method": request.method, "target": target, "class": classes[target],
-            "description": describe(request.method, pixels.shape[1]), "strongest": [row, col],
-            "signed": request.method in SIGNED,
-            "strongest_for": position(heat, heat.argmax()) if heat.max() > 0 else None,
-            "strongest_against": position(heat, heat.argmin()) if heat.min() < 0 else None,
-            "empty": not heat.any(), "range": [float(heat.min()), float(heat.max())], "heat": channel_maps(heat[None]),
-            "overlay": png_data_url(heat_overlay(to_display(pixels[0].numpy())[0], heat, request.method in SIGNED))}
+    return {
+        "run": request.run,
+        "method": request.method,
+        "target": target,
+        "class": classes[target],
+        "description": describe(request.method, pixels.shape[1]),
+        "strongest": [row, col],
+        "signed": request.method in SIGNED,
+        "strongest_for": position(heat, heat.argmax()) if heat.max() > 0 else None,
+        "strongest_against": position(heat, heat.argmin()) if heat.min() < 0 else None,
+        "empty": not heat.any(),
+        "range": [float(heat.min()), float(heat.max())],
+        "heat": channel_maps(heat[None]),
+        "overlay": png_data_url(heat_overlay(to_display(pixels[0].numpy())[0], heat, request.method in SIGNED)),
+    }
 
 
 def position(heat: np.ndarray, index) -> list[int]:
@@ -195,6 +228,7 @@ def position(heat: np.ndarray, index) -> list[int]:
 
 
 # --- the first conv layer, channel by channel -----------------------------------------------------------------------
+
 
 class FirstConvRequest(RunImage):
     channel: int = Field(0, ge=0, description="the output channel taken apart")
@@ -211,30 +245,49 @@ def first_conv(request: FirstConvRequest, store: RunStore = Depends(get_store)) 
         if conv is None:
             raise CnnlabError(f"run {request.run!r} ({predictor.name}) has no conv layer: choose a CNN's run")
         if request.channel >= conv.out_channels:
-            raise CnnlabError(f"channel {request.channel} does not exist: the first conv layer has "
-                              f"{conv.out_channels} channels, 0 to {conv.out_channels - 1}")
+            raise CnnlabError(
+                f"channel {request.channel} does not exist: the first conv layer has "
+                f"{conv.out_channels} channels, 0 to {conv.out_channels - 1}"
+            )
         if conv.groups != 1:
             raise CnnlabError("the first conv layer is grouped: each output sees only some input channels")
         pixels, _ = model_input(predictor, image, request.drawing)
         seen, output = layer_input_output(predictor.model, conv, predictor.inputs(pixels))
         layer = next(n for n, m in predictor.model.named_modules() if m is conv)
-    weights = conv.weight.detach()[request.channel].double()          # [C_in, k, k]
+    weights = conv.weight.detach()[request.channel].double()  # [C_in, k, k]
     bias = float(conv.bias.detach()[request.channel]) if conv.bias is not None else 0.0
-    partials = [F.conv2d(seen[:, c:c + 1].double(), weights[c][None, None], stride=conv.stride,
-                         padding=conv.padding, dilation=conv.dilation)[0, 0] for c in range(seen.shape[1])]
-    return {"run": request.run, "layer": layer, "channel": request.channel, "channels": conv.out_channels,
-            "stride": list(conv.stride), "padding": list(conv.padding), "dilation": list(conv.dilation),
-            "kernels": np.round(weights.numpy(), 4).tolist(), "bias": round(bias, 6),
-            "inputs": [signed_picture(x) for x in seen[0]],
-            "partials": [rounded(p) for p in partials], "partial_pictures": [signed_picture(p) for p in partials],
-            "output": rounded(output[0, request.channel]), "output_picture": signed_picture(output[0, request.channel])}
+    partials = [
+        F.conv2d(
+            seen[:, c : c + 1].double(),
+            weights[c][None, None],
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+        )[0, 0]
+        for c in range(seen.shape[1])
+    ]
+    return {
+        "run": request.run,
+        "layer": layer,
+        "channel": request.channel,
+        "channels": conv.out_channels,
+        "stride": list(conv.stride),
+        "padding": list(conv.padding),
+        "dilation": list(conv.dilation),
+        "kernels": np.round(weights.numpy(), 4).tolist(),
+        "bias": round(bias, 6),
+        "inputs": [signed_picture(x) for x in seen[0]],
+        "partials": [rounded(p) for p in partials],
+        "partial_pictures": [signed_picture(p) for p in partials],
+        "output": rounded(output[0, request.channel]),
+        "output_picture": signed_picture(output[0, request.channel]),
+    }
 
 
 def layer_input_output(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor):
     """(what `layer` took, what it gave) in one forward pass of `model` on x."""
     seen = {}
-    hook = layer.register_forward_hook(lambda module, args, output: seen.update(x=args[0].detach(),
-                                                                               y=output.detach()))
+    hook = layer.register_forward_hook(lambda module, args, output: seen.update(x=args[0].detach(), y=output.detach()))
     try:
         with torch.no_grad():
             model(x)
@@ -256,10 +309,13 @@ def signed_picture(values: torch.Tensor) -> str:
 
 # --- test images --------------------------------------------------------------------------------------------------
 
+
 @router.get("/random")
-def random_test_image(run: str = Query(description="run folder name"),
-                      index: int | None = Query(None, ge=0, description="this test image; random if not given"),
-                      store: RunStore = Depends(get_store)) -> dict:
+def random_test_image(
+    run: str = Query(description="run folder name"),
+    index: int | None = Query(None, ge=0, description="this test image; random if not given"),
+    store: RunStore = Depends(get_store),
+) -> dict:
     """A test image of the run's data set (the one at `index`, or a random one), as a PNG data URL with its true
     label."""
     classes = store.record(run).classes
@@ -267,14 +323,21 @@ def random_test_image(run: str = Query(description="run folder name"),
     if index is None:
         index = random.randrange(len(test))
     elif index >= len(test):
-        raise CnnlabError(f"test image {index} does not exist: the test split has {len(test)} images, "
-                          f"0 to {len(test) - 1}")
+        raise CnnlabError(
+            f"test image {index} does not exist: the test split has {len(test)} images, 0 to {len(test) - 1}"
+        )
     label = int(test.labels[index])
-    return {"image": pixels_data_url(test.pixels(index)), "label": label, "label_name": classes[label],
-            "index": index, "count": len(test)}
+    return {
+        "image": pixels_data_url(test.pixels(index)),
+        "label": label,
+        "label_name": classes[label],
+        "index": index,
+        "count": len(test),
+    }
 
 
 # --- fooling the model ----------------------------------------------------------------------------------------------
+
 
 class AttackRequest(LookRequest):
     method: Literal["fgsm", "pgd", "pgd-l2"] = Field("fgsm", description="fgsm, pgd (L-inf) or pgd-l2")
@@ -301,11 +364,22 @@ def attack(request: AttackRequest, store: RunStore = Depends(get_store)) -> dict
             scores = predictor.probabilities(predictor.preprocess.normalize(adv * 255))[0]
         classes, score_name = predictor.classes, predictor.score_name
     change = fooled.perturbation[0].numpy()
-    return {"run": request.run, "classes": classes, "scores": scores.tolist(), "score_name": score_name,
-            "predicted": int(scores.argmax()), "was": int(predicted[0]), "target": int(fooled.target[0]),
-            "flipped": int(scores.argmax()) != int(predicted[0]), "eps": request.eps, "method": request.method,
-            "largest_change": float(abs(change).max()), "image": pixels_data_url(to_uint8(adv[0])),
-            "perturbation": pixels_data_url(magnified(change)), "layers": layer_payloads(outputs, request.max_channels)}
+    return {
+        "run": request.run,
+        "classes": classes,
+        "scores": scores.tolist(),
+        "score_name": score_name,
+        "predicted": int(scores.argmax()),
+        "was": int(predicted[0]),
+        "target": int(fooled.target[0]),
+        "flipped": int(scores.argmax()) != int(predicted[0]),
+        "eps": request.eps,
+        "method": request.method,
+        "largest_change": float(abs(change).max()),
+        "image": pixels_data_url(to_uint8(adv[0])),
+        "perturbation": pixels_data_url(magnified(change)),
+        "layers": layer_payloads(outputs, request.max_channels),
+    }
 
 
 def to_uint8(pixels: torch.Tensor) -> np.ndarray:

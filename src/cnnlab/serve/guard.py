@@ -7,6 +7,7 @@
 - large bodies in flight: at most a few at once, so that concurrent uploads cannot hold gigabytes between them;
 - OPTIONS on an API path: answered with the methods the path allows.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 WILDCARDS = ("0.0.0.0", "::", "")
-LARGE_BODY = 1_000_000          # a body larger than this waits its turn: at most LARGE_AT_ONCE of them at once
+LARGE_BODY = 1_000_000  # a body larger than this waits its turn: at most LARGE_AT_ONCE of them at once
 LARGE_AT_ONCE = 2
 
 
@@ -50,7 +51,7 @@ def host_accepted(header: str, names: frozenset[str], any_address: bool) -> bool
     name = name.lower()
     if name in names:
         return True
-    if any_address:                             # an address literal cannot be rebound: only names can
+    if any_address:  # an address literal cannot be rebound: only names can
         try:
             ipaddress.ip_address(name.strip("[]"))
             return True
@@ -70,7 +71,7 @@ class Guard:
         self.names = accepted_hosts(host)
         self.any_address = host in WILDCARDS
         self.max_bytes = max_bytes
-        self._large = None                      # made in the server's event loop, on the first large body
+        self._large = None  # made in the server's event loop, on the first large body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -78,8 +79,12 @@ class Guard:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         host = headers.get("host", "")
         if not host_accepted(host, self.names, self.any_address):
-            return await answer(send, 400, f"Host {host!r} is not one this server was started for "
-                                           f"({', '.join(sorted(self.names))}); open it by one of those names")
+            return await answer(
+                send,
+                400,
+                f"Host {host!r} is not one this server was started for "
+                f"({', '.join(sorted(self.names))}); open it by one of those names",
+            )
         size = headers.get("content-length")
         if size is not None and (not size.isdigit() or int(size) > self.max_bytes):
             return await answer(send, 413, too_large(size, self.max_bytes))
@@ -104,6 +109,7 @@ class Guard:
             if seen > self.max_bytes:
                 raise HTTPException(413, too_large(f"more than {seen}", self.max_bytes))
             return message
+
         return counting
 
     async def options(self, scope, send):
@@ -126,13 +132,21 @@ def allowed_methods(openapi: dict, path: str) -> set[str]:
 
 
 def too_large(size: str, limit: int) -> str:
-    return f"request of {size} bytes is over the {limit // 10 ** 6} MB limit; send a smaller image"
+    return f"request of {size} bytes is over the {limit // 10**6} MB limit; send a smaller image"
 
 
 async def answer(send, status: int, error: str) -> None:
     """The explorer's one-line refusal, {"error": ...}, from outside the app."""
     body = json.dumps({"error": error}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -6,6 +6,7 @@ The page polls `GET /monitor/stamps`, which only looks at file times and locks, 
 run's record again when its stamp changes: a new epoch shows within a few seconds without reading any run.json
 in between.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,14 +53,20 @@ def run_summary(store: RunStore, name: str, record: RunRecord, inodes: set[int] 
     """One row of the runs table."""
     folder = store.folder(name)
     state, detail = run_state(record, is_training(folder, inodes), folder)
-    return {"name": name, "model": record.model.name, "parameters": record.model.parameters,
-            "dataset": record.data.name, "epochs_done": record.epochs_done,
-            "epochs_planned": record.config.recipe.epochs,
-            "best_epoch": record.best.epoch if record.best else None,
-            "best_valid_acc": record.best.valid_acc if record.best else None,
-            "test_accuracy": record.test.accuracy if record.test else None,
-            "state": state, "detail": detail,
-            "corrupt": record.config.corrupt}      # memorization runs (--corrupt): marked in the table
+    return {
+        "name": name,
+        "model": record.model.name,
+        "parameters": record.model.parameters,
+        "dataset": record.data.name,
+        "epochs_done": record.epochs_done,
+        "epochs_planned": record.config.recipe.epochs,
+        "best_epoch": record.best.epoch if record.best else None,
+        "best_valid_acc": record.best.valid_acc if record.best else None,
+        "test_accuracy": record.test.accuracy if record.test else None,
+        "state": state,
+        "detail": detail,
+        "corrupt": record.config.corrupt,
+    }  # memorization runs (--corrupt): marked in the table
 
 
 @router.get("/runs")
@@ -73,10 +80,10 @@ def runs(store: RunStore = Depends(get_store)) -> list[dict]:
         try:
             rows.append(run_summary(store, name, store.record(name), inodes))
         except NotFound:
-            continue                                        # deleted between the listing and the reading
+            continue  # deleted between the listing and the reading
         except CnnlabError as error:
             broken.append({"name": name, "error": str(error)})
-    return rows + broken                # the first row is the newest run that can be shown
+    return rows + broken  # the first row is the newest run that can be shown
 
 
 @router.get("/stamps")
@@ -121,8 +128,13 @@ def curves(name: str, store: RunStore = Depends(get_store)) -> dict:
     summary = run_summary(store, name, record, locked_inodes())
     history = [dataclasses.asdict(epoch) for epoch in record.history]
     losses = [e[key] for e in history for key in ("train_loss", "valid_loss")]
-    return {"run": summary, "history": history, "best_epoch": summary["best_epoch"],
-            "loss_log_scale": wide_range(losses), "train_note": train_note_of(store, name, record)}
+    return {
+        "run": summary,
+        "history": history,
+        "best_epoch": summary["best_epoch"],
+        "loss_log_scale": wide_range(losses),
+        "train_note": train_note_of(store, name, record),
+    }
 
 
 # ---------------------------------------------------------------- the confusion matrix and its cells
@@ -131,18 +143,19 @@ def curves(name: str, store: RunStore = Depends(get_store)) -> dict:
 @dataclass
 class Ranked:
     """Every test image of one weights version, ranked as `cnnlab interpret` ranks them: highest loss first."""
-    version: int                # best.safetensors' modification time: new weights, new ranking
+
+    version: int  # best.safetensors' modification time: new weights, new ranking
     classes: list[str]
-    confusion: np.ndarray       # [true, predicted] counts
-    index: np.ndarray           # position in the test split
-    loss: np.ndarray            # -log p(true class)
+    confusion: np.ndarray  # [true, predicted] counts
+    index: np.ndarray  # position in the test split
+    loss: np.ndarray  # -log p(true class)
     actual: np.ndarray
     predicted: np.ndarray
-    probability: np.ndarray     # of the predicted class
+    probability: np.ndarray  # of the predicted class
 
 
-_ranked: dict[Path, Ranked] = {}    # by run folder
-_ranking = threading.Lock()         # one ranking computed at a time: the CPU is shared with the other requests
+_ranked: dict[Path, Ranked] = {}  # by run folder
+_ranking = threading.Lock()  # one ranking computed at a time: the CPU is shared with the other requests
 
 
 def ranked(store: RunStore, name: str) -> Ranked:
@@ -152,7 +165,7 @@ def ranked(store: RunStore, name: str) -> Ranked:
     version = weights.stat().st_mtime_ns if weights.is_file() else None
     if folder not in _ranked or _ranked[folder].version != version:
         with _ranking:
-            if folder not in _ranked or _ranked[folder].version != version:   # not done meanwhile by another request
+            if folder not in _ranked or _ranked[folder].version != version:  # not done meanwhile by another request
                 _ranked[folder] = rank(store, name, version)
     return _ranked[folder]
 
@@ -164,14 +177,15 @@ def test_split(store: RunStore, name: str):
     except NotFound:
         raise
     except CnnlabError as error:
-        raise CnnlabError(f"run {name!r}: its test images cannot be read: {str(error).splitlines()[0]} (see "
-                          "`cnnlab datasets`)") from None
+        raise CnnlabError(
+            f"run {name!r}: its test images cannot be read: {str(error).splitlines()[0]} (see `cnnlab datasets`)"
+        ) from None
 
 
 def rank(store: RunStore, name: str, version: int | None) -> Ranked:
     """The matrix is the test the table shows: the run's own (run.json) once it is finished, else the one
     `cnnlab evaluate` makes (Predictor.evaluate); the images of a cell are those it counts there, ranked by loss."""
-    test = test_split(store, name)                  # before taking the predictor: split() takes it too
+    test = test_split(store, name)  # before taking the predictor: split() takes it too
     record = store.record(name)
     with store.predictor(name) as predictor:
         found = interpret(predictor, "test", top=len(test), images=test)
@@ -179,8 +193,9 @@ def rank(store: RunStore, name: str, version: int | None) -> Ranked:
     predicted = evaluation.predictions.numpy()[found.index]
     recorded = record.test is not None and record.status == "finished"
     confusion = np.array(record.test.confusion) if recorded else evaluation.confusion.numpy()
-    return Ranked(version, found.classes, confusion, found.index, found.loss, found.actual, predicted,
-                  found.probability)
+    return Ranked(
+        version, found.classes, confusion, found.index, found.loss, found.actual, predicted, found.probability
+    )
 
 
 @router.get("/runs/{name}/confusion")
@@ -190,15 +205,22 @@ def confusion(name: str, store: RunStore = Depends(get_store)) -> dict:
     evaluation `cnnlab evaluate` makes), kept until its weights change."""
     found = ranked(store, name)
     correct = int(np.trace(found.confusion))
-    return {"classes": found.classes, "counts": found.confusion.tolist(), "total": int(found.confusion.sum()),
-            "accuracy": correct / max(1, int(found.confusion.sum()))}
+    return {
+        "classes": found.classes,
+        "counts": found.confusion.tolist(),
+        "total": int(found.confusion.sum()),
+        "accuracy": correct / max(1, int(found.confusion.sum())),
+    }
 
 
 @router.get("/runs/{name}/confusion/{true}/{predicted}")
-def confusion_cell(name: str, true: int, predicted: int,
-                   limit: int = Query(48, description="most images returned, 1 to 500",
-                                      json_schema_extra=bounds(1, 500)),
-                   store: RunStore = Depends(get_store)) -> dict:
+def confusion_cell(
+    name: str,
+    true: int,
+    predicted: int,
+    limit: int = Query(48, description="most images returned, 1 to 500", json_schema_extra=bounds(1, 500)),
+    store: RunStore = Depends(get_store),
+) -> dict:
     """The test images of one cell (true class `true`, predicted `predicted`, as class numbers), highest loss
     first: off the diagonal, the model's most confident mistakes (fastai's top losses). Each with the probability
     of the predicted class and of the true one."""
@@ -208,12 +230,23 @@ def confusion_cell(name: str, true: int, predicted: int,
     for value, what in ((true, "true class"), (predicted, "predicted class")):
         if not 0 <= value < k:
             raise CnnlabError(f"{what} {value}: this run has classes 0 to {k - 1}")
-    cell = np.flatnonzero((found.actual == true) & (found.predicted == predicted))     # keeps the ranking's order
+    cell = np.flatnonzero((found.actual == true) & (found.predicted == predicted))  # keeps the ranking's order
     test = test_split(store, name)
-    return {"true": found.classes[true], "predicted": found.classes[predicted], "count": len(cell),
-            "images": [{"index": int(found.index[i]), "image": pixels_data_url(test.pixels(int(found.index[i]))),
-                        "probability": float(found.probability[i]), "true_probability": float(np.exp(-found.loss[i])),
-                        "loss": float(found.loss[i])} for i in cell[:limit]]}
+    return {
+        "true": found.classes[true],
+        "predicted": found.classes[predicted],
+        "count": len(cell),
+        "images": [
+            {
+                "index": int(found.index[i]),
+                "image": pixels_data_url(test.pixels(int(found.index[i]))),
+                "probability": float(found.probability[i]),
+                "true_probability": float(np.exp(-found.loss[i])),
+                "loss": float(found.loss[i]),
+            }
+            for i in cell[:limit]
+        ],
+    }
 
 
 # ---------------------------------------------------------------- runs compared
@@ -221,8 +254,11 @@ def confusion_cell(name: str, true: int, predicted: int,
 
 class CompareRequest(BaseModel):
     runs: list[str] = Field(description="run names, 1 to 12", json_schema_extra={"minItems": 1, "maxItems": 12})
-    metric: str = Field("valid_acc", description="valid_acc, valid_loss, train_acc or train_loss",
-                        json_schema_extra={"enum": list(METRICS)})
+    metric: str = Field(
+        "valid_acc",
+        description="valid_acc, valid_loss, train_acc or train_loss",
+        json_schema_extra={"enum": list(METRICS)},
+    )
 
 
 @router.post("/compare")
@@ -238,13 +274,19 @@ def compare(request: CompareRequest, store: RunStore = Depends(get_store)) -> di
         try:
             records.append(store.record(name))
             names.append(name)
-        except CnnlabError as error:        # one broken or deleted run must not hide the others
+        except CnnlabError as error:  # one broken or deleted run must not hide the others
             skipped.append({"run": name, "error": str(error).splitlines()[0]})
     if not records:
         raise CnnlabError("none of the runs can be compared: " + "; ".join(s["error"] for s in skipped))
-    series = [{"run": name, "epochs": [e.epoch for e in r.history],
-               "values": [getattr(e, request.metric) for e in r.history]} for name, r in zip(names, records)]
+    series = [
+        {"run": name, "epochs": [e.epoch for e in r.history], "values": [getattr(e, request.metric) for e in r.history]}
+        for name, r in zip(names, records)
+    ]
     values = [v for s in series for v in s["values"]]
-    return {"metric": request.metric, "series": series,
-            "log_scale": request.metric.endswith("loss") and wide_range(values),
-            "table": compare_table(names, records), "skipped": skipped}
+    return {
+        "metric": request.metric,
+        "series": series,
+        "log_scale": request.metric.endswith("loss") and wide_range(values),
+        "table": compare_table(names, records),
+        "skipped": skipped,
+    }

@@ -5,6 +5,7 @@ code the page runs (nothing is imported from the run folder). In Jupyter the ret
 (an iframe) with a link to open it in a tab. One explorer per process: starting another, or re-running the cell,
 stops the previous one first, and `.stop()` (or the end of the kernel) closes the server and frees its port.
 """
+
 from __future__ import annotations
 
 import html
@@ -17,7 +18,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 
-_running: list[Explorer] = []          # at most one: the explorer this process serves now
+_running: list[Explorer] = []  # at most one: the explorer this process serves now
 
 
 class Explorer:
@@ -34,13 +35,18 @@ class Explorer:
             self._socket.bind(("127.0.0.1", port))
         except OSError as error:
             self._socket.close()
-            raise CnnlabError(f"cannot serve on 127.0.0.1:{port} ({error.strerror}); leave port= out for a free "
-                              "one") from None
+            raise CnnlabError(
+                f"cannot serve on 127.0.0.1:{port} ({error.strerror}); leave port= out for a free one"
+            ) from None
         self.port = self._socket.getsockname()[1]
         app = create_app(runs_dir, models=models, models_from="this notebook's code")
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True,
-                                        name=f"cnnlab-explorer-{self.port}")
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            daemon=True,
+            name=f"cnnlab-explorer-{self.port}",
+        )
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
@@ -74,9 +80,11 @@ class Explorer:
         if not self.running:
             return html.escape(repr(self))
         url = html.escape(self.url)
-        return (f'<p><a href="{url}" target="_blank">Open the explorer in a new tab</a> ({url}; runs from '
-                f'{html.escape(str(self.runs_dir))}; <code>.stop()</code> ends it)</p>'
-                f'<iframe src="{url}" width="100%" height="{self.height}" style="border:1px solid #ccc"></iframe>')
+        return (
+            f'<p><a href="{url}" target="_blank">Open the explorer in a new tab</a> ({url}; runs from '
+            f"{html.escape(str(self.runs_dir))}; <code>.stop()</code> ends it)</p>"
+            f'<iframe src="{url}" width="100%" height="{self.height}" style="border:1px solid #ccc"></iframe>'
+        )
 
 
 def explore(target="runs", model=None, port: int = 0, height: int = 760) -> Explorer:

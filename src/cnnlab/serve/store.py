@@ -1,5 +1,6 @@
 """The runs under one folder, as the server sees them: each is named by its folder's name (never by a path, so no
 request can reach a file outside RUNS_DIR), opened once, and reopened when its weights change on disk."""
+
 from __future__ import annotations
 
 import copy
@@ -36,7 +37,7 @@ class RunStore:
         for folder in self.root.iterdir():
             try:
                 runs.append((-(folder / "run.json").stat().st_mtime, folder.name))
-            except OSError:             # not a run, or deleted while we looked
+            except OSError:  # not a run, or deleted while we looked
                 continue
         return [name for _, name in sorted(runs)]
 
@@ -56,8 +57,9 @@ class RunStore:
         try:
             version = (folder / "best.safetensors").stat().st_mtime_ns
         except OSError:
-            raise NotFound(f"run {name!r} has no best.safetensors (it has not finished an epoch, or was deleted)") \
-                from None
+            raise NotFound(
+                f"run {name!r} has no best.safetensors (it has not finished an epoch, or was deleted)"
+            ) from None
         with self._guard:
             opened = self._open.get(name)
             if opened is None or opened[0] != version:
@@ -81,17 +83,19 @@ class RunStore:
             return None, None
         if own.qualname in self.models:
             return f"your own network {own.qualname}, from {self.models_from}", None
-        return None, (f"your own network {own.label}: cnnlab never imports code a run names; open it with "
-                      f"`cnnlab serve {self.root} --trust FILE.py` (the file that defines {own.qualname}), or "
-                      f"cnnlab.explore(run) in the notebook that defines it")
+        return None, (
+            f"your own network {own.label}: cnnlab never imports code a run names; open it with "
+            f"`cnnlab serve {self.root} --trust FILE.py` (the file that defines {own.qualname}), or "
+            f"cnnlab.explore(run) in the notebook that defines it"
+        )
 
     def split(self, name: str, split: str = "test"):
         """The run's test (or validation) images, an ImageSet, loaded once per run and kept."""
         key = (name, split)
-        self.folder(name)                       # a deleted run's split is not served from the cache
+        self.folder(name)  # a deleted run's split is not served from the cache
         if key not in self._splits:
             with self.predictor(name) as predictor:
-                pass                            # reading the data set needs its record, not the model's lock
+                pass  # reading the data set needs its record, not the model's lock
             self._splits[key] = predictor.split(split)
         return self._splits[key]
 

@@ -13,6 +13,7 @@ Targeted (a `target` class per image), the loss of the target is driven down ins
 Adversarial training (`--adversarial fgsm|pgd --adv-eps E`) trains on attacked batches; `fgsm` is Wong et al.'s
 2020 "fast is better than free": a random start in the ball and one step of 1.25 eps, as cheap as 2 plain steps.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,17 +30,17 @@ ATTACKS = {
     "pgd-l2": "projected gradient descent in the L2 ball, from a random start",
 }
 TRAINING_ATTACKS = ADVERSARIAL_METHODS  # what --adversarial takes
-TRAINING_PGD_STEPS = 7                  # --adversarial pgd: Madry et al.'s CIFAR-10 setting
-FAST_FGSM_STEP = 1.25                   # Wong et al.: the step after the random start, in units of eps
+TRAINING_PGD_STEPS = 7  # --adversarial pgd: Madry et al.'s CIFAR-10 setting
+FAST_FGSM_STEP = 1.25  # Wong et al.: the step after the random start, in units of eps
 
 
 @dataclass(frozen=True)
 class Attack:
     method: str = "pgd"
-    eps: float = 0.1                    # pixel units (0..1); the radius of the ball
-    steps: int = 10                     # pgd only
-    step_size: float | None = None      # pgd: default 2.5 eps / steps (Madry et al.); fgsm: eps
-    random_start: bool | None = None    # default: on for pgd, off for fgsm (on: Wong et al.'s fast FGSM)
+    eps: float = 0.1  # pixel units (0..1); the radius of the ball
+    steps: int = 10  # pgd only
+    step_size: float | None = None  # pgd: default 2.5 eps / steps (Madry et al.); fgsm: eps
+    random_start: bool | None = None  # default: on for pgd, off for fgsm (on: Wong et al.'s fast FGSM)
 
     def __post_init__(self):
         if self.method not in ATTACKS:
@@ -99,15 +100,23 @@ def per_image_loss(scores: torch.Tensor, labels: torch.Tensor, capsules: bool = 
     return F.cross_entropy(scores, labels, reduction="none")
 
 
-def perturb(model, pixels: torch.Tensor, labels: torch.Tensor, attack: Attack, target: torch.Tensor | None = None,
-            capsules: bool = False, generator: torch.Generator | None = None, keep_best: bool = True) -> torch.Tensor:
+def perturb(
+    model,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    attack: Attack,
+    target: torch.Tensor | None = None,
+    capsules: bool = False,
+    generator: torch.Generator | None = None,
+    keep_best: bool = True,
+) -> torch.Tensor:
     """Adversarial copies of `pixels` (float [N, C, H, W] in 0..1) for a model that takes pixels (`InPixels`).
     Untargeted, the loss of `labels` goes up; with `target`, the loss of those classes goes down. Only the input's
     gradient is computed, never the weights': one step costs a forward and a backward pass of the model."""
     pixels = pixels.detach()
     aim, sign = (labels, 1.0) if target is None else (target, -1.0)
 
-    def objective(adv):                    # per image: the higher, the more adversarial
+    def objective(adv):  # per image: the higher, the more adversarial
         return sign * per_image_loss(model(adv), aim, capsules)
 
     delta = start(pixels, attack, generator) if attack.starts_randomly else torch.zeros_like(pixels)
@@ -117,7 +126,7 @@ def perturb(model, pixels: torch.Tensor, labels: torch.Tensor, attack: Attack, t
     for _ in range(attack.steps):
         delta.requires_grad_(True)
         value = objective(pixels + delta)
-        grad, = torch.autograd.grad(value.sum(), delta)
+        (grad,) = torch.autograd.grad(value.sum(), delta)
         if keep_best:
             best, best_value = keep_higher(best, best_value, pixels + delta.detach(), value.detach())
         step = grad.sign() if attack.method == "pgd" else grad / l2(grad).clamp_min(1e-12)
@@ -131,7 +140,7 @@ def perturb(model, pixels: torch.Tensor, labels: torch.Tensor, attack: Attack, t
 
 def signed_step(objective, pixels: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     delta = delta.clone().requires_grad_(True)
-    grad, = torch.autograd.grad(objective(pixels + delta).sum(), delta)
+    (grad,) = torch.autograd.grad(objective(pixels + delta).sum(), delta)
     return grad.sign()
 
 
@@ -173,6 +182,7 @@ def keep_higher(best, best_value, candidate, value):
 
 # --- adversarial training -------------------------------------------------------------------------------------
 
+
 def training_attack(method: str, eps: float) -> Attack:
     """The attack a recipe's `adversarial` names: fast FGSM (random start, step 1.25 eps) or PGD-7."""
     if method not in TRAINING_ATTACKS:
@@ -194,19 +204,26 @@ class AdversarialBatches:
     def __len__(self):
         return len(self.batches)
 
-    def __getattr__(self, name):            # labels, set_epoch, global_batch: the plain batches'
+    def __getattr__(self, name):  # labels, set_epoch, global_batch: the plain batches'
         return getattr(self.batches, name)
 
     def __iter__(self):
         for x, y in self.batches:
             pixels = self.pixel_model.to_pixels(x)
-            adv = perturb(self.pixel_model, pixels, y, self.attack, capsules=self.capsules,
-                          generator=self.generator, keep_best=False)
+            adv = perturb(
+                self.pixel_model,
+                pixels,
+                y,
+                self.attack,
+                capsules=self.capsules,
+                generator=self.generator,
+                keep_best=False,
+            )
             x = self.pixel_model.to_input(adv)
             yield (x.contiguous(memory_format=torch.channels_last) if self.batches.channels_last else x), y
 
 
-ROBUST_CHECK_STEPS = 10     # each epoch of adversarial training: PGD-10 at the training eps ...
+ROBUST_CHECK_STEPS = 10  # each epoch of adversarial training: PGD-10 at the training eps ...
 ROBUST_CHECK_IMAGES = 1000  # ... on the first 1000 validation images (a tenth of an MNIST epoch's cost, 10 times)
 
 
@@ -214,8 +231,9 @@ def robust_check(eps: float) -> Attack:
     return Attack("pgd", eps, steps=ROBUST_CHECK_STEPS)
 
 
-def robust_accuracy(model, batches, preprocess, attack: Attack, capsules: bool = False,
-                    limit: int = ROBUST_CHECK_IMAGES, seed: int = 0) -> float:
+def robust_accuracy(
+    model, batches, preprocess, attack: Attack, capsules: bool = False, limit: int = ROBUST_CHECK_IMAGES, seed: int = 0
+) -> float:
     """Accuracy on the first `limit` images of (normalized) `batches` after the attack, in eval mode."""
     was_training = model.training
     model.eval()
@@ -225,7 +243,7 @@ def robust_accuracy(model, batches, preprocess, attack: Attack, capsules: bool =
     for x, y in batches:
         if seen >= limit:
             break
-        x, y = x[:limit - seen], y[:limit - seen]
+        x, y = x[: limit - seen], y[: limit - seen]
         adv = perturb(pixel_model, pixel_model.to_pixels(x), y, attack, capsules=capsules, generator=generator)
         with torch.no_grad():
             correct += int((pixel_model(adv).argmax(1) == y).sum())

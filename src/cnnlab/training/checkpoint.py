@@ -6,6 +6,7 @@ weights so far, and the run record; the optimizer's plain settings and the recor
 metadata. Written last of all by an atomic rename, it is the epoch's one commit point: after a crash at any
 instant, resume finds either the whole epoch in it or none of it, and rewrites the other files from it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -29,7 +30,7 @@ def _save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = 
         with atomic_path(path) as tmp:
             try:
                 save_file(tensors, str(tmp), metadata={"cnnlab": json.dumps(metadata or {})})
-            except SafetensorError as error:     # its disk errors are not OSErrors: give them back their errno
+            except SafetensorError as error:  # its disk errors are not OSErrors: give them back their errno
                 code = re.search(r"os error (\d+)", str(error))
                 if code is None:
                     raise
@@ -38,10 +39,10 @@ def _save(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = 
         if error.errno != errno.ENOSPC:
             raise
         size = sum(t.numel() * t.element_size() for t in tensors.values())
-        raise CnnlabError(no_space(path, size)) from None        # the half-written file is gone by now
+        raise CnnlabError(no_space(path, size)) from None  # the half-written file is gone by now
 
 
-MARGIN = 1 << 20        # run.json, metrics.csv and the figures written beside the checkpoints
+MARGIN = 1 << 20  # run.json, metrics.csv and the figures written beside the checkpoints
 
 
 def no_space(path: Path, size: int) -> str:
@@ -51,9 +52,11 @@ def no_space(path: Path, size: int) -> str:
     needed = max([size, *others]) + MARGIN
     stats = os.statvfs(path.parent)
     to_free = max(needed - stats.f_bavail * stats.f_frsize, 0)
-    return (f"{path}: no space left on the device for this {size / 1e6:.0f} MB checkpoint; free at least "
-            f"{math.ceil(to_free / 1e6)} MB more, then continue with `cnnlab train --resume {path.parent}` (the last "
-            "finished epoch is kept)")
+    return (
+        f"{path}: no space left on the device for this {size / 1e6:.0f} MB checkpoint; free at least "
+        f"{math.ceil(to_free / 1e6)} MB more, then continue with `cnnlab train --resume {path.parent}` (the last "
+        "finished epoch is kept)"
+    )
 
 
 def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -77,11 +80,17 @@ def _check_epoch(path, meta: dict) -> None:
     except (TypeError, KeyError):
         epochs = None
     epoch = meta["epoch"]
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1 or \
-            (isinstance(epochs, int) and epoch > epochs):
-        raise CnnlabError(f"{path}: its metadata says it was saved after epoch {epoch!r:.20} of "
-                          f"{epochs if isinstance(epochs, int) else '?'}: impossible, the file is damaged; restore "
-                          "it, or train the run again")
+    if (
+        isinstance(epoch, bool)
+        or not isinstance(epoch, int)
+        or epoch < 1
+        or (isinstance(epochs, int) and epoch > epochs)
+    ):
+        raise CnnlabError(
+            f"{path}: its metadata says it was saved after epoch {epoch!r:.20} of "
+            f"{epochs if isinstance(epochs, int) else '?'}: impossible, the file is damaged; restore "
+            "it, or train the run again"
+        )
 
 
 def read_metadata(path) -> dict:
@@ -112,7 +121,7 @@ def read_state(path) -> dict[str, torch.Tensor]:
     return _load(path)[0]
 
 
-STATE_PREFIXES = ("optimizer.", "rng.", "best.")     # in last.safetensors beside the model's own tensors
+STATE_PREFIXES = ("optimizer.", "rng.", "best.")  # in last.safetensors beside the model's own tensors
 
 
 def load_weights(path, model: torch.nn.Module) -> None:
@@ -134,15 +143,20 @@ def _check_tensors(path, state: dict[str, torch.Tensor], expected: dict[str, tor
     for name, tensor in state.items():
         if name in expected and tensor.dtype != expected[name].dtype:
             stored, wanted = (str(t.dtype).removeprefix("torch.") for t in (tensor, expected[name]))
-            raise CnnlabError(f"{path}: tensor {prefix}{name} is stored as {stored}, the model's is {wanted}: the "
-                              "file is damaged; restore it, or train the run again")
+            raise CnnlabError(
+                f"{path}: tensor {prefix}{name} is stored as {stored}, the model's is {wanted}: the "
+                "file is damaged; restore it, or train the run again"
+            )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CnnlabError(f"{path}: tensor {prefix}{name} holds inf or nan values: the file is damaged (or "
-                              "saved from a run that diverged); restore it, or train the run again")
+            raise CnnlabError(
+                f"{path}: tensor {prefix}{name} holds inf or nan values: the file is damaged (or "
+                "saved from a run that diverged); restore it, or train the run again"
+            )
 
 
-def save_training_state(path, model, optimizer, epoch: int, best: dict[str, torch.Tensor] | None = None,
-                        record: dict | None = None) -> None:
+def save_training_state(
+    path, model, optimizer, epoch: int, best: dict[str, torch.Tensor] | None = None, record: dict | None = None
+) -> None:
     """Weights + optimizer + RNG after `epoch` finished, with the best weights so far and the run record: enough
     for --resume to continue bit for bit and to rewrite every other file of the run."""
     tensors = dict(model.state_dict())
@@ -159,9 +173,18 @@ def save_training_state(path, model, optimizer, epoch: int, best: dict[str, torc
     if torch.cuda.is_available():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = state
-    held = sorted(k for k in tensors if k.startswith("optimizer."))     # resume checks that none went missing
-    _save(Path(path), tensors, {"epoch": epoch, "param_groups": opt["param_groups"], "plain_state": plain_state,
-                                "record": record, "optimizer_tensors": held})
+    held = sorted(k for k in tensors if k.startswith("optimizer."))  # resume checks that none went missing
+    _save(
+        Path(path),
+        tensors,
+        {
+            "epoch": epoch,
+            "param_groups": opt["param_groups"],
+            "plain_state": plain_state,
+            "record": record,
+            "optimizer_tensors": held,
+        },
+    )
 
 
 def load_training_state(path, model, optimizer) -> tuple[int, dict[str, torch.Tensor] | None, dict | None]:
@@ -170,13 +193,15 @@ def load_training_state(path, model, optimizer) -> tuple[int, dict[str, torch.Te
     tensors, meta = _load(path)
     _load_state(model, {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIXES)}, path)
     _check_optimizer_tensors(path, optimizer, tensors, meta)
-    try:                                 # the metadata is the file's word: anything in it may be damaged
+    try:  # the metadata is the file's word: anything in it may be damaged
         _load_optimizer(optimizer, tensors, meta)
         torch.set_rng_state(tensors["rng.torch"])
         epoch = int(meta["epoch"])
     except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as error:
-        raise CnnlabError(f"{path}: damaged training state ({error.__class__.__name__}: {str(error)[:80]}); "
-                          "restore the file, or start the run again") from None
+        raise CnnlabError(
+            f"{path}: damaged training state ({error.__class__.__name__}: {str(error)[:80]}); "
+            "restore the file, or start the run again"
+        ) from None
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
@@ -191,13 +216,15 @@ def _check_optimizer_tensors(path, optimizer, tensors: dict[str, torch.Tensor], 
     listed = meta.get("optimizer_tensors")
     if isinstance(listed, list):
         missing = [k for k in listed if k not in tensors]
-    else:                                # written before the list was kept: a stateful optimizer with no state
+    else:  # written before the list was kept: a stateful optimizer with no state
         group = optimizer.param_groups[0]
         stateful = not isinstance(optimizer, torch.optim.SGD) or group.get("momentum", 0) > 0
         missing = ["optimizer.*"] if stateful and not any(k.startswith("optimizer.") for k in tensors) else []
     if missing:
-        raise CnnlabError(f"{path}: {len(missing)} optimizer tensor(s) missing (e.g. {missing[0]}): resuming would "
-                          "restart the optimizer and not continue the run; restore the file, or start the run again")
+        raise CnnlabError(
+            f"{path}: {len(missing)} optimizer tensor(s) missing (e.g. {missing[0]}): resuming would "
+            "restart the optimizer and not continue the run; restore the file, or start the run again"
+        )
 
 
 def _load_optimizer(optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:

@@ -5,6 +5,7 @@
 The defaults live here: the data set a model is trained on when none is named, and the device.
 Every value is checked when the config is made, so a bad one is refused before any data is read.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,21 +29,28 @@ class RunConfig:
     dataset: str
     recipe: Recipe
     data_root: str | None = None
-    valid_fraction: float = 0.2      # as the recipe says (make_config copies it): the split the run used
+    valid_fraction: float = 0.2  # as the recipe says (make_config copies it): the split the run used
     seed: int = 0
     device: str = "cpu"
-    precision: str = "auto"          # auto | bf16 | fp32
-    image_size: int | None = None    # image folders: the side every image is resized to
+    precision: str = "auto"  # auto | bf16 | fp32
+    image_size: int | None = None  # image folders: the side every image is resized to
     model_args: dict = field(default_factory=dict)
-    weights: str | None = None       # torchvision .pth to start from (fine-tuning)
-    custom: bool = False             # `model` names the caller's own nn.Module class, not a registry model
-    corrupt: str = ""                # memorization: labels=P, shuffled-pixels, random-pixels, gaussian
+    weights: str | None = None  # torchvision .pth to start from (fine-tuning)
+    custom: bool = False  # `model` names the caller's own nn.Module class, not a registry model
+    corrupt: str = ""  # memorization: labels=P, shuffled-pixels, random-pixels, gaussian
 
     def __post_init__(self):
         if not self.custom:
             get_spec(self.model)
-        within(self.valid_fraction, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2",
-               low_open=True, high_open=True)
+        within(
+            self.valid_fraction,
+            "validation fraction",
+            0,
+            1,
+            "between 0 and 1 (both excluded), e.g. 0.2",
+            low_open=True,
+            high_open=True,
+        )
         whole(self.seed, "seed", 0, MAX_SEED)
         if self.precision not in PRECISIONS:
             raise CnnlabError(f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
@@ -81,12 +89,12 @@ def split_options(options: dict) -> tuple[dict, dict]:
     unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)} - {"model", "dataset", "recipe", "custom"}
     if unknown or set(options) & {"model", "dataset", "recipe", "custom"}:
         raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown or options))}")
-    for key in ("data_root", "weights"):        # a Path is as good as its text
+    for key in ("data_root", "weights"):  # a Path is as good as its text
         if isinstance(options.get(key), os.PathLike):
             options[key] = os.fspath(options[key])
     check_types(Recipe, changes)
     check_types(RunConfig, options)
-    if options.get("data_root"):                # absolute: a resume from another folder must find the data too
+    if options.get("data_root"):  # absolute: a resume from another folder must find the data too
         options["data_root"] = str(Path(options["data_root"]).resolve())
     return changes, options
 
@@ -96,17 +104,19 @@ def check_types(kind, values: dict) -> None:
     otherwise train to the end and leave a run.json that cannot be read back."""
     hints = typing.get_type_hints(kind)
     for name, value in values.items():
-        if value is None or name not in hints:      # None: the recipe's own value
+        if value is None or name not in hints:  # None: the recipe's own value
             continue
-        accepted = [a for a in typing.get_args(hints[name]) if a is not type(None)] \
-            if typing.get_origin(hints[name]) in (typing.Union, types.UnionType) else [hints[name]]
+        accepted = (
+            [a for a in typing.get_args(hints[name]) if a is not type(None)]
+            if typing.get_origin(hints[name]) in (typing.Union, types.UnionType)
+            else [hints[name]]
+        )
         if not any(_is(value, a) for a in accepted):
             wanted = " or ".join(_TYPE_WORDS.get(a, getattr(a, "__name__", str(a))) for a in accepted)
             raise CnnlabError(f"{name} {value!r:.60}: must be {wanted}")
 
 
-_TYPE_WORDS = {bool: "True or False", int: "a whole number", float: "a number", str: "a string (text)",
-               dict: "a dict"}
+_TYPE_WORDS = {bool: "True or False", int: "a whole number", float: "a number", str: "a string (text)", dict: "a dict"}
 
 
 def _is(value, kind) -> bool:
@@ -126,8 +136,10 @@ def default_dataset(model: str) -> str:
         return "mnist"
     if (c, h) == (3, 32):
         return "cifar10"
-    raise CnnlabError(f"{model} is an ImageNet-shaped model: say which data with --dataset (e.g. imagefolder "
-                      "--data-root FOLDER), or use its CIFAR-shaped variant")
+    raise CnnlabError(
+        f"{model} is an ImageNet-shaped model: say which data with --dataset (e.g. imagefolder "
+        "--data-root FOLDER), or use its CIFAR-shaped variant"
+    )
 
 
 def resolve_device(name: str) -> str:

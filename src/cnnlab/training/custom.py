@@ -8,6 +8,7 @@ registry models get: one checked forward pass before training, channels_last, bf
 at it, fused optimizers, batched augmentation on the device, torchrun (all in loop.py), and cnnlab's faster
 drop-in dropout and max-pool layers (the same layers with their cheaper CPU kernels).
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,8 +33,10 @@ def own_config(model, dataset: str, recipe=None, **options) -> RunConfig:
         raise CnnlabError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
     changes, options = split_options(options)
     if options.get("weights"):
-        raise CnnlabError("weights= loads torchvision's .pth files into registry models; load your own network's "
-                          "weights into it before passing it to cnnlab.train")
+        raise CnnlabError(
+            "weights= loads torchvision's .pth files into registry models; load your own network's "
+            "weights into it before passing it to cnnlab.train"
+        )
     name = (model if is_model_class(model) else type(model)).__qualname__
     chosen = borrowed_recipe(recipe, dataset).replace(**changes)
     return RunConfig(name, dataset, chosen, valid_fraction=chosen.valid_fraction, custom=True, **options)
@@ -46,14 +49,17 @@ def borrowed_recipe(recipe, dataset: str) -> Recipe:
     if recipe is None:
         return get_spec(DEFAULT_RECIPE[dataset]).recipe(None, dataset)
     if not isinstance(recipe, str):
-        raise CnnlabError(f"recipe= takes a registered model's name (e.g. 'lesson-cnn' or 'lesson-cnn:best') or a "
-                          f"cnnlab.models.Recipe; got {type(recipe).__name__}")
+        raise CnnlabError(
+            f"recipe= takes a registered model's name (e.g. 'lesson-cnn' or 'lesson-cnn:best') or a "
+            f"cnnlab.models.Recipe; got {type(recipe).__name__}"
+        )
     model, _, name = recipe.partition(":")
     return get_spec(model).recipe(name or None, dataset)
 
 
-def prepare_own(model, config: RunConfig, shape: tuple[int, int, int], num_classes: int,
-                own: OwnModel | None = None) -> tuple[nn.Module, OwnModel]:
+def prepare_own(
+    model, config: RunConfig, shape: tuple[int, int, int], num_classes: int, own: OwnModel | None = None
+) -> tuple[nn.Module, OwnModel]:
     """The caller's network, built (a class) or taken (an instance), checked against the data on two images, with
     the recipe's dropout; `own` (resuming) is the record's description, which the network must match."""
     if own is not None:
@@ -76,7 +82,7 @@ def runs_channels_last(model: nn.Module, shape: tuple[int, int, int], tries: int
     x = torch.zeros(2, *shape).to(memory_format=torch.channels_last)
     model.to(memory_format=torch.channels_last)
     for _ in range(tries):
-        done: list[tuple[nn.Module, int]] = []          # (layer, its how-manyth use) as each use ends
+        done: list[tuple[nn.Module, int]] = []  # (layer, its how-manyth use) as each use ends
         leaves = [m for m in model.modules() if not any(True for _ in m.children())]
         hooks = [m.register_forward_hook(_counter(done)) for m in leaves]
         try:
@@ -98,6 +104,7 @@ def runs_channels_last(model: nn.Module, shape: tuple[int, int, int], tries: int
 def _counter(done: list):
     def count(module, _inputs, _output):
         done.append((module, 1 + sum(m is module for m, _ in done)))
+
     return count
 
 

@@ -8,6 +8,7 @@ The recipe's batch size stays the global batch: every process takes its share of
 permutation, and DDP averages the gradients, so a recipe means the same on any number of processes. Only rank 0
 writes files and prints.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -19,7 +20,7 @@ import torch.distributed as dist
 
 from cnnlab.errors import CnnlabError
 
-TIMEOUT = datetime.timedelta(seconds=60)   # a collective waiting longer than this means a process died
+TIMEOUT = datetime.timedelta(seconds=60)  # a collective waiting longer than this means a process died
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def agree(world: World, folder, refusal: Exception | None):
     return folder
 
 
-LAUNCHED = "CNNLAB_LAUNCHED"       # set for the processes `cnnlab train --nproc` starts: the launcher reports
+LAUNCHED = "CNNLAB_LAUNCHED"  # set for the processes `cnnlab train --nproc` starts: the launcher reports
 
 
 class ReportedElsewhere(CnnlabError):
@@ -85,7 +86,7 @@ def launch(processes: int, argv: list[str], folder) -> int:
     becomes one line saying which process, how, and how to go on with `folder`."""
     import logging
 
-    os.environ.setdefault("LOGLEVEL", "CRITICAL")       # torchrun's own log lines would repeat what we say
+    os.environ.setdefault("LOGLEVEL", "CRITICAL")  # torchrun's own log lines would repeat what we say
     # the cores shared out (torchrun would set 1 per process, with a banner saying so)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // processes)))
     os.environ[LAUNCHED] = "1"
@@ -153,9 +154,11 @@ def gathered(world: World, value: torch.Tensor) -> torch.Tensor:
 
 
 def lost_peer(error: Exception, folder) -> CnnlabError:
-    return ReportedElsewhere(f"another training process stopped ({str(error).splitlines()[0][:120]}); the last "
-                             f"finished epoch is kept: continue with `cnnlab train --resume {folder}` (any number "
-                             "of processes)")
+    return ReportedElsewhere(
+        f"another training process stopped ({str(error).splitlines()[0][:120]}); the last "
+        f"finished epoch is kept: continue with `cnnlab train --resume {folder}` (any number "
+        "of processes)"
+    )
 
 
 def leave(world: World, together: bool) -> None:
@@ -166,6 +169,6 @@ def leave(world: World, together: bool) -> None:
         if together:
             try:
                 dist.barrier()
-            except RuntimeError:        # a process that failed after the last collective reports that itself
+            except RuntimeError:  # a process that failed after the last collective reports that itself
                 pass
         dist.destroy_process_group()

@@ -1,6 +1,7 @@
 """A run folder has one owner: locked while a process trains into it (and then cleaned of what a killed process
 left half-written), never overwritten by a new run unless asked, and removed if no epoch ever finished.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -9,15 +10,24 @@ from pathlib import Path
 from cnnlab.errors import CnnlabError
 
 LOCK = ".lock"
-RUN_FILES = ("last.safetensors", "best.safetensors", "run.json", "metrics.csv", "curves.png", "confusion.png",
-             "samples.png", "reconstructions.png")
+RUN_FILES = (
+    "last.safetensors",
+    "best.safetensors",
+    "run.json",
+    "metrics.csv",
+    "curves.png",
+    "confusion.png",
+    "samples.png",
+    "reconstructions.png",
+)
 
 
 def holds_run(folder: Path) -> bool:
     """A run worth keeping: a finished epoch's weights, or a record of one (a record written at the start and
     never followed by an epoch is not: see `started`)."""
-    return any((folder / name).is_file() for name in ("last.safetensors", "best.safetensors")) or \
-        ((folder / "run.json").is_file() and not started_only(folder))
+    return any((folder / name).is_file() for name in ("last.safetensors", "best.safetensors")) or (
+        (folder / "run.json").is_file() and not started_only(folder)
+    )
 
 
 def started_only(folder: Path) -> bool:
@@ -48,6 +58,7 @@ def new_run_folder(out, base: str) -> Path:
 class Claim:
     """What `owned` hands its holder: set `started` once the start record is written, so that a run stopped before
     its first epoch ends takes that record away with it."""
+
     started = False
 
 
@@ -63,9 +74,11 @@ def owned(folder: Path):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise CnnlabError(f"{folder}: another cnnlab process is training into this folder; wait for it to finish, "
-                          "or train into another folder (--name)") from None
-    for stale in folder.glob(".*.tmp"):             # half-written files of a killed process (see cnnlab.files)
+        raise CnnlabError(
+            f"{folder}: another cnnlab process is training into this folder; wait for it to finish, "
+            "or train into another folder (--name)"
+        ) from None
+    for stale in folder.glob(".*.tmp"):  # half-written files of a killed process (see cnnlab.files)
         stale.unlink(missing_ok=True)
     claim = Claim()
     try:
@@ -74,7 +87,7 @@ def owned(folder: Path):
         if claim.started and started_only(folder):
             for name in ("run.json", "metrics.csv"):
                 (folder / name).unlink(missing_ok=True)
-        if not holds_run(folder):                   # nothing worth keeping: leave no empty run folder behind
+        if not holds_run(folder):  # nothing worth keeping: leave no empty run folder behind
             (folder / LOCK).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 folder.rmdir()
@@ -86,15 +99,19 @@ def prepare_new_run(folder: Path, overwrite: bool) -> None:
     or with `overwrite` remove the old run's files (only those: a user's own files stay)."""
     if holds_run(folder):
         if not overwrite:
-            raise CnnlabError(f"{folder} holds a run already: continue it with `cnnlab train --resume {folder}`, "
-                              "train into another folder (another --name, or none for a numbered one), or replace "
-                              "it with --overwrite")
+            raise CnnlabError(
+                f"{folder} holds a run already: continue it with `cnnlab train --resume {folder}`, "
+                "train into another folder (another --name, or none for a numbered one), or replace "
+                "it with --overwrite"
+            )
     elif not started_only(folder):
         foreign = sorted(p.name for p in folder.iterdir() if p.name != LOCK)
         if foreign and not overwrite:
-            raise CnnlabError(f"{folder} is not a cnnlab run folder and holds files ({', '.join(foreign[:3])}"
-                              f"{', ...' if len(foreign) > 3 else ''}): train into another folder (another --name), "
-                              "or into this one with --overwrite (files named like a run's would be replaced)")
+            raise CnnlabError(
+                f"{folder} is not a cnnlab run folder and holds files ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}): train into another folder (another --name), "
+                "or into this one with --overwrite (files named like a run's would be replaced)"
+            )
     for name in RUN_FILES:
         (folder / name).unlink(missing_ok=True)
 
@@ -107,8 +124,9 @@ def locked_inodes() -> set[int] | None:
     except OSError:
         return None
     # "1: FLOCK  ADVISORY  WRITE 27799 fe:00:2318779 0 EOF"; a waiter's line has "->" in field 1 and is skipped
-    return {int(fields[5].rsplit(":", 1)[1]) for fields in map(str.split, lines)
-            if len(fields) > 5 and fields[1] == "FLOCK"}
+    return {
+        int(fields[5].rsplit(":", 1)[1]) for fields in map(str.split, lines) if len(fields) > 5 and fields[1] == "FLOCK"
+    }
 
 
 def is_training(folder: Path, inodes: set[int] | None) -> bool | None:

@@ -6,14 +6,15 @@ Everything the run makes goes into its folder: best.safetensors, last.safetensor
 figures. Ctrl-C loses at most the epoch in progress; `resume=True` continues from the last finished one and ends
 with exactly the weights an uninterrupted run would have.
 """
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -27,14 +28,19 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models import ModelSpec, Recipe, count_parameters, create_model, get_spec
 from cnnlab.models.contract import OwnModel
 from cnnlab.models.dropout import set_dropout
-from cnnlab.training.checkpoint import (load_training_state, read_metadata, read_state, save_state,
-                                        save_training_state)
+from cnnlab.training.checkpoint import load_training_state, read_metadata, read_state, save_state, save_training_state
 from cnnlab.training.config import RunConfig
 from cnnlab.training.custom import prepare_own, runs_channels_last
 from cnnlab.training.distributed import World, agree, gathered, join, leave, lost_peer, smallest, total
 from cnnlab.training.folder import owned, prepare_new_run
-from cnnlab.training.metrics import (Evaluation, autocast, evaluate_images, lesson_table, loss_and_scores,
-                                     resolve_precision)
+from cnnlab.training.metrics import (
+    Evaluation,
+    autocast,
+    evaluate_images,
+    lesson_table,
+    loss_and_scores,
+    resolve_precision,
+)
 from cnnlab.training.record import Best, DataInfo, Epoch, LastEpochTest, ModelInfo, RunRecord, Status, TestResult
 from cnnlab.training.transfer import normalization, parameter_groups, start_from
 from cnnlab.version import __version__
@@ -46,8 +52,10 @@ def make_optimizer(recipe: Recipe, model: nn.Module, pretrained: bool = False) -
     weights, frozen parameters are left out and the pretrained ones may learn slower (see transfer.py)."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay, "lr_scale": 1.0},
-              {"params": rest, "weight_decay": 0.0, "lr_scale": recipe.bias_lr_scale}]
+    groups = [
+        {"params": decay, "weight_decay": recipe.weight_decay, "lr_scale": 1.0},
+        {"params": rest, "weight_decay": 0.0, "lr_scale": recipe.bias_lr_scale},
+    ]
     if pretrained:
         groups = parameter_groups(recipe, model, pretrained)
     # one fused kernel per group, not several passes per tensor: AdamW's step 7x and SGD's 5x faster on a 2-core
@@ -72,9 +80,11 @@ def fits(model: nn.Module, name: str, shape: tuple[int, int, int]) -> None:
         with torch.no_grad():
             model.eval()(torch.zeros(1, *shape))
     except RuntimeError as e:
-        raise CnnlabError(f"{name} cannot take {shape[1]}x{shape[2]} images with {shape[0]} channel(s) "
-                          f"({str(e).splitlines()[0][:120]}); image folders: choose --image-size, or pick a model "
-                          "for small images (mnist-cnn, lesson-cnn, resnet18-cifar)") from None
+        raise CnnlabError(
+            f"{name} cannot take {shape[1]}x{shape[2]} images with {shape[0]} channel(s) "
+            f"({str(e).splitlines()[0][:120]}); image folders: choose --image-size, or pick a model "
+            "for small images (mnist-cnn, lesson-cnn, resnet18-cifar)"
+        ) from None
 
 
 def fits_in_memory(name: str, image_size: int) -> None:
@@ -91,9 +101,11 @@ def fits_in_memory(name: str, image_size: int) -> None:
         return
     need = 4 * 4 * parameters
     if need > memory:
-        raise CnnlabError(f"{name} for {image_size}x{image_size} images has {parameters:,} parameters: training "
-                          f"them needs {need / 2**30:,.0f} GiB, this machine has {memory / 2**30:,.0f} GiB; "
-                          "choose a smaller --image-size")
+        raise CnnlabError(
+            f"{name} for {image_size}x{image_size} images has {parameters:,} parameters: training "
+            f"them needs {need / 2**30:,.0f} GiB, this machine has {memory / 2**30:,.0f} GiB; "
+            "choose a smaller --image-size"
+        )
 
 
 def has_conv(model: nn.Module) -> bool:
@@ -106,14 +118,14 @@ class Lookahead:
     The epoch's last step updates too, so between epochs both agree and a resumed run needs no extra state."""
 
     def __init__(self, model: nn.Module, every: int = 5):
-        self.tensors = [t for t in model.state_dict().values() if t.is_floating_point()]   # norm statistics too
+        self.tensors = [t for t in model.state_dict().values() if t.is_floating_point()]  # norm statistics too
         self.slow = [t.detach().clone() for t in self.tensors]
         self.every = every
 
     def step(self, step: int, total_steps: int, epoch_ends: bool) -> None:
         if step % self.every and not epoch_ends:
             return
-        keep = 0.95 ** self.every * (step / total_steps) ** 3       # ~0 early on: the slow weights just follow
+        keep = 0.95**self.every * (step / total_steps) ** 3  # ~0 early on: the slow weights just follow
         with torch.no_grad():
             for slow, fast in zip(self.slow, self.tensors):
                 slow.lerp_(fast, 1 - keep)
@@ -135,40 +147,59 @@ class LossOf(nn.Module):
 class Run:
     """The pieces of one training run, rebuilt identically from its config (which is what makes resume work)."""
 
-    def __init__(self, config: RunConfig, folder, data: Dataset | None = None, fresh: bool = True,
-                 world: World = World(), model=None, own: OwnModel | None = None, progress: bool = True,
-                 log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        config: RunConfig,
+        folder,
+        data: Dataset | None = None,
+        fresh: bool = True,
+        world: World = World(),
+        model=None,
+        own: OwnModel | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] = print,
+    ):
         self.config, self.folder, self.world = config, Path(folder), world
         torch.manual_seed(config.seed)
         if data is None and config.image_size and not config.custom:
-            fits_in_memory(config.model, config.image_size)         # before a single image is decoded at that size
+            fits_in_memory(config.model, config.image_size)  # before a single image is decoded at that size
         self.data = data or load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
-        self.data = corrupt(self.data, config.corrupt, config.seed)      # unchanged without --corrupt
+        self.data = corrupt(self.data, config.corrupt, config.seed)  # unchanged without --corrupt
         self.train_set, self.valid_set = split(self.data.train, config.valid_fraction, config.seed)
         self.batch_note = None
         if config.recipe.batch_size > len(self.train_set):
-            if config.custom or config.recipe.batch_size not in {r.batch_size for r in
-                                                                 get_spec(config.model).recipes.values()}:
-                raise CnnlabError(f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
-                                  f"training images; use --batch-size {len(self.train_set)} or less")
+            if config.custom or config.recipe.batch_size not in {
+                r.batch_size for r in get_spec(config.model).recipes.values()
+            }:
+                raise CnnlabError(
+                    f"batch size {config.recipe.batch_size} is larger than the {len(self.train_set)} "
+                    f"training images; use --batch-size {len(self.train_set)} or less"
+                )
             # the recipe's batch, not the user's: a small folder trains as one batch (recorded so, for --resume)
-            self.batch_note = (f"the {len(self.train_set)} training images are fewer than the recipe's batch of "
-                               f"{config.recipe.batch_size}: all of them are trained on as one batch")
+            self.batch_note = (
+                f"the {len(self.train_set)} training images are fewer than the recipe's batch of "
+                f"{config.recipe.batch_size}: all of them are trained on as one batch"
+            )
             config = self.config = dataclasses.replace(
-                config, recipe=config.recipe.replace(batch_size=len(self.train_set)))
+                config, recipe=config.recipe.replace(batch_size=len(self.train_set))
+            )
         mean, std = normalization(config.weights) or channel_stats(self.train_set)
         self.preprocess = Preprocess(self.data.shape, tuple(mean), tuple(std), self.data.name in LIGHT_ON_DARK)
-        augment_for(config.recipe.augment, self.preprocess)        # checked against the image size, before any file
+        augment_for(config.recipe.augment, self.preprocess)  # checked against the image size, before any file
         c, h, _ = self.data.shape
         channels_last = True
-        if config.custom:           # the caller's own nn.Module: built or taken as given, checked on two images
+        if config.custom:  # the caller's own nn.Module: built or taken as given, checked on two images
             self.model, own = prepare_own(model, config, self.data.shape, len(self.data.classes), own)
             channels_last = has_conv(self.model) and runs_channels_last(self.model, self.data.shape)
             self.model_args = own.args or {}
             spec = ModelSpec(config.model, type(self.model), "your own network", self.data.shape)
         else:
-            self.model_args = {"in_channels": c, "num_classes": len(self.data.classes), "image_size": h,
-                               **config.model_args}
+            self.model_args = {
+                "in_channels": c,
+                "num_classes": len(self.data.classes),
+                "image_size": h,
+                **config.model_args,
+            }
             spec = get_spec(config.model)
             if spec.takes_normalization:
                 self.model_args.update(mean=mean, std=std)
@@ -177,10 +208,11 @@ class Run:
                 set_dropout(self.model, config.recipe.dropout)
             fits(self.model, config.model, self.data.shape)
         self.weights_note, self.transfer = None, None
-        if config.weights and fresh:        # resumed, the weights come from last.safetensors, not the .pth again
-            self.weights_note, self.transfer = start_from(self.model, config.model, config.weights, config.recipe,
-                                                          progress, log)
-        elif config.weights:                # resumed: the same parameters stay frozen
+        if config.weights and fresh:  # resumed, the weights come from last.safetensors, not the .pth again
+            self.weights_note, self.transfer = start_from(
+                self.model, config.model, config.weights, config.recipe, progress, log
+            )
+        elif config.weights:  # resumed: the same parameters stay frozen
             from cnnlab.training.transfer import freeze
 
             freeze(self.model, config.recipe)
@@ -188,7 +220,7 @@ class Run:
         self.channels_last = channels_last and has_conv(self.model)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        if spec.initialized_from_data and fresh:        # resumed, those weights come from last.safetensors
+        if spec.initialized_from_data and fresh:  # resumed, those weights come from last.safetensors
             sample = self.train_set.subset(torch.arange(min(5000, len(self.train_set))))
             self.model.initialize_from(next(iter(self.batches(sample, batch_size=len(sample.labels))))[0])
         self.precision = resolve_precision(config.precision, config.device)
@@ -199,46 +231,74 @@ class Run:
 
             cuda = torch.device(config.device).type == "cuda"
             self.loss = DistributedDataParallel(self.loss, device_ids=[config.device] if cuda else None)
-        self.best_state: dict[str, torch.Tensor] | None = None      # weights of the best epoch so far
+        self.best_state: dict[str, torch.Tensor] | None = None  # weights of the best epoch so far
         self.record = RunRecord(
-            config, ModelInfo(spec.name, self.model_args, count_parameters(self.model), spec.outputs, self.precision,
-                              own),
-            DataInfo(self.data.name, self.data.source, self.data.classes, list(self.data.shape), mean, std,
-                     len(self.train_set), len(self.valid_set), len(self.data.test)),
-            __version__, torch.__version__, processes=world.size, transfer=self.transfer)
+            config,
+            ModelInfo(spec.name, self.model_args, count_parameters(self.model), spec.outputs, self.precision, own),
+            DataInfo(
+                self.data.name,
+                self.data.source,
+                self.data.classes,
+                list(self.data.shape),
+                mean,
+                std,
+                len(self.train_set),
+                len(self.valid_set),
+                len(self.data.test),
+            ),
+            __version__,
+            torch.__version__,
+            processes=world.size,
+            transfer=self.transfer,
+        )
 
     def batches(self, part, shuffle=False, augment=None, batch_size=None) -> Batches:
-        return Batches(part, batch_size or self.config.recipe.batch_size, self.preprocess, self.config.device,
-                       shuffle=shuffle, augment=augment, seed=self.config.seed, channels_last=self.channels_last,
-                       share=(self.world.rank, self.world.size))
+        return Batches(
+            part,
+            batch_size or self.config.recipe.batch_size,
+            self.preprocess,
+            self.config.device,
+            shuffle=shuffle,
+            augment=augment,
+            seed=self.config.seed,
+            channels_last=self.channels_last,
+            share=(self.world.rank, self.world.size),
+        )
 
     def evaluate(self, part) -> Evaluation:
         """Loss, confusion and predictions on `part`; with several processes each takes a slice, then the sums."""
         world = self.world
         if world.distributed:
             part = part.subset(torch.arange(len(part.labels)).tensor_split(world.size)[world.rank])
-        local = evaluate_images(self.model, part, self.preprocess, len(self.data.classes), self.precision,
-                                self.config.recipe.label_smoothing, self.config.device)
+        local = evaluate_images(
+            self.model,
+            part,
+            self.preprocess,
+            len(self.data.classes),
+            self.precision,
+            self.config.recipe.label_smoothing,
+            self.config.device,
+        )
         if not world.distributed:
             return local
-        loss_sum, confusion = total(world, torch.tensor(local.loss * local.total, dtype=torch.float64),
-                                    local.confusion)
-        return Evaluation(float(loss_sum) / max(1, int(confusion.sum())), confusion,
-                          gathered(world, local.predictions))
+        loss_sum, confusion = total(world, torch.tensor(local.loss * local.total, dtype=torch.float64), local.confusion)
+        return Evaluation(float(loss_sum) / max(1, int(confusion.sum())), confusion, gathered(world, local.predictions))
 
     def resume(self, log) -> int:
         """Continue from the commit point, last.safetensors; returns the first epoch to run. The other files are
         rewritten from it: a crash may have come between its rename and theirs."""
         path = self.folder / "last.safetensors"
         if not path.is_file():
-            RunRecord.load(self.folder)                     # not a run folder at all: say that first
+            RunRecord.load(self.folder)  # not a run folder at all: say that first
             raise CnnlabError(f"{self.folder}: no last.safetensors to resume from (no epoch finished); train it again")
         previous = committed_record(self.folder)
-        same_data(previous.data, self.record.data, self.folder)     # before the weights: a class count may differ
+        same_data(previous.data, self.record.data, self.folder)  # before the weights: a class count may differ
         done, best, _ = load_training_state(path, self.model, self.optimizer)
         if not 1 <= done <= self.config.recipe.epochs:
-            raise CnnlabError(f"{path}: saved after epoch {done} of {self.config.recipe.epochs}: impossible, the "
-                              "file is damaged; restore it, or start the run again")
+            raise CnnlabError(
+                f"{path}: saved after epoch {done} of {self.config.recipe.epochs}: impossible, the "
+                "file is damaged; restore it, or start the run again"
+            )
         # a checkpoint from before the best weights travelled in it: they are in best.safetensors
         self.best_state = best if best is not None else read_state(self.folder / "best.safetensors")
         self.record.history, self.record.best = previous.history[:done], previous.best
@@ -254,15 +314,25 @@ class Run:
 def same_data(trained: DataInfo, found: DataInfo, folder) -> None:
     """A resumed run must see the data it was trained on: its size, classes, shape and pixel statistics (the
     training split's mean and std, exact counts of every pixel value: different images give different ones)."""
-    differences = [what for what, a, b in (
-        ("data set", trained.name, found.name), ("classes", trained.classes, found.classes),
-        ("image shape", trained.shape, found.shape), ("training images", trained.train_size, found.train_size),
-        ("validation images", trained.valid_size, found.valid_size), ("test images", trained.test_size,
-                                                                      found.test_size),
-        ("pixel mean", trained.mean, found.mean), ("pixel std", trained.std, found.std)) if not close(a, b)]
+    differences = [
+        what
+        for what, a, b in (
+            ("data set", trained.name, found.name),
+            ("classes", trained.classes, found.classes),
+            ("image shape", trained.shape, found.shape),
+            ("training images", trained.train_size, found.train_size),
+            ("validation images", trained.valid_size, found.valid_size),
+            ("test images", trained.test_size, found.test_size),
+            ("pixel mean", trained.mean, found.mean),
+            ("pixel std", trained.std, found.std),
+        )
+        if not close(a, b)
+    ]
     if differences:
-        raise CnnlabError(f"{folder} was trained on other data than {found.source} ({', '.join(differences)} "
-                          f"differ): point --data-root at the data it was trained on ({trained.source})")
+        raise CnnlabError(
+            f"{folder} was trained on other data than {found.source} ({', '.join(differences)} "
+            f"differ): point --data-root at the data it was trained on ({trained.source})"
+        )
 
 
 def close(a, b) -> bool:
@@ -295,26 +365,27 @@ def train_epoch(run: Run, batches: Batches, epoch: int, progress: bool) -> tuple
     batches.set_epoch(epoch)
     loss_sum = torch.zeros((), device=run.config.device)
     correct = torch.zeros((), dtype=torch.long, device=run.config.device)
-    first_bad = torch.tensor(steps_per_epoch, device=run.config.device)   # the first step whose loss is not finite
+    first_bad = torch.tensor(steps_per_epoch, device=run.config.device)  # the first step whose loss is not finite
     lr = recipe.lr
     lookahead = Lookahead(model) if recipe.lookahead else None
     # disable=None: no bar when stderr is not a terminal (a log file would get hundreds of updates per epoch)
-    bar = tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if progress else True,
-               unit="batch")
+    bar = tqdm(
+        batches, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if progress else True, unit="batch"
+    )
     for i, (x, y) in enumerate(bar):
-        step = (epoch - 1) * steps_per_epoch + i          # 0-based, over the whole run
+        step = (epoch - 1) * steps_per_epoch + i  # 0-based, over the whole run
         lr = recipe.lr_at(step, total_steps, steps_per_epoch)
         set_lr(optimizer, lr)
         with autocast(run.config.device, run.precision):
             loss, scores = run.loss(x, y)
         optimizer.zero_grad(set_to_none=True)
-        if run.world.distributed:       # DDP averages over processes: weigh each by its share of the batch
+        if run.world.distributed:  # DDP averages over processes: weigh each by its share of the batch
             (loss * (len(y) * run.world.size / batches.global_batch(i))).backward()
         else:
             loss.backward()
         optimizer.step()
         if lookahead:
-            lookahead.step(step + 1, total_steps, i == steps_per_epoch - 1)     # counts the steps taken
+            lookahead.step(step + 1, total_steps, i == steps_per_epoch - 1)  # counts the steps taken
         loss_sum += loss.detach() * len(y)
         first_bad = torch.minimum(first_bad, torch.where(loss.detach().isfinite(), steps_per_epoch, i))  # no sync
         correct += (scores.argmax(1) == y).sum()
@@ -333,8 +404,14 @@ def adversarial_batches(run: Run, batches: Batches):
     from cnnlab.training.adversarial import AdversarialBatches, training_attack
 
     recipe = run.config.recipe
-    return AdversarialBatches(batches, run.model, run.preprocess, training_attack(recipe.adversarial, recipe.adv_eps),
-                              run.record.spec.capsules, run.config.seed)
+    return AdversarialBatches(
+        batches,
+        run.model,
+        run.preprocess,
+        training_attack(recipe.adversarial, recipe.adv_eps),
+        run.record.spec.capsules,
+        run.config.seed,
+    )
 
 
 def adversarial_check(run: Run) -> float | None:
@@ -345,17 +422,21 @@ def adversarial_check(run: Run) -> float | None:
     from cnnlab.training.adversarial import ROBUST_CHECK_IMAGES, robust_accuracy, robust_check
 
     part = run.valid_set.subset(torch.arange(min(ROBUST_CHECK_IMAGES, len(run.valid_set))))
-    batches = Batches(part, evaluation_batch(run.data.shape), run.preprocess, run.config.device,
-                      channels_last=run.channels_last)
-    return robust_accuracy(run.model, batches, run.preprocess, robust_check(recipe.adv_eps),
-                           run.record.spec.capsules, seed=run.config.seed)
+    batches = Batches(
+        part, evaluation_batch(run.data.shape), run.preprocess, run.config.device, channels_last=run.channels_last
+    )
+    return robust_accuracy(
+        run.model, batches, run.preprocess, robust_check(recipe.adv_eps), run.record.spec.capsules, seed=run.config.seed
+    )
 
 
 def diverged(run: Run, epoch: int, what: str) -> Diverged:
     lr, done = run.config.recipe.lr, run.record.epochs_done
     kept = f"{finished(done)} kept in {run.folder}" if done else "no epoch finished, so nothing is kept"
-    return Diverged(f"epoch {epoch}: {what} became inf or nan: training diverged; try a lower learning rate, e.g. "
-                    f"--lr {lr / 10:.3g} (this run's is {lr:g}); {kept}")
+    return Diverged(
+        f"epoch {epoch}: {what} became inf or nan: training diverged; try a lower learning rate, e.g. "
+        f"--lr {lr / 10:.3g} (this run's is {lr:g}); {kept}"
+    )
 
 
 def run_epoch(run: Run, train_batches: Batches, epoch: int, progress: bool) -> str:
@@ -377,20 +458,33 @@ def run_epoch(run: Run, train_batches: Batches, epoch: int, progress: bool) -> s
     record.epochs_done = epoch
     if run.world.main:
         # the commit point: one atomic rename; best.safetensors, run.json and metrics.csv are views of it
-        save_training_state(run.folder / "last.safetensors", run.model, run.optimizer, epoch, run.best_state,
-                            record.to_dict())
+        save_training_state(
+            run.folder / "last.safetensors", run.model, run.optimizer, epoch, run.best_state, record.to_dict()
+        )
         if improved:
             save_state(run.folder / "best.safetensors", run.best_state)
         record.save(run.folder)
-    return (f"epoch {epoch:3d}/{run.config.recipe.epochs}  train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
-            f"valid loss {valid.loss:.4f} acc {100 * valid.accuracy:5.2f}%"
-            + (f" robust {100 * robust:5.2f}%" if robust is not None else "") + f"  {seconds:5.1f}s"
-            + ("  * best, saved" if improved else ""))
+    return (
+        f"epoch {epoch:3d}/{run.config.recipe.epochs}  train loss {train_loss:.4f} acc {100 * train_acc:5.2f}%  "
+        f"valid loss {valid.loss:.4f} acc {100 * valid.accuracy:5.2f}%"
+        + (f" robust {100 * robust:5.2f}%" if robust is not None else "")
+        + f"  {seconds:5.1f}s"
+        + ("  * best, saved" if improved else "")
+    )
 
 
-def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
-          data: Dataset | None = None, on_epoch_end: Callable[[int, Run], bool] | None = None,
-          log: Callable[[str], None] = print, model=None) -> Run:
+def train(
+    config: RunConfig,
+    folder,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    data: Dataset | None = None,
+    on_epoch_end: Callable[[int, Run], bool] | None = None,
+    log: Callable[[str], None] = print,
+    model=None,
+) -> Run:
     """Train (or resume) a run in `folder`. `on_epoch_end(epoch, run)` may return True to stop early. A folder
     that holds a run already is refused unless `overwrite`; another process training into it, always.
     Started by torchrun, each process trains its share (see distributed.py); rank 0 alone writes and logs.
@@ -401,16 +495,25 @@ def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = 
     run, ended_well = None, False
     try:
         own = committed_record(folder).model.own if resume and config.custom else None
-        run = Run(dataclasses.replace(config, device=device), folder, data, fresh=not resume, world=world,
-                  model=model, own=own, progress=progress, log=log)
+        run = Run(
+            dataclasses.replace(config, device=device),
+            folder,
+            data,
+            fresh=not resume,
+            world=world,
+            model=model,
+            own=own,
+            progress=progress,
+            log=log,
+        )
         with contextlib.ExitStack() as held:
             refusal, claim = None, None
-            if world.main:              # one owner: rank 0 holds the lock for all
+            if world.main:  # one owner: rank 0 holds the lock for all
                 try:
                     claim = held.enter_context(owned(run.folder))
                     if not resume:
                         prepare_new_run(run.folder, overwrite)
-                        run.record.save(run.folder)         # the explorer lists the run from its first second
+                        run.record.save(run.folder)  # the explorer lists the run from its first second
                         claim.started = True
                 except Exception as error:
                     refusal = error
@@ -420,7 +523,7 @@ def train(config: RunConfig, folder, *, resume: bool = False, overwrite: bool = 
         ended_well = True
     finally:
         if run is not None and world.distributed:
-            run.loss = run.loss.module      # DDP holds the process group: let it go now, not at interpreter exit
+            run.loss = run.loss.module  # DDP holds the process group: let it go now, not at interpreter exit
         leave(world, together=ended_well)
     return run
 
@@ -434,9 +537,11 @@ def run_epochs(run: Run, first_epoch: int, progress: bool, on_epoch_end, log) ->
         train_batches = adversarial_batches(run, train_batches)
     d = record.data
     processes = f", {run.world.size} processes" if run.world.distributed else ""
-    log(f"{config.model} ({record.model.parameters:,} parameters) on {d.name} from {d.source}: "
+    log(
+        f"{config.model} ({record.model.parameters:,} parameters) on {d.name} from {d.source}: "
         f"{d.train_size:,} train / {d.valid_size:,} valid / {d.test_size:,} test, {recipe.describe()}, "
-        f"{run.precision}{processes}")
+        f"{run.precision}{processes}"
+    )
     if run.weights_note:
         log(run.weights_note)
     if run.batch_note:
@@ -448,14 +553,14 @@ def run_epochs(run: Run, first_epoch: int, progress: bool, on_epoch_end, log) ->
                 break
         finish(run, log)
     except KeyboardInterrupt as stop:
-        stop.saved = interrupted(run, log)      # the command line then says how to start again if nothing was
+        stop.saved = interrupted(run, log)  # the command line then says how to start again if nothing was
         raise
     except Diverged:
         if record.epochs_done and run.world.main:
             record.status = Status.DIVERGED
             record.save(run.folder)
         raise
-    except RuntimeError as error:       # a collective failed: another process died
+    except RuntimeError as error:  # a collective failed: another process died
         if run.world.distributed:
             raise lost_peer(error, run.folder) from None
         raise
@@ -479,7 +584,7 @@ def interrupted(run: Run, log) -> bool:
     run.record.save(run.folder)
     write_training_figures(run)
     again = resume_command(run.folder, run.config)
-    if run.config.custom:           # the class comes from the caller again
+    if run.config.custom:  # the class comes from the caller again
         again = f"cnnlab.resume({str(run.folder)!r}, model={run.config.model}), or {again} FILE.py:{run.config.model}"
     log(f"\ninterrupted during epoch {done + 1}: {finished(done)} saved in {run.folder}\ncontinue with: {again}")
     return True
@@ -500,7 +605,7 @@ def finish(run: Run, log=print) -> None:
     record = run.record
     last, best = record.history[-1].epoch, record.best.epoch
     last_weights_test = run.evaluate(run.data.test) if last != best else None
-    run.model.load_state_dict(run.best_state)      # what best.safetensors holds, in every process's memory
+    run.model.load_state_dict(run.best_state)  # what best.safetensors holds, in every process's memory
     test = run.evaluate(run.data.test)
     last_test = test if last_weights_test is None else last_weights_test
     record.last_epoch_test = LastEpochTest(last, last_test.loss, last_test.accuracy)
@@ -511,8 +616,10 @@ def finish(run: Run, log=print) -> None:
     record.save(run.folder)
     log(lesson_table(test, run.data.classes))
     if last != best:
-        log(f"(the weights of epoch {best}, the lowest validation loss, were tested; the last epoch's, {last}, give "
-            f"{100 * last_test.accuracy:.2f}%)")
+        log(
+            f"(the weights of epoch {best}, the lowest validation loss, were tested; the last epoch's, {last}, give "
+            f"{100 * last_test.accuracy:.2f}%)"
+        )
     warning = no_better_than_guessing(test.accuracy, run.data.test.labels, run.data.classes)
     if warning:
         log(warning)
@@ -527,9 +634,11 @@ def no_better_than_guessing(accuracy: float, labels: torch.Tensor, classes: list
     guessing = float(counts[common]) / max(1, len(labels))
     if accuracy > guessing + 0.1 * (1 - guessing):
         return None
-    return (f"warning: test accuracy {100 * accuracy:.2f}% is no better than always answering "
-            f"{classes[common]!r} ({100 * guessing:.2f}%): the model learned nothing useful. Try a smaller learning "
-            "rate (--lr), a smaller model, more epochs, or pretrained weights (--weights FILE.pth)")
+    return (
+        f"warning: test accuracy {100 * accuracy:.2f}% is no better than always answering "
+        f"{classes[common]!r} ({100 * guessing:.2f}%): the model learned nothing useful. Try a smaller learning "
+        "rate (--lr), a smaller model, more epochs, or pretrained weights (--weights FILE.pth)"
+    )
 
 
 def train_note(model: nn.Module, recipe: Recipe) -> str:
@@ -546,14 +655,15 @@ def train_note(model: nn.Module, recipe: Recipe) -> str:
     return "; ".join(notes)
 
 
-def sample_indices(predictions: torch.Tensor, labels: torch.Tensor, count: int = 32, mistakes: int = 8
-                   ) -> tuple[torch.Tensor, int]:
+def sample_indices(
+    predictions: torch.Tensor, labels: torch.Tensor, count: int = 32, mistakes: int = 8
+) -> tuple[torch.Tensor, int]:
     """Which test images samples.png shows: the first ones, then up to `mistakes` wrong ones from the whole test
     set (the first images of a good model are almost all right); no image twice. Returns (indices, mistakes)."""
     wrong = (predictions != labels).nonzero().flatten()[:mistakes]
     others = torch.ones(len(labels), dtype=torch.bool)
     others[wrong] = False
-    first = others.nonzero().flatten()[:count - len(wrong)]
+    first = others.nonzero().flatten()[: count - len(wrong)]
     return torch.cat([first, wrong]), len(wrong)
 
 
@@ -566,9 +676,13 @@ def write_training_figures(run: Run, test: Evaluation | None = None) -> None:
     save(confusion_matrix(test.confusion, run.data.classes), run.folder / "confusion.png")
     labels = run.data.test.labels
     shown, n_wrong = sample_indices(test.predictions, labels)
-    save(sample_grid(run.data.test.pixels(shown), labels[shown], test.predictions[shown], run.data.classes,
-                     n_wrong=n_wrong), run.folder / "samples.png")
-    if run.record.contract.capsules:     # what the decoder makes of the capsules
+    save(
+        sample_grid(
+            run.data.test.pixels(shown), labels[shown], test.predictions[shown], run.data.classes, n_wrong=n_wrong
+        ),
+        run.folder / "samples.png",
+    )
+    if run.record.contract.capsules:  # what the decoder makes of the capsules
         x = next(iter(run.batches(run.data.test.subset(torch.arange(min(16, len(labels)))), batch_size=16)))[0]
         recon = (run.model.eval().reconstruct(x).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
         save(reconstructions(run.data.test.pixels(slice(0, len(recon))), recon), run.folder / "reconstructions.png")

@@ -4,12 +4,12 @@ exponentially every step, the loss noted; where the loss falls fastest is where 
     found = lr_find(make_config("mlp", "mnist"))
     found.suggestion          # e.g. 2.1e-03: pass it as --lr
 """
+
 from __future__ import annotations
 
 import math
 import tempfile
 from dataclasses import dataclass
-
 
 from cnnlab.data.augment import augment_for
 from cnnlab.errors import CnnlabError, whole
@@ -21,13 +21,14 @@ from cnnlab.training.metrics import autocast, loss_and_scores
 @dataclass
 class LrFinding:
     lrs: list[float]
-    losses: list[float]         # smoothed (exponential moving average, bias-corrected)
-    suggestion: float           # a tenth of the learning rate of the lowest loss
-    recipe_lr: float            # the recipe's own, for comparison
+    losses: list[float]  # smoothed (exponential moving average, bias-corrected)
+    suggestion: float  # a tenth of the learning rate of the lowest loss
+    recipe_lr: float  # the recipe's own, for comparison
 
 
-def lr_find(config: RunConfig, start: float = 1e-7, end: float = 10.0, steps: int = 100, data=None,
-            progress: bool = True) -> LrFinding:
+def lr_find(
+    config: RunConfig, start: float = 1e-7, end: float = 10.0, steps: int = 100, data=None, progress: bool = True
+) -> LrFinding:
     """Train from scratch for up to `steps` batches with the recipe's optimizer, the learning rate going from
     `start` to `end`; stop once the loss is 4x its lowest or not finite. Nothing is saved."""
     from tqdm import trange
@@ -35,7 +36,7 @@ def lr_find(config: RunConfig, start: float = 1e-7, end: float = 10.0, steps: in
     whole(steps, "steps", 10, 100_000)
     if not 0 < start < end:
         raise CnnlabError(f"lr-find: need 0 < start ({start:g}) < end ({end:g})")
-    with tempfile.TemporaryDirectory() as unused:          # a Run wants a folder; the sweep writes nothing
+    with tempfile.TemporaryDirectory() as unused:  # a Run wants a folder; the sweep writes nothing
         run = Run(config, unused, data)
     recipe = config.recipe
     batches = run.batches(run.train_set, shuffle=True, augment=augment_for(recipe.augment, run.preprocess))
@@ -45,7 +46,7 @@ def lr_find(config: RunConfig, start: float = 1e-7, end: float = 10.0, steps: in
     for step in trange(steps, desc="lr-find", unit="step", leave=False, disable=None if progress else True):
         lr = start * (end / start) ** (step / (steps - 1))
         batch = next(stream, None)
-        if batch is None:                       # more steps than batches: go round again
+        if batch is None:  # more steps than batches: go round again
             stream = iter(batches)
             batch = next(stream)
         x, y = batch

@@ -6,6 +6,7 @@ Each corruption (see `cnnlab.data.corrupt`) trains a fresh copy of the model on 
 set until it fits it (or `max_epochs`), with nothing that fights memorization: no augmentation, no dropout, no
 weight decay. Random labels are fitted too, only later; the test accuracy says what was learned (chance, for them).
 """
+
 from __future__ import annotations
 
 import time
@@ -22,18 +23,18 @@ from cnnlab.models import Recipe, create_model, get_spec
 from cnnlab.models.dropout import set_dropout
 from cnnlab.training.metrics import evaluate, loss_and_scores
 
-FIGURE_1 = ("", "labels=1", "shuffled-pixels", "random-pixels", "gaussian")    # "": the true data
+FIGURE_1 = ("", "labels=1", "shuffled-pixels", "random-pixels", "gaussian")  # "": the true data
 MEMORIZE_RECIPE = Recipe(epochs=60, batch_size=128, lr=1e-3, optimizer="adam", schedule="constant")
-FITTED = 0.995          # an epoch's running training accuracy at which the data counts as fitted
+FITTED = 0.995  # an epoch's running training accuracy at which the data counts as fitted
 
 
 @dataclass
 class Curve:
-    corrupt: str                                        # "" for the true data
-    steps: list[int] = field(default_factory=list)      # after each epoch
-    loss: list[float] = field(default_factory=list)     # the epoch's mean training loss
+    corrupt: str  # "" for the true data
+    steps: list[int] = field(default_factory=list)  # after each epoch
+    loss: list[float] = field(default_factory=list)  # the epoch's mean training loss
     accuracy: list[float] = field(default_factory=list)  # ... and running training accuracy
-    train_accuracy: float = 0.0                         # at the end, in eval mode, on the (corrupted) training set
+    train_accuracy: float = 0.0  # at the end, in eval mode, on the (corrupted) training set
     test_accuracy: float = 0.0
     seconds: float = 0.0
 
@@ -54,8 +55,9 @@ def subset(data: Dataset, n: int | None, seed: int) -> Dataset:
     return Dataset(data.name, data.classes, data.train.subset(chosen), data.test, data.source)
 
 
-def fit(model_name: str, data: Dataset, spec: str, recipe: Recipe, seed: int, progress: bool = True,
-        log=print) -> Curve:
+def fit(
+    model_name: str, data: Dataset, spec: str, recipe: Recipe, seed: int, progress: bool = True, log=print
+) -> Curve:
     """One model trained on `data` corrupted by `spec` until it fits; its curve and its accuracies."""
     from tqdm import tqdm
 
@@ -72,12 +74,20 @@ def fit(model_name: str, data: Dataset, spec: str, recipe: Recipe, seed: int, pr
     model = create_model(model_name, **args)
     if any(isinstance(m, torch.nn.Dropout) for m in model.modules()):
         set_dropout(model, 0.0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr) if recipe.optimizer != "sgd" else \
-        torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
+    optimizer = (
+        torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        if recipe.optimizer != "sgd"
+        else torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
+    )
     batches = Batches(train, recipe.batch_size, preprocess, shuffle=True, seed=seed)
     curve = Curve(spec)
-    bar = tqdm(range(1, recipe.epochs + 1), desc=spec or "true labels", leave=False,
-               disable=None if progress else True, unit="epoch")
+    bar = tqdm(
+        range(1, recipe.epochs + 1),
+        desc=spec or "true labels",
+        leave=False,
+        disable=None if progress else True,
+        unit="epoch",
+    )
     for epoch in bar:
         batches.set_epoch(epoch)
         model.train()
@@ -97,23 +107,36 @@ def fit(model_name: str, data: Dataset, spec: str, recipe: Recipe, seed: int, pr
             break
     n_classes = len(data.classes)
     curve.train_accuracy = evaluate(model, Batches(train, evaluation_batch(data.shape), preprocess), n_classes).accuracy
-    curve.test_accuracy = evaluate(model, Batches(data.test, evaluation_batch(data.shape), preprocess),
-                                   n_classes).accuracy
+    curve.test_accuracy = evaluate(
+        model, Batches(data.test, evaluation_batch(data.shape), preprocess), n_classes
+    ).accuracy
     curve.seconds = time.perf_counter() - t0
-    log(f"{curve.label:<16} {len(curve.steps):3d} epochs ({curve.steps[-1]:,} steps, {curve.seconds:.0f} s): "
-        f"train accuracy {100 * curve.train_accuracy:.2f}%, test accuracy {100 * curve.test_accuracy:.2f}%")
+    log(
+        f"{curve.label:<16} {len(curve.steps):3d} epochs ({curve.steps[-1]:,} steps, {curve.seconds:.0f} s): "
+        f"train accuracy {100 * curve.train_accuracy:.2f}%, test accuracy {100 * curve.test_accuracy:.2f}%"
+    )
     return curve
 
 
-def memorize(model_name: str, dataset: str, subset_size: int | None = 5000, corruptions=FIGURE_1,
-             recipe: Recipe = MEMORIZE_RECIPE, seed: int = 0, data_root=None, progress: bool = True,
-             log=print) -> list[Curve]:
+def memorize(
+    model_name: str,
+    dataset: str,
+    subset_size: int | None = 5000,
+    corruptions=FIGURE_1,
+    recipe: Recipe = MEMORIZE_RECIPE,
+    seed: int = 0,
+    data_root=None,
+    progress: bool = True,
+    log=print,
+) -> list[Curve]:
     """Zhang et al.'s Figure 1 for `model_name`: one curve per corruption on the same training subset."""
     for spec in corruptions:
-        parse_corrupt(spec)                 # a bad spec is refused before any data is read
+        parse_corrupt(spec)  # a bad spec is refused before any data is read
     get_spec(model_name)
     data = subset(load_dataset(dataset, data_root=data_root), subset_size, seed)
     if recipe.batch_size > len(data.train):
-        raise CnnlabError(f"batch size {recipe.batch_size} is larger than the {len(data.train)} training images; "
-                          f"use --batch-size {len(data.train)} or less")
+        raise CnnlabError(
+            f"batch size {recipe.batch_size} is larger than the {len(data.train)} training images; "
+            f"use --batch-size {len(data.train)} or less"
+        )
     return [fit(model_name, data, spec, recipe, seed, progress, log) for spec in corruptions]

@@ -1,4 +1,5 @@
 """Loss and accuracy, overall and per class, and the confusion matrix, computed in eval() mode."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,7 +39,7 @@ def loss_and_scores(model, x, y, label_smoothing: float = 0.0):
 @dataclass
 class Evaluation:
     loss: float
-    confusion: torch.Tensor   # [true, predicted] counts
+    confusion: torch.Tensor  # [true, predicted] counts
     predictions: torch.Tensor  # predicted class of every sample, in order
 
     @property
@@ -71,22 +72,39 @@ def evaluate(model, batches, num_classes: int, precision: str = "fp32", label_sm
             loss_sum += float(loss) * len(y)
             pred = scores.argmax(1)
             predictions.append(pred.cpu())
-            confusion += torch.bincount((y * num_classes + pred).cpu(), minlength=num_classes ** 2).view(
-                num_classes, num_classes)
+            confusion += torch.bincount((y * num_classes + pred).cpu(), minlength=num_classes**2).view(
+                num_classes, num_classes
+            )
     model.train(was_training)
     return Evaluation(loss_sum / max(1, int(confusion.sum())), confusion, torch.cat(predictions))
 
 
-def evaluate_images(model, images, preprocess, num_classes: int, precision: str, label_smoothing: float = 0.0,
-                    device="cpu", augment=None, seed: int = 0) -> Evaluation:
+def evaluate_images(
+    model,
+    images,
+    preprocess,
+    num_classes: int,
+    precision: str,
+    label_smoothing: float = 0.0,
+    device="cpu",
+    augment=None,
+    seed: int = 0,
+) -> Evaluation:
     """The one evaluation of a set of images, wherever a test figure comes from (the training's report, `cnnlab
     evaluate`, the explorer): the same batches, layout and precision give the same figures to the last digit."""
     from cnnlab.data import Batches
     from cnnlab.data.batches import evaluation_batch
 
-    channels_last = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())    # as training lays them out
-    batches = Batches(images, evaluation_batch(preprocess.shape), preprocess, device, augment=augment, seed=seed,
-                      channels_last=channels_last)
+    channels_last = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())  # as training lays them out
+    batches = Batches(
+        images,
+        evaluation_batch(preprocess.shape),
+        preprocess,
+        device,
+        augment=augment,
+        seed=seed,
+        channels_last=channels_last,
+    )
     return evaluate(model, batches, num_classes, precision, label_smoothing)
 
 
@@ -97,6 +115,8 @@ def lesson_table(evaluation: Evaluation, classes: list[str], title: str = "Test"
     for name, (correct, total) in zip(classes, evaluation.per_class()):
         pct = f"{100 * correct / total:6.2f}%" if total else "   n/a "
         lines.append(f"{title} accuracy of {name:>{width}}: {pct} ({correct:5d}/{total:5d})")
-    lines += ["", f"{title} accuracy (overall): {100 * evaluation.accuracy:.2f}% "
-                  f"({evaluation.correct}/{evaluation.total})"]
+    lines += [
+        "",
+        f"{title} accuracy (overall): {100 * evaluation.accuracy:.2f}% ({evaluation.correct}/{evaluation.total})",
+    ]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 every layer with the pretrained ones at a lower rate (`pretrained_lr_scale`). The run's record keeps which file the
 weights came from (name, SHA-256) and what was frozen.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ IMAGENET = "imagenet"
 @dataclass
 class TransferInfo:
     """What a run started from: in run.json as "transfer"."""
-    weights: str            # the file's name (torchvision's, for --weights imagenet)
+
+    weights: str  # the file's name (torchvision's, for --weights imagenet)
     sha256: str
-    source: str             # its address, or the path it was read from
-    frozen: str             # "" or a line saying which parameters did not train
-    trainable: int          # parameters that trained
+    source: str  # its address, or the path it was read from
+    frozen: str  # "" or a line saying which parameters did not train
+    trainable: int  # parameters that trained
 
 
 def check_transfer(model: str, weights: str | None, recipe: Recipe) -> None:
@@ -31,8 +33,10 @@ def check_transfer(model: str, weights: str | None, recipe: Recipe) -> None:
     if weights == IMAGENET:
         imagenet_weights(model)
     if not weights and (recipe.freeze or recipe.pretrained_lr_scale != 1):
-        raise CnnlabError("freezing or a lower rate for pretrained layers needs pretrained weights: add --weights "
-                          "imagenet (or --weights FILE.pth)")
+        raise CnnlabError(
+            "freezing or a lower rate for pretrained layers needs pretrained weights: add --weights "
+            "imagenet (or --weights FILE.pth)"
+        )
 
 
 def normalization(weights: str | None) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -48,8 +52,9 @@ def head_name(model: nn.Module) -> str:
     return names[-1]
 
 
-def start_from(model: nn.Module, name: str, weights: str, recipe: Recipe, progress: bool = True,
-               log=print) -> tuple[str, TransferInfo]:
+def start_from(
+    model: nn.Module, name: str, weights: str, recipe: Recipe, progress: bool = True, log=print
+) -> tuple[str, TransferInfo]:
     """Load the weights into `model`, freeze what the recipe says; returns the log line and the record's entry."""
     if weights == IMAGENET:
         loaded = load_imagenet_weights(model, name, progress, log)
@@ -86,6 +91,11 @@ def parameter_groups(recipe: Recipe, model: nn.Module, pretrained: bool) -> list
         if p.requires_grad:
             slow = head is not None and not name.startswith(head)
             groups.setdefault((p.ndim > 1, slow), []).append(p)
-    return [{"params": params, "weight_decay": recipe.weight_decay if decayed else 0.0,
-             "lr_scale": (1.0 if decayed else recipe.bias_lr_scale) * (recipe.pretrained_lr_scale if slow else 1.0)}
-            for (decayed, slow), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
+    return [
+        {
+            "params": params,
+            "weight_decay": recipe.weight_decay if decayed else 0.0,
+            "lr_scale": (1.0 if decayed else recipe.bias_lr_scale) * (recipe.pretrained_lr_scale if slow else 1.0),
+        }
+        for (decayed, slow), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))
+    ]
