@@ -22,28 +22,14 @@ from cnnlab.models.registry import register
 IMAGENET = (3, 224, 224)
 CIFAR = (3, 32, 32)
 # No published recipe fits every data set; these are solid starting points (SGD with Nesterov momentum, one cycle).
-IMAGENET_RECIPE = Recipe(
-    epochs=30,
-    batch_size=64,
-    lr=0.02,
-    optimizer="sgd",
-    nesterov=True,
-    weight_decay=5e-4,
-    schedule="onecycle",
-    label_smoothing=0.1,
-    augment="photos",
-)
-CIFAR_RECIPE = Recipe(
-    epochs=20,
-    batch_size=256,
-    lr=0.1,
-    optimizer="sgd",
-    nesterov=True,
-    weight_decay=5e-4,
-    schedule="onecycle",
-    label_smoothing=0.1,
-    augment="flip,crop=4",
-)
+# fmt: off
+IMAGENET_RECIPE = Recipe(epochs=30, batch_size=64, lr=0.02, optimizer="sgd", nesterov=True, weight_decay=5e-4,
+                         schedule="onecycle", label_smoothing=0.1, augment="photos")
+# fmt: on
+# fmt: off
+CIFAR_RECIPE = Recipe(epochs=20, batch_size=256, lr=0.1, optimizer="sgd", nesterov=True, weight_decay=5e-4,
+                      schedule="onecycle", label_smoothing=0.1, augment="flip,crop=4")
+# fmt: on
 
 
 def init_convs(model: nn.Module) -> None:
