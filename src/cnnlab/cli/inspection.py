@@ -178,6 +178,7 @@ def _explain(args) -> int:
     )
     array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
     options = {name: getattr(args, name) for name in option_fields() if getattr(args, name) is not None}
+    METHODS[args.method].settings(options, args.layer, args.target)  # refused before a model is loaded
     predictor = load_predictor(args)
     result = explain(predictor, args.method, images, layer=args.layer, target=args.target, **options)
     print("\n".join(result.lines))

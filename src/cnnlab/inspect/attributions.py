@@ -77,9 +77,7 @@ def attribute(model_or_run, images, method: str, target=None, layer: str | None 
     `cnnlab.inspect.methods` declares (smoothgrad `samples`, `noise`; occlusion `window`, `stride`; ...).
     """
     chosen = method_named(method, heat_map=True)
-    settings = chosen.settings(options)
-    if layer is not None and not chosen.layer:
-        raise CnnlabError(f"method {method} takes no layer: its map is computed from the input alone")
+    settings = chosen.settings(options, layer)
     predictor = as_predictor(model_or_run)
     x = predictor.inputs(images)
     targets = targets_for(predictor, x, target)

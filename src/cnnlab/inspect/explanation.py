@@ -57,11 +57,7 @@ def explain(model_or_run, method: str, images=(), *, layer=None, target=None, **
     those about one class (default: each image's predicted class); an option the method does not take is refused.
     """
     chosen = method_named(method)
-    settings = chosen.settings(options)
-    if layer is not None and not chosen.layer:
-        raise CnnlabError(f"method {method} takes no layer: it does not look at one layer")
-    if target is not None and not chosen.target:
-        raise CnnlabError(f"method {method} takes no target: it is not about one class")
+    settings = chosen.settings(options, layer, target)
     images = list(images) if isinstance(images, (list, tuple)) else [images]
     if not chosen.images and images:
         raise CnnlabError(f"method {method} takes no image; give just the run")
@@ -97,7 +93,7 @@ def _filters(predictor: Predictor, asked: _Asked) -> Explanation:
     first = f"; the first {shown} shown" if shown < o else ""
     look = "colour, each stretched to its own range" if c == 3 else "red positive, blue negative"
     figure = filters_figure(weights[:shown], f"{predictor.name}: {name}, {o} filters {kh}x{kw}{first} ({look})")
-    return Explanation("filters", weights, figure, [f"{name}: {o} filters of {c}x{kh}x{kw}{first}"])
+    return Explanation(asked.method, weights, figure, [f"{name}: {o} filters of {c}x{kh}x{kw}{first}"])
 
 
 def _activations(predictor: Predictor, asked: _Asked) -> Explanation:
@@ -127,7 +123,7 @@ def _activations(predictor: Predictor, asked: _Asked) -> Explanation:
         lines = [f"{name} ({kind}): {maps.shape[1]} outputs per image, no feature maps"]
         heading = f"{predictor.name}: outputs of {name}"
     figure = feature_maps_figure(given.pixels, maps[:, :shown], given.names, heading)
-    return Explanation("activations", maps, figure, lines)
+    return Explanation(asked.method, maps, figure, lines)
 
 
 def _attribution(predictor: Predictor, asked: _Asked) -> Explanation:
@@ -198,7 +194,7 @@ def _top_patches(predictor: Predictor, asked: _Asked) -> Explanation:
         f"{predictor.name}: the {top.index.shape[1]} {name} test patches that excite each "
         f"channel of {top.layer} most\n({top.receptive_field})",
     )
-    return Explanation("top-patches", top.scores, figure, lines)
+    return Explanation(asked.method, top.scores, figure, lines)
 
 
 def _maximize(predictor: Predictor, asked: _Asked) -> Explanation:
@@ -216,7 +212,7 @@ def _maximize(predictor: Predictor, asked: _Asked) -> Explanation:
         f"{predictor.name}: the input that maximizes the {result.objective}\n(jitter "
         "and blur keep it from becoming adversarial noise)",
     )
-    return Explanation("maximize", result.image, figure, [line])
+    return Explanation(asked.method, result.image, figure, [line])
 
 
 def _deepdream(predictor: Predictor, asked: _Asked) -> Explanation:
@@ -232,7 +228,7 @@ def _deepdream(predictor: Predictor, asked: _Asked) -> Explanation:
     figure = deepdream_figure(
         given.pixels, dreamed, given.names, f"{predictor.name}: deep dream on {name}, {octaves} octaves"
     )
-    return Explanation("deepdream", dreamed, figure, [line])
+    return Explanation(asked.method, dreamed, figure, [line])
 
 
 def _capsule_dims(predictor: Predictor, asked: _Asked) -> Explanation:
@@ -248,4 +244,4 @@ def _capsule_dims(predictor: Predictor, asked: _Asked) -> Explanation:
         STEPS.tolist(),
         f"{predictor.name}: what each dimension of the {predicted} capsule encodes ({given.names[0]})",
     )
-    return Explanation("capsule-dims", grid, figure, [line])
+    return Explanation(asked.method, grid, figure, [line])

@@ -95,14 +95,18 @@ class Method:
         """Made by `attribute`: [N, H, W] maps of what counts for a class."""
         return self.function.startswith("attributions.")
 
-    def settings(self, given: dict):
-        """The method's options object: its defaults with `given` over them, each value checked (a one-line error
-        names a wrong option or value)."""
+    def settings(self, given: dict, layer=None, target=None):
+        """The method's options object: its defaults with `given` over them, each value checked; a one-line error
+        names an option, a layer or a class the method does not take, or a wrong value."""
         known = {f.name: f for f in fields(self.options)}
         wrong = [name for name in given if name not in known]
         if wrong:
             takes = f"its options are {', '.join(known)}" if known else "it has no options"
             raise CnnlabError(f"method {self.name} takes no option {wrong[0]}; {takes}")
+        if layer is not None and not self.layer:
+            raise CnnlabError(f"method {self.name} takes no layer: it does not look at one layer")
+        if target is not None and not self.target:
+            raise CnnlabError(f"method {self.name} takes no target: it is not about one class")
         for name, value in given.items():
             if value is not None or known[name].default is not None:
                 _check(value, name, known[name].metadata)
