@@ -98,6 +98,7 @@ class Method:
     def settings(self, given: dict, layer=None, target=None):
         """The method's options object: its defaults with `given` over them, each value checked; a one-line error
         names an option, a layer or a class the method does not take, or a wrong value."""
+        given = {name: value for name, value in given.items() if value is not None}  # None: the default
         known = {f.name: f for f in fields(self.options)}
         wrong = [name for name in given if name not in known]
         if wrong:
@@ -108,8 +109,7 @@ class Method:
         if target is not None and not self.target:
             raise CnnlabError(f"method {self.name} takes no target: it is not about one class")
         for name, value in given.items():
-            if value is not None or known[name].default is not None:
-                _check(value, name, known[name].metadata)
+            _check(value, name, known[name].metadata)
         return replace(self.options(), **given)
 
     def compute(self):
