@@ -21,39 +21,39 @@ def option(default, help: str, kind: type = int, least=1, most=100_000, metavar:
     return field(default=default, metadata=dict(help=help, kind=kind, least=least, most=most, metavar=metavar))
 
 
-@dataclass(frozen=True)
+@dataclass
 class NoOptions:
     """A method with nothing to tune."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class FiltersOptions:
     channels: int = option(64, "filters shown")
 
 
-@dataclass(frozen=True)
+@dataclass
 class ActivationsOptions:
     channels: int = option(16, "channels shown")
 
 
-@dataclass(frozen=True)
+@dataclass
 class SmoothGradOptions:
     samples: int = option(25, "noisy copies averaged", most=10_000)
     noise: float = option(0.15, "noise, as a fraction of the input's range (the paper: 0.1-0.2)", float, 0, 1, "X")
 
 
-@dataclass(frozen=True)
+@dataclass
 class IntegratedGradientsOptions:
     steps: int = option(32, "points on the path from the black image", most=1_000_000)
 
 
-@dataclass(frozen=True)
+@dataclass
 class OcclusionOptions:
     window: int | None = option(None, "side of the covered square (default: an eighth of the image)", metavar="PIXELS")
     stride: int | None = option(None, "pixels the square moves by (default: half the window)", metavar="PIXELS")
 
 
-@dataclass(frozen=True)
+@dataclass
 class TopPatchesOptions:
     channels: int = option(8, "channels searched, from the first")
     dataset: str | None = option(None, "data set to search (default: the run's own)", str, metavar="NAME")
@@ -61,7 +61,7 @@ class TopPatchesOptions:
     limit: int = option(2000, "search the first N test images", most=10**9)
 
 
-@dataclass(frozen=True)
+@dataclass
 class MaximizeOptions:
     channel: int | None = option(
         None, "the channel of --layer to maximize (else --target: a class)", least=0, metavar="K"
@@ -69,13 +69,13 @@ class MaximizeOptions:
     steps: int = option(200, "steps of gradient ascent", most=1_000_000)
 
 
-@dataclass(frozen=True)
+@dataclass
 class DeepDreamOptions:
     steps: int = option(10, "steps of gradient ascent per octave", most=1_000_000)
     octaves: int = option(3, "scales, each 1.4x the last", most=20)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Method:
     name: str
     shows: str  # what the picture shows, one line (the command's help)
