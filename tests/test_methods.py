@@ -114,12 +114,25 @@ def test_an_option_the_method_does_not_take_is_refused_naming_those_it_does(tmp_
         explain(model, "saliency", image, layer="0")
     with pytest.raises(CnnlabError, match="method filters takes no target"):
         explain(model, "filters", target=1)
-    with pytest.raises(CnnlabError, match=r"noise 2: must be a number from 0 to 1"):
+    with pytest.raises(CnnlabError, match=r"noise 2: must be a number above 0, at most 1"):
         attribute(model, image, "smoothgrad", noise=2)
     with pytest.raises(CnnlabError, match="unknown attribution method 'filters'; choose one of saliency, smoothgrad"):
         attribute(model, image, "filters")
     smooth = explain(model, "smoothgrad", image, samples=2, noise=0.1)  # the method's own options pass
     assert smooth.array.shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize("bad", [-1, 0, 10**30, float("nan"), float("inf"), "x", True])
+def test_every_option_of_every_method_refuses_absurd_values_in_one_line(bad):
+    accepted = {("channel", 0)}  # maximize's channel 0 is the first channel
+    for method in METHODS.values():
+        for option in fields(method.options):
+            if (option.name, bad) in accepted or (option.metadata["kind"] is str and isinstance(bad, str)):
+                assert method.settings({option.name: bad}) is not None
+                continue
+            with pytest.raises(CnnlabError, match=rf"^{option.name} .*: must be") as refused:
+                method.settings({option.name: bad})
+            assert "\n" not in str(refused.value)
 
 
 def test_the_command_makes_a_flag_per_option_with_each_methods_default(capsys):

@@ -121,8 +121,9 @@ class Method:
 def _check(value, name: str, rules: dict) -> None:
     if rules["kind"] is int:
         whole(value, name, rules["least"], rules["most"])
-    elif rules["kind"] is float:
-        within(value, name, rules["least"], rules["most"], f"a number from {rules['least']} to {rules['most']}")
+    elif rules["kind"] is float:  # a float's lower bound is left out: noise 0 would make smoothgrad saliency
+        rule = f"a number above {rules['least']}, at most {rules['most']}"
+        within(value, name, rules["least"], rules["most"], rule, low_open=True)
     elif not isinstance(value, (str, os.PathLike)):
         raise CnnlabError(f"{name} {value!r}: must be a name or a path")
 
