@@ -32,7 +32,6 @@ ACCEPTED = {(command, option, value) for command in ("train", "lr-find") for opt
     ("interpret", "--pairs", "0"),
     ("interpret", "--pairs", HUGE),
     ("augment-preview", "--seed", "0"),
-    ("explain", "--channel", "0"),
     ("lr-find", "--lr", HUGE),
 }  # lr-find sweeps its own rates
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.attack import Report, robustness
 from cnnlab.inspect.explanation import Explanation, explain
+from cnnlab.inspect.methods import EXPLORER
 from cnnlab.models.contract import not_given
 from cnnlab.predict import Predictor, user_images
 from cnnlab.serve.notebook import explore
@@ -73,8 +74,9 @@ class Run:
     def probabilities(self, images):
         return self.predictor.probabilities(user_images(images)).numpy()
 
-    def explain(self, images, method: str = "gradcam", **options) -> Explanation:
-        """`.array` (the maps), `.lines` (what was found) and `.figure`; options as in `cnnlab.inspect.explain`."""
+    def explain(self, images, method: str = EXPLORER[0], **options) -> Explanation:
+        """`.array` (the maps), `.lines` (what was found) and `.figure`; `layer`, `target` and the method's options
+        as in `cnnlab.inspect.explain` (the methods: `cnnlab.inspect.METHODS`; the default: Grad-CAM)."""
         return explain(self.predictor, method, images, **options)
 
     def evaluate(self, split: str = "test", data_root=None, perturb: str = "", seed: int = 0) -> Evaluation:

@@ -9,10 +9,11 @@ from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_
 from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
 from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.cli.user_code import add_trust, open_predictor
-from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
+from cnnlab.inspect.methods import METHODS, WITHOUT_IMAGES, option_fields, option_help, using
 
 # indented as the description around it, which add_command dedents
-METHOD_HELP = "\n".join(f"          {name:<22}{shows}" for name, shows in EXPLANATIONS.items())
+METHOD_HELP = "\n".join(f"          {name:<22}{m.shows}" for name, m in METHODS.items())
+CHOICES = {"dataset": DATASET_NAMES}  # options whose values the command line knows
 
 
 def register(sub) -> None:
@@ -81,44 +82,30 @@ def register(sub) -> None:
     p.add_argument(
         "images", nargs="*", metavar="IMAGE", help=f"{MODEL_IMAGE_HELP} (not needed by {', '.join(WITHOUT_IMAGES)})"
     )
-    p.add_argument("--method", required=True, choices=EXPLANATIONS, metavar="METHOD", help="one of the methods above")
-    p.add_argument("--layer", help="layer name from `cnnlab layers RUN` (default: the last conv layer)")
-    p.add_argument("--target", help="class index or name (default: the predicted class)")
+    p.add_argument("--method", required=True, choices=METHODS, metavar="METHOD", help="one of the methods above")
+    p.add_argument(
+        "--layer",
+        help="layer name from `cnnlab layers RUN` (default: the last conv layer); "
+        f"for {', '.join(m for m in METHODS if METHODS[m].layer)}",
+    )
+    p.add_argument(
+        "--target", help=f"class index or name (default: the predicted class); for {', '.join(using('target'))}"
+    )
     p.add_argument("--out", help="PNG to write (default: RUN/explanations/IMAGE-METHOD[-LAYER][-TARGET].png)")
     p.add_argument("--save-array", metavar="FILE.npy", help="also save the raw numbers (maps, activations, ...)")
     p.add_argument("--weights", choices=["best", "last"], default="best")
-    p.add_argument(
-        "--channels",
-        type=int,
-        metavar="N",
-        help="channels shown: activations (default 16), top-patches (8), filters (64)",
-    )
-    p.add_argument(
-        "--steps",
-        type=int,
-        metavar="N",
-        help="integrated-gradients: points on the path (default 32); "
-        "maximize: steps (200); deepdream: steps per octave (10)",
-    )
-    p.add_argument("--samples", type=int, default=25, metavar="N", help="smoothgrad: noisy copies (default: 25)")
-    p.add_argument(
-        "--window",
-        type=int,
-        metavar="PIXELS",
-        help="occlusion: side of the covered square (default: an eighth of the image)",
-    )
     add_model_option(p)
-    group = p.add_argument_group("top-patches")
-    group.add_argument("--dataset", choices=DATASET_NAMES, help="data set to search (default: the run's own)")
-    group.add_argument("--data-root", help="where the data set is (default: where the run found it)")
-    group.add_argument(
-        "--limit", type=int, default=2000, metavar="N", help="search the first N test images (default: 2000)"
-    )
-    group = p.add_argument_group("maximize and deepdream")
-    group.add_argument("--channel", type=int, metavar="K", help="maximize: the channel of --layer to maximize")
-    group.add_argument(
-        "--octaves", type=int, default=3, metavar="N", help="deepdream: scales, each 1.4x the last (default: 3)"
-    )
+    group = p.add_argument_group("options of the methods (each says which methods take it, and their defaults)")
+    for name, uses in option_fields().items():
+        rules = uses[0][1].metadata
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=rules["kind"],
+            choices=CHOICES.get(name),
+            metavar=rules["metavar"],
+            help=option_help(uses),
+        )
 
 
 def _interpret(args) -> int:
@@ -170,8 +157,8 @@ def _layers(args) -> int:
         )
     if default is None:
         print(
-            "no conv layer: gradcam, top-patches and deepdream need one; --layer can name any layer above for "
-            "activations and maximize"
+            f"no conv layer: {', '.join(using('layer', 'conv'))} need one; --layer can name any layer above for "
+            f"{', '.join(using('layer', 'any'))}"
         )
     return 0
 
@@ -190,23 +177,10 @@ def _explain(args) -> int:
         args.out, str(folder / ("explanations" if not args.model else "") / f"{name}.png"), ".png", "--out"
     )
     array_path = output_path(args.save_array, "", ".npy", "--save-array") if args.save_array else None
+    options = {name: getattr(args, name) for name in option_fields() if getattr(args, name) is not None}
+    METHODS[args.method].settings(options, args.layer, args.target)  # refused before a model is loaded
     predictor = load_predictor(args)
-    result = explain(
-        predictor,
-        args.method,
-        images,
-        layer=args.layer,
-        target=args.target,
-        channels=args.channels,
-        steps=args.steps,
-        samples=args.samples,
-        window=args.window,
-        channel=args.channel,
-        octaves=args.octaves,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        limit=args.limit,
-    )
+    result = explain(predictor, args.method, images, layer=args.layer, target=args.target, **options)
     print("\n".join(result.lines))
     print(f"wrote {save(result.figure, out)}")
     if array_path:

@@ -32,10 +32,10 @@ __all__ = [
 ]
 _HOMES = {
     "ascent": ("Maximized", "deepdream", "maximize"),
-    "attributions": ("METHODS", "attribute", "class_index"),
+    "attributions": ("attribute", "class_index"),
     "capsules": ("capsule_dimensions",),
     "explanation": ("Explanation", "explain"),
-    "methods": ("EXPLANATIONS",),
+    "methods": ("EXPLANATIONS", "METHODS"),
     "patches": ("TopPatches", "top_patches"),
     "receptive": ("ReceptiveField", "gradient_box", "receptive_field"),
 }

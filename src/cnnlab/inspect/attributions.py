@@ -1,16 +1,7 @@
 """Which pixels made the model say "cat"? One heat map per image (Captum where it has the method).
 
-Every map is [N, H, W] and the larger a value, the more that pixel counts for the target class:
-
-    saliency              |gradient| of the class score, max over colour channels (Simonyan et al. 2014)
-    smoothgrad            the gradient averaged over noisy copies of the image, where it raises the score, max
-                          over colour channels (Smilkov et al. 2017)
-    integrated-gradients  (input - black) x mean gradient along the way from black, summed over colours; signed
-    occlusion             how much the score drops when a window of pixels is set to the data set's mean; signed
-    gradcam               a conv layer's rectified feature maps weighted by their mean gradient, ReLU, upsampled
-    gradcam++             the same with each location's positive gradient weighted: several objects show fully
-    scorecam              feature maps weighted by the class score of the image masked by each: no gradients
-    guided-gradcam        guided backpropagation x Grad-CAM: fine detail, only where Grad-CAM points
+Every map is [N, H, W] and the larger a value, the more that pixel counts for the target class; the methods, what
+each shows and its options are declared in `cnnlab.inspect.methods` (METHODS: those whose function is here).
 
 The maps are computed on the normalized input (what the model sees) and are drawn over the raw image. For
 CapsNet the score is a capsule's length (the probability of the class); its gradients are just as meaningful.
@@ -23,33 +14,30 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inspect.methods import (
+    HEAT_MAPS,
+    METHODS,
+    IntegratedGradientsOptions,
+    NoOptions,
+    OcclusionOptions,
+    SmoothGradOptions,
+    method_named,
+)
 from cnnlab.models.layers import resolve_layer
 from cnnlab.predict import Predictor, as_predictor
 
-METHODS = {
-    "saliency": "|gradient| of the score",
-    "smoothgrad": "gradient averaged over noisy copies, where it raises the score",
-    "integrated-gradients": "integrated gradients from a black image",
-    "occlusion": "score drop when the pixels are covered by the mean colour",
-    "gradcam": "Grad-CAM: gradient-weighted feature maps, upsampled",
-    "gradcam++": "Grad-CAM++: feature maps weighted by their positive gradients, location by location",
-    "scorecam": "Score-CAM: feature maps weighted by the score each earns as a mask, no gradients",
-    "guided-gradcam": "guided backpropagation x Grad-CAM",
-}
-OVER_COLOURS = {"saliency": "max", "smoothgrad": "max", "integrated-gradients": "sum", "guided-gradcam": "max"}
 GRADCAM_NEEDS_CONV = (
     "Grad-CAM needs a convolutional layer (it weights a conv layer's feature maps by their "
-    "gradients) and this model has none; saliency, smoothgrad, integrated-gradients and occlusion "
+    f"gradients) and this model has none; {', '.join(m for m in HEAT_MAPS if not METHODS[m].layer)} "
     "work on any model"
 )
-SIGNED = {"integrated-gradients", "occlusion"}  # these can be negative: evidence against the class
-CAMS = ("gradcam", "gradcam++", "scorecam", "guided-gradcam")  # made from a conv layer's feature maps
 
 
 def describe(method: str, channels: int) -> str:
     """What a method's map shows, in words; for colour images, how the three channels became one map."""
-    how = OVER_COLOURS.get(method) if channels > 1 else None
-    return METHODS[method] + (f" ({how} over colours)" if how else "")
+    chosen = METHODS[method]
+    how = chosen.over_colours if channels > 1 else None
+    return (chosen.heading or chosen.shows) + (f" ({how} over colours)" if how else "")
 
 
 def class_index(target, classes: list[str] | None, n_outputs: int) -> int:
@@ -85,40 +73,30 @@ def attribute(model_or_run, images, method: str, target=None, layer: str | None 
     """Heat maps [N, H, W] of the pixels that count for `target` (default: each image's predicted class).
 
     `images` are uint8 pixels or float model inputs (see `cnnlab.predict`); `layer` is for the class
-    activation maps (default: the last conv layer); `options` tune a method: smoothgrad `samples`, `noise`;
-    integrated-gradients `steps`; occlusion `window`, `stride`.
+    activation maps (default: the last conv layer); `options` tune a method, as its options class in
+    `cnnlab.inspect.methods` declares (smoothgrad `samples`, `noise`; occlusion `window`, `stride`; ...).
     """
-    if method not in METHODS:
-        raise CnnlabError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    chosen = method_named(method, heat_map=True)
+    settings = chosen.settings(options, layer)
     predictor = as_predictor(model_or_run)
     x = predictor.inputs(images)
     targets = targets_for(predictor, x, target)
-    compute = {
-        "saliency": saliency,
-        "smoothgrad": smoothgrad,
-        "integrated-gradients": integrated_gradients,
-        "occlusion": occlusion,
-        "gradcam": gradcam,
-        "gradcam++": gradcam_plus_plus,
-        "scorecam": scorecam,
-        "guided-gradcam": guided_gradcam,
-    }[method]
-    if method in CAMS:
-        options["layer"] = layer
-    return compute(predictor, x, targets, **options).detach().float().numpy()
+    compute = chosen.compute()
+    maps = compute(predictor, x, targets, settings, layer) if chosen.layer else compute(predictor, x, targets, settings)
+    return maps.detach().float().numpy()
 
 
-def saliency(predictor: Predictor, x, targets) -> torch.Tensor:
+def saliency(predictor: Predictor, x, targets, options: NoOptions) -> torch.Tensor:
     from captum.attr import Saliency
 
     return Saliency(predictor.model).attribute(x.requires_grad_(), target=targets, abs=True).amax(1)
 
 
-def smoothgrad(predictor: Predictor, x, targets, samples: int = 25, noise: float = 0.15, seed: int = 0) -> torch.Tensor:
-    """Noise of `noise` x the input's value range, as the paper advises (10-20%); seeded, so maps repeat. The signed
-    gradients are averaged, as in the paper, so that noise's gradients of either sign cancel; what is left where
-    the mean raises the score is the map. (Averaging |gradient| kept the noise: on shapes among distractors its
-    strongest pixel fell on the deciding shape for 87% of images, against 97% so.)"""
+def smoothgrad(predictor: Predictor, x, targets, options: SmoothGradOptions, seed: int = 0) -> torch.Tensor:
+    """Noise of `options.noise` x the input's value range, as the paper advises (10-20%); seeded, so maps repeat.
+    The signed gradients are averaged, as in the paper, so that noise's gradients of either sign cancel; what is
+    left where the mean raises the score is the map. (Averaging |gradient| kept the noise: on shapes among
+    distractors its strongest pixel fell on the deciding shape for 87% of images, against 97% so.)"""
     from captum.attr import NoiseTunnel, Saliency
 
     spread = float(x.max() - x.min())
@@ -127,35 +105,44 @@ def smoothgrad(predictor: Predictor, x, targets, samples: int = 25, noise: float
         maps = NoiseTunnel(Saliency(predictor.model)).attribute(
             x.requires_grad_(),
             nt_type="smoothgrad",
-            nt_samples=samples,
-            nt_samples_batch_size=samples,
-            stdevs=noise * spread,
+            nt_samples=options.samples,
+            nt_samples_batch_size=options.samples,
+            stdevs=options.noise * spread,
             target=targets,
             abs=False,
         )
     return maps.amax(1).clamp_min(0)
 
 
-def integrated_gradients(predictor: Predictor, x, targets, steps: int = 32) -> torch.Tensor:
+def integrated_gradients(predictor: Predictor, x, targets, options: IntegratedGradientsOptions) -> torch.Tensor:
     from captum.attr import IntegratedGradients
 
     black = predictor.inputs(torch.zeros(x.shape, dtype=torch.uint8))
     maps = IntegratedGradients(predictor.model).attribute(
-        x, baselines=black, target=targets, n_steps=steps, internal_batch_size=256
+        x, baselines=black, target=targets, n_steps=options.steps, internal_batch_size=256
     )
     return maps.sum(1)
 
 
-def occlusion(predictor: Predictor, x, targets, window: int | None = None, stride: int | None = None) -> torch.Tensor:
+def input_x_gradient(predictor: Predictor, x, targets, options: NoOptions) -> torch.Tensor:
+    """Shrikumar et al. 2016: the gradient times the (normalized) input, summed over colours. To first order, what
+    each pixel adds to the score against the data set's mean colour (0 of the normalized input); for a linear
+    model the map adds up to the score minus the bias exactly."""
+    from captum.attr import InputXGradient
+
+    return InputXGradient(predictor.model).attribute(x.requires_grad_(), target=targets).sum(1)
+
+
+def occlusion(predictor: Predictor, x, targets, options: OcclusionOptions) -> torch.Tensor:
     """A window of about an eighth of the image, sliding by half a window. The baseline 0 of the normalized input
     is the data set's mean colour: covering a pixel with it removes what it says while looking ordinary."""
     from captum.attr import Occlusion
 
     c, h, w = x.shape[1:]
-    window = window or max(3, round(min(h, w) / 8))
+    window = options.window or max(3, round(min(h, w) / 8))
     if window > min(h, w):
         raise CnnlabError(f"occlusion window {window} is larger than the {h}x{w} image; use at most {min(h, w)}")
-    stride = stride or max(1, window // 2)
+    stride = options.stride or max(1, window // 2)
     maps = Occlusion(predictor.model).attribute(
         x,
         sliding_window_shapes=(c, window, window),
@@ -197,7 +184,7 @@ def _upsampled(cam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(cam[:, None].float(), size=tuple(x.shape[2:]), mode="bilinear", align_corners=False)[:, 0]
 
 
-def gradcam(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:
+def gradcam(predictor: Predictor, x, targets, options: NoOptions, layer: str | None = None) -> torch.Tensor:
     """Selvaraju et al. 2017: each channel weighted by its mean gradient, summed, ReLU, upsampled. The channels are
     the layer's activations, rectified as the paper's are (its conv layers end in a ReLU; the lesson CNN applies
     F.relu after the hooked conv): with the negative parts, strongly negative channels of distractors weighed in,
@@ -206,7 +193,7 @@ def gradcam(predictor: Predictor, x, targets, layer: str | None = None) -> torch
     return _upsampled(F.relu((grad.mean((2, 3), keepdim=True) * F.relu(maps)).sum(1)), x)
 
 
-def gradcam_plus_plus(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:
+def gradcam_plus_plus(predictor: Predictor, x, targets, options: NoOptions, layer: str | None = None) -> torch.Tensor:
     """Chattopadhyay et al. 2018: each location's positive gradient weighted by how much of the channel's evidence
     it carries, so several objects of the class, or a large one, are covered more fully than by Grad-CAM."""
     maps, grad = _layer_evidence(predictor, x, targets, layer)
@@ -218,7 +205,9 @@ def gradcam_plus_plus(predictor: Predictor, x, targets, layer: str | None = None
 
 
 @torch.no_grad()
-def scorecam(predictor: Predictor, x, targets, layer: str | None = None, batch_size: int = 64) -> torch.Tensor:
+def scorecam(
+    predictor: Predictor, x, targets, options: NoOptions, layer: str | None = None, batch_size: int = 64
+) -> torch.Tensor:
     """Wang et al. 2020: no gradients. Each channel's map, upsampled and scaled to [0, 1], masks the image; the
     class score the masked image earns, softmax over the channels, is that channel's weight. (Taking the maps
     after a ReLU points better on the tests' shapes, but then a random network's maps look the same: it fails
@@ -237,14 +226,14 @@ def scorecam(predictor: Predictor, x, targets, layer: str | None = None, batch_s
     return _upsampled(torch.stack(cams), x)
 
 
-def guided_gradcam(predictor: Predictor, x, targets, layer: str | None = None) -> torch.Tensor:
+def guided_gradcam(predictor: Predictor, x, targets, options: NoOptions, layer: str | None = None) -> torch.Tensor:
     """Grad-CAM times guided backpropagation, max over colours.
 
     Not Captum's GuidedGradCam: its guided backpropagation hooks nn.ReLU modules only, and a model that calls
     F.relu in its forward (the lesson CNN does) silently gets the plain gradient. `guided_gradients` catches
     every ReLU, module or function.
     """
-    return gradcam(predictor, x, targets, layer) * guided_gradients(predictor, x, targets).abs().amax(1)
+    return gradcam(predictor, x, targets, options, layer) * guided_gradients(predictor, x, targets).abs().amax(1)
 
 
 class _GuidedReLU(torch.autograd.Function):

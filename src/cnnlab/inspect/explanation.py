@@ -10,13 +10,13 @@ Computing lives in the modules beside this one, drawing in `cnnlab.plots`; this 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, whole
-from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
+from cnnlab.errors import CnnlabError
+from cnnlab.inspect.methods import method_named
 from cnnlab.predict import Predictor, are_pictures, as_predictor
 
 
@@ -37,62 +37,38 @@ class _Images:
     lines: list[str]
 
 
-def explain(
-    model_or_run,
-    method: str,
-    images=(),
-    *,
-    layer: str | None = None,
-    target=None,
-    channels: int | None = None,
-    steps: int | None = None,
-    samples: int = 25,
-    window: int | None = None,
-    channel: int | None = None,
-    octaves: int = 3,
-    dataset: str | None = None,
-    data_root=None,
-    limit: int = 2000,
-) -> Explanation:
-    """Explain a trained model with `method` (see EXPLANATIONS) on `images` (files, PIL images or uint8 pixels)."""
-    if method not in EXPLANATIONS:
-        raise CnnlabError(f"unknown method {method!r}; choose one of {', '.join(EXPLANATIONS)}")
+@dataclass
+class _Asked:
+    """One explanation asked for: the method, its images (None for one that takes none), the layer and the class
+    (None: the default ones), and the method's options object."""
+
+    method: str
+    given: _Images | None
+    layer: str | None
+    target: object
+    options: object
+
+
+def explain(model_or_run, method: str, images=(), *, layer=None, target=None, **options) -> Explanation:
+    """Explain a trained model with `method` on `images` (files, PIL images or uint8 pixels).
+
+    The methods, and each one's options with their defaults, are declared in `cnnlab.inspect.methods.METHODS`:
+    `layer` is for those that look at a layer (default: the last conv layer), `target` (a class index or name) for
+    those about one class (default: each image's predicted class); an option the method does not take is refused.
+    """
+    chosen = method_named(method)
+    settings = chosen.settings(options, layer, target)
     images = list(images) if isinstance(images, (list, tuple)) else [images]
-    if method in WITHOUT_IMAGES and images:
+    if not chosen.images and images:
         raise CnnlabError(f"method {method} takes no image; give just the run")
-    if method not in WITHOUT_IMAGES and not images:
+    if chosen.images and not images:
         raise CnnlabError(f"method {method} needs at least one image")
-    # the upper bounds are far past any useful value: they stop an absurd one from overflowing or filling memory
-    for value, name, least, most in (
-        (samples, "samples", 1, 10_000),
-        (octaves, "octaves", 1, 20),
-        (limit, "limit", 1, 10**9),
-        (steps, "steps", 1, 1_000_000),
-        (channels, "channels", 1, 100_000),
-        (window, "window", 1, 100_000),
-        (channel, "channel", 0, 100_000),
-    ):
-        if value is not None:
-            whole(value, name, least, most)
     predictor = as_predictor(model_or_run)
-    options = dict(
-        layer=layer,
-        target=target,
-        channels=channels,
-        steps=steps,
-        samples=samples,
-        window=window,
-        channel=channel,
-        octaves=octaves,
-        dataset=dataset,
-        data_root=data_root,
-        limit=limit,
-    )
-    if method in WITHOUT_IMAGES:
-        return HANDLERS[method](predictor, **options)
-    given = _prepare(predictor, images)
-    result = HANDLERS.get(method, _attribution)(predictor, given, method=method, **options)
-    result.lines[:0] = given.lines
+    given = _prepare(predictor, images) if chosen.images else None
+    picture = _attribution if chosen.heat_map else chosen.compute()
+    result = picture(predictor, _Asked(method, given, layer, target, settings))
+    if given is not None:
+        result.lines[:0] = given.lines
     return result
 
 
@@ -107,28 +83,29 @@ def _prepare(predictor: Predictor, images) -> _Images:
     return _Images(pixels, [f"image {k}" for k in range(len(pixels))], [])
 
 
-def _filters(predictor: Predictor, channels=None, **_) -> Explanation:
+def _filters(predictor: Predictor, asked: _Asked) -> Explanation:
     from cnnlab.models.layers import first_layer_filters
     from cnnlab.plots import filters_figure
 
     name, weights = first_layer_filters(predictor.model, predictor.input_shape)
     o, c, kh, kw = weights.shape
-    shown = min(o, channels or 64)
+    shown = min(o, asked.options.channels)
     first = f"; the first {shown} shown" if shown < o else ""
     look = "colour, each stretched to its own range" if c == 3 else "red positive, blue negative"
     figure = filters_figure(weights[:shown], f"{predictor.name}: {name}, {o} filters {kh}x{kw}{first} ({look})")
-    return Explanation("filters", weights, figure, [f"{name}: {o} filters of {c}x{kh}x{kw}{first}"])
+    return Explanation(asked.method, weights, figure, [f"{name}: {o} filters of {c}x{kh}x{kw}{first}"])
 
 
-def _activations(predictor: Predictor, given: _Images, layer=None, channels=None, **_) -> Explanation:
+def _activations(predictor: Predictor, asked: _Asked) -> Explanation:
     from cnnlab.models.layers import resolve_layer
     from cnnlab.plots import feature_maps_figure
 
-    name, module = resolve_layer(predictor.model, layer)
+    given = asked.given
+    name, module = resolve_layer(predictor.model, asked.layer)
     maps = predictor.activations(given.pixels, name)
     kind = type(module).__name__
     if maps.ndim == 4:
-        shown = min(maps.shape[1], channels or 16)
+        shown = min(maps.shape[1], asked.options.channels)
         lines = [
             f"{name} ({kind}): {maps.shape[1]} channels of {maps.shape[2]}x{maps.shape[3]}"
             + (f"; the first {shown} shown" if shown < maps.shape[1] else "")
@@ -146,15 +123,17 @@ def _activations(predictor: Predictor, given: _Images, layer=None, channels=None
         lines = [f"{name} ({kind}): {maps.shape[1]} outputs per image, no feature maps"]
         heading = f"{predictor.name}: outputs of {name}"
     figure = feature_maps_figure(given.pixels, maps[:, :shown], given.names, heading)
-    return Explanation("activations", maps, figure, lines)
+    return Explanation(asked.method, maps, figure, lines)
 
 
-def _attribution(
-    predictor: Predictor, given: _Images, method: str, layer=None, target=None, steps=None, samples=25, window=None, **_
-) -> Explanation:
-    from cnnlab.inspect.attributions import CAMS, SIGNED, attribute, class_index, describe
+def _attribution(predictor: Predictor, asked: _Asked) -> Explanation:
+    """Every heat map: `attribute` computes it, this says where it is strongest and draws it."""
+    from cnnlab.inspect.attributions import attribute, class_index, describe
     from cnnlab.models.layers import default_layer
     from cnnlab.plots import attribution_figure
+
+    given, method, layer, target = asked.given, asked.method, asked.layer, asked.target
+    chosen = method_named(method)
 
     probabilities = predictor.probabilities(given.pixels)
     predicted = probabilities.argmax(1).tolist()
@@ -163,12 +142,7 @@ def _attribution(
         if target is None
         else [class_index(target, predictor.classes, probabilities.shape[1])] * len(predicted)
     )
-    options = {
-        "smoothgrad": {"samples": samples},
-        "integrated-gradients": {"steps": steps or 32},
-        "occlusion": {"window": window},
-    }.get(method, {})
-    maps = attribute(predictor, given.pixels, method, target=targets, layer=layer, **options)
+    maps = attribute(predictor, given.pixels, method, target=targets, layer=layer, **asdict(asked.options))
     classes = predictor.classes or [str(i) for i in range(probabilities.shape[1])]
     lines, titles, labels = [], [], []
     for image, p, t, probs, heat in zip(given.names, predicted, targets, probabilities.tolist(), maps):
@@ -180,7 +154,7 @@ def _attribution(
         titles.append(f"{image}: predicted {classes[p]} ({probs[p]:.2f})")
         labels.append(f"{method} for {classes[t]}" + ("" if heat.any() else " (zero everywhere)"))
     where = predictor.name
-    if method in CAMS:
+    if chosen.layer:
         layer = layer or default_layer(predictor.model)
         where += f", layer {layer}"
         if not maps.any(axis=(1, 2)).all():
@@ -189,29 +163,27 @@ def _attribution(
                 "for the class; try an earlier conv layer with --layer (`cnnlab layers RUN` lists them)"
             )
     heading = f"{where}: {describe(method, given.pixels.shape[1])}"
-    figure = attribution_figure(given.pixels, maps, titles, labels, heading, method in SIGNED)
+    figure = attribution_figure(given.pixels, maps, titles, labels, heading, chosen.signed)
     return Explanation(method, maps, figure, lines)
 
 
-def _top_patches(
-    predictor: Predictor, layer=None, channels=None, dataset=None, data_root=None, limit=2000, **_
-) -> Explanation:
+def _top_patches(predictor: Predictor, asked: _Asked) -> Explanation:
     from cnnlab.data import load_dataset
     from cnnlab.inspect.patches import top_patches
     from cnnlab.plots import patches_figure
 
     if predictor.record is None:
         raise CnnlabError("top patches search a data set: give a trained run")
-    config = predictor.record.config
-    name = dataset or config.dataset
-    data = load_dataset(name, data_root=data_root or config.data_root, image_size=config.image_size)
+    config, options = predictor.record.config, asked.options
+    name = options.dataset or config.dataset
+    data = load_dataset(name, data_root=options.data_root or config.data_root, image_size=config.image_size)
     if tuple(data.shape) != tuple(predictor.input_shape):
         raise CnnlabError(
             f"{name} images are {'x'.join(map(str, data.shape))} but the model takes "
             f"{'x'.join(map(str, predictor.input_shape))}; use the data set it was trained on"
         )
-    images = data.test.pixels(slice(0, limit))
-    top = top_patches(predictor, images, layer, channels=channels or 8)
+    images = data.test.pixels(slice(0, options.limit))
+    top = top_patches(predictor, images, asked.layer, channels=options.channels)
     lines = [f"{top.layer}: searched the first {len(images)} {name} test images; {top.receptive_field}"]
     lines += [
         f"channel {channel}: strongest {values[0]:.3g} (image #{index[0]}), 9th {values[-1]:.3g}"
@@ -222,14 +194,14 @@ def _top_patches(
         f"{predictor.name}: the {top.index.shape[1]} {name} test patches that excite each "
         f"channel of {top.layer} most\n({top.receptive_field})",
     )
-    return Explanation("top-patches", top.scores, figure, lines)
+    return Explanation(asked.method, top.scores, figure, lines)
 
 
-def _maximize(predictor: Predictor, layer=None, channel=None, target=None, steps=None, **_) -> Explanation:
+def _maximize(predictor: Predictor, asked: _Asked) -> Explanation:
     from cnnlab.inspect.ascent import maximize
     from cnnlab.plots import maximize_figure
 
-    result = maximize(predictor, layer, channel, target, steps=steps or 200)
+    result = maximize(predictor, asked.layer, asked.options.channel, asked.target, steps=asked.options.steps)
     gain = f" ({result.final_value / result.start_value:.1f}x)" if result.start_value > 0 else ""
     line = (
         f"{result.objective}: {result.start_value:.3g} on the starting noise -> {result.final_value:.3g} after "
@@ -240,28 +212,30 @@ def _maximize(predictor: Predictor, layer=None, channel=None, target=None, steps
         f"{predictor.name}: the input that maximizes the {result.objective}\n(jitter "
         "and blur keep it from becoming adversarial noise)",
     )
-    return Explanation("maximize", result.image, figure, [line])
+    return Explanation(asked.method, result.image, figure, [line])
 
 
-def _deepdream(predictor: Predictor, given: _Images, layer=None, steps=None, octaves=3, **_) -> Explanation:
+def _deepdream(predictor: Predictor, asked: _Asked) -> Explanation:
     from cnnlab.inspect.ascent import deepdream
     from cnnlab.models.layers import resolve_layer
     from cnnlab.plots import deepdream_figure
 
-    name, _ = resolve_layer(predictor.model, layer)
-    dreamed = deepdream(predictor, given.pixels, name, octaves=octaves, steps=steps or 10)
+    given, octaves = asked.given, asked.options.octaves
+    name, _ = resolve_layer(predictor.model, asked.layer)
+    dreamed = deepdream(predictor, given.pixels, name, octaves=octaves, steps=asked.options.steps)
     before, after = ((predictor.activations(x, name) ** 2).mean() for x in (given.pixels, dreamed))
     line = f"{name}: mean squared activation {before:.3g} -> {after:.3g} ({after / before:.1f}x)"
     figure = deepdream_figure(
         given.pixels, dreamed, given.names, f"{predictor.name}: deep dream on {name}, {octaves} octaves"
     )
-    return Explanation("deepdream", dreamed, figure, [line])
+    return Explanation(asked.method, dreamed, figure, [line])
 
 
-def _capsule_dims(predictor: Predictor, given: _Images, **_) -> Explanation:
+def _capsule_dims(predictor: Predictor, asked: _Asked) -> Explanation:
     from cnnlab.inspect.capsules import STEPS, capsule_dimensions
     from cnnlab.plots import capsule_dims_figure
 
+    given = asked.given
     grid = capsule_dimensions(predictor, given.pixels[0])
     predicted = predictor.classes[int(predictor.probabilities(given.pixels[:1]).argmax())]
     line = f"{given.names[0]}: capsule of {predicted}, {grid.shape[0]} dimensions x {grid.shape[1]} nudges"
@@ -270,14 +244,4 @@ def _capsule_dims(predictor: Predictor, given: _Images, **_) -> Explanation:
         STEPS.tolist(),
         f"{predictor.name}: what each dimension of the {predicted} capsule encodes ({given.names[0]})",
     )
-    return Explanation("capsule-dims", grid, figure, [line])
-
-
-HANDLERS = {
-    "filters": _filters,
-    "activations": _activations,
-    "top-patches": _top_patches,
-    "maximize": _maximize,
-    "deepdream": _deepdream,
-    "capsule-dims": _capsule_dims,
-}
+    return Explanation(asked.method, grid, figure, [line])

@@ -2,7 +2,8 @@
 
     GET  /api/explore/runs         the runs, with what the page needs to pick one (model, data set, accuracy, input)
     POST /api/explore/look         probabilities and every layer's output from ONE forward pass; the input as seen
-    POST /api/explore/attribution  a heat map of what counts for a class (gradcam, saliency, occlusion) on the input
+    GET  /api/explore/methods      the heat-map methods the panel offers (cnnlab.inspect.methods.EXPLORER)
+    POST /api/explore/attribution  a heat map of what counts for a class (Grad-CAM, saliency, ...) on the input
     GET  /api/explore/random       a test image of the run's data set with its true label
     POST /api/explore/attack       the image changed by at most eps to fool the model, and what it says then
 
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inspect.methods import EXPLORER, METHODS, offered
 from cnnlab.models.layers import default_layer, every_layer_output
 from cnnlab.plots.base import to_display
 from cnnlab.plots.inspection import heat_overlay
@@ -35,7 +37,6 @@ router = APIRouter(prefix="/explore", tags=["explore"])
 MAX_CHANNELS = 32  # thumbnails per layer unless the page asks for more: a row the eye can take in
 MAX_SIDE = 56  # larger feature maps are averaged down to this: a thumbnail cannot show more
 DRAWABLE = (1, 28, 28)  # models that take what the drawing canvas makes: MNIST-style digits
-ATTRIBUTIONS = {"gradcam": "Grad-CAM", "saliency": "Saliency", "occlusion": "Occlusion"}  # name: as shown
 DRAWING_NOTE = "drawing made MNIST-style: cropped to the ink, scaled into 20x20, centred by its mass in 28x28"
 
 
@@ -91,11 +92,14 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
 def attribution_methods() -> list[dict]:
     """The attribution methods the panel offers: name, how the page labels it, what its map shows, and whether the
     map is signed (negative = evidence against the class)."""
-    from cnnlab.inspect.attributions import METHODS, SIGNED
-
     return [
-        {"name": name, "label": label, "description": METHODS[name], "signed": name in SIGNED}
-        for name, label in ATTRIBUTIONS.items()
+        {
+            "name": name,
+            "label": METHODS[name].label or name,
+            "description": METHODS[name].heading or METHODS[name].shows,
+            "signed": METHODS[name].signed,
+        }
+        for name in EXPLORER
     ]
 
 
@@ -121,7 +125,7 @@ def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
         pixels, notes = model_input(predictor, image, request.drawing)
         with every_layer_output(predictor.model) as outputs:
             scores = predictor.probabilities(pixels)[0]
-        methods = [m for m in ATTRIBUTIONS if m != "gradcam" or default_layer(predictor.model) is not None]
+        methods = offered(default_layer(predictor.model) is not None)
         classes, score_name = predictor.classes, predictor.score_name
     return {  # encoded outside the lock: the copies in `outputs` are this request's own
         "run": request.run,
@@ -187,7 +191,7 @@ def thumbnail_maps(maps: torch.Tensor) -> torch.Tensor:
 
 class AttributionRequest(RunImage):
     target: int = Field(ge=0, description="class index whose evidence is shown")
-    method: Literal[tuple(ATTRIBUTIONS)] = Field("gradcam", description=", ".join(ATTRIBUTIONS))
+    method: Literal[EXPLORER] = Field(EXPLORER[0], description=", ".join(EXPLORER))
 
 
 @router.post("/attribution")
@@ -196,7 +200,7 @@ def attribution(request: AttributionRequest, store: RunStore = Depends(get_store
     input as the model sees it (as `cnnlab explain` draws it: opacity follows strength; occlusion, which can be
     negative, in red for the class and blue against). The map itself comes too: `heat` as uint8 levels spanning
     `range` (the numbers `cnnlab explain --save-array` saves)."""
-    from cnnlab.inspect.attributions import SIGNED, attribute, class_index, describe
+    from cnnlab.inspect.attributions import attribute, class_index, describe
 
     image = decode_image(request.image)
     with store.predictor(request.run) as predictor:
@@ -212,13 +216,13 @@ def attribution(request: AttributionRequest, store: RunStore = Depends(get_store
         "class": classes[target],
         "description": describe(request.method, pixels.shape[1]),
         "strongest": [row, col],
-        "signed": request.method in SIGNED,
+        "signed": METHODS[request.method].signed,
         "strongest_for": position(heat, heat.argmax()) if heat.max() > 0 else None,
         "strongest_against": position(heat, heat.argmin()) if heat.min() < 0 else None,
         "empty": not heat.any(),
         "range": [float(heat.min()), float(heat.max())],
         "heat": channel_maps(heat[None]),
-        "overlay": png_data_url(heat_overlay(to_display(pixels[0].numpy())[0], heat, request.method in SIGNED)),
+        "overlay": png_data_url(heat_overlay(to_display(pixels[0].numpy())[0], heat, METHODS[request.method].signed)),
     }
 
 
