@@ -7,8 +7,8 @@ from pathlib import Path
 
 from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_path, save_array
 from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
-from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.cli.user_code import add_trust, open_predictor
+from cnnlab.data import DATASETS
 from cnnlab.inspect.methods import EXPLANATIONS, WITHOUT_IMAGES
 
 # indented as the description around it, which add_command dedents
@@ -109,7 +109,7 @@ def register(sub) -> None:
     )
     add_model_option(p)
     group = p.add_argument_group("top-patches")
-    group.add_argument("--dataset", choices=DATASET_NAMES, help="data set to search (default: the run's own)")
+    group.add_argument("--dataset", choices=DATASETS, help="data set to search (default: the run's own)")
     group.add_argument("--data-root", help="where the data set is (default: where the run found it)")
     group.add_argument(
         "--limit", type=int, default=2000, metavar="N", help="search the first N test images (default: 2000)"
