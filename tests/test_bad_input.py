@@ -19,6 +19,8 @@ BAD_NUMBERS = ("nan", "inf", "-1", "0", HUGE)
 # (command, option, value) pairs that are fine: a zero weight decay, a seed of 0, a top-k above the class count...
 TRAINING_ACCEPTS = {
     ("--weight-decay", "0"),
+    ("--momentum", "0"),  # plain SGD
+    ("--warmup", "0"),  # onecycle's peak from the start
     ("--label-smoothing", "0"),
     ("--dropout", "0"),
     ("--seed", "0"),

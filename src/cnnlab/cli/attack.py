@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 from cnnlab.cli.base import add_command, default_name, output_path
-from cnnlab.cli.training import DATASET_NAMES
+from cnnlab.data import DATASETS
 from cnnlab.errors import CnnlabError
-
-METHODS = ("fgsm", "pgd", "pgd-l2")  # as cnnlab.training.adversarial.ATTACKS, which needs torch to import
+from cnnlab.models.recipe import ATTACKS
 
 
 def register(sub) -> None:
@@ -33,7 +32,7 @@ def register(sub) -> None:
         images, the change magnified, and the adversarial images with what the model says).""",
     )
     p.add_argument("run", help="run folder made by `cnnlab train`")
-    p.add_argument("--method", choices=METHODS, default="pgd", help="default: %(default)s")
+    p.add_argument("--method", choices=ATTACKS, default="pgd", help="default: %(default)s")
     p.add_argument(
         "--eps",
         default="0,0.02,0.05,0.1,0.2",
@@ -77,7 +76,7 @@ def register(sub) -> None:
         says what it learned. No augmentation, dropout or weight decay: nothing stands in memorization's way.""",
     )
     p.add_argument("model", help="model name, e.g. lesson-cnn")
-    p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the model's own (cifar10, mnist)")
+    p.add_argument("--dataset", choices=DATASETS, help="default: the model's own (cifar10, mnist)")
     p.add_argument("--data-root")
     p.add_argument("--subset", type=int, default=5000, metavar="N", help="training images (default: %(default)s)")
     p.add_argument(

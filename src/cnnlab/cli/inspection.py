@@ -7,13 +7,13 @@ from pathlib import Path
 
 from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_path, save_array
 from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
-from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.cli.user_code import add_trust, open_predictor
+from cnnlab.data import DATASETS
 from cnnlab.inspect.methods import METHODS, WITHOUT_IMAGES, option_fields, option_help, using
 
 # indented as the description around it, which add_command dedents
 METHOD_HELP = "\n".join(f"          {name:<22}{m.shows}" for name, m in METHODS.items())
-CHOICES = {"dataset": DATASET_NAMES}  # options whose values the command line knows
+CHOICES = {"dataset": DATASETS}  # options whose values the command line knows
 
 
 def register(sub) -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
 from pathlib import Path
 
 from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, output_path
+from cnnlab.cli.flags import add_flags, given
 from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
 from cnnlab.cli.user_code import add_trust, class_from, is_file_class, open_predictor, own_summary
+from cnnlab.data.names import DATASETS, DOWNLOADABLE
 from cnnlab.errors import CnnlabError
-
-DATASET_NAMES = ["mnist", "fashion-mnist", "cifar10", "imagefolder"]
+from cnnlab.models.recipe import Recipe
+from cnnlab.training.config import RunConfig
 
 
 def register(sub) -> None:
@@ -140,7 +141,7 @@ def register(sub) -> None:
         flip, rotate=DEGREES, crop=PIXELS, translate=FRACTION, cutout=PIXELS, resized-crop=MIN_AREA; presets:
         cifar, mnist, lesson, photos.""",
     )
-    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--augment", required=True, metavar="SPEC")
     p.add_argument("--data-root")
     p.add_argument("--count", type=int, default=8, help="training images shown (rows)")
@@ -194,110 +195,31 @@ def register(sub) -> None:
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"data sets to look for (default: all of {', '.join(DATASET_NAMES[:3])})",
+        help=f"data sets to look for (default: all of {', '.join(DOWNLOADABLE)})",
     )
     p.add_argument("--data-root")
     p.add_argument("--download", action="store_true", help="download the named data sets when not found")
 
 
 def add_recipe_options(p) -> None:
-    """What a training is made of: the data, the recipe and its overrides, the run's settings (train, lr-find)."""
-    p.add_argument(
-        "--dataset",
-        choices=DATASET_NAMES,
-        help="data set (default: mnist for 28x28 grey models, cifar10 for the others)",
-    )
-    p.add_argument(
-        "--data-root",
-        help="folder holding the data set (default: $CNNLAB_DATA, ~/.cache/cnnlab, "
-        "/usr/share/datasets); for imagefolder, the image folder itself",
-    )
-    p.add_argument(
+    """What a training is made of: the data and the run's settings, the recipe and its overrides (train, lr-find).
+    The flags are generated from RunConfig's and Recipe's declarations (cnnlab.cli.flags)."""
+    run = p.add_argument_group("the data and the run")
+    add_flags(run, RunConfig)
+    p.set_defaults(device="auto")  # the command line trains on the GPU when there is one
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
+    recipe = p.add_argument_group("the recipe (each flag overrides the named recipe's value)")
+    recipe.add_argument(
         "--recipe",
         help="named recipe of the model: default, lesson, or one tuned for a data set "
         "(default: the data set's own recipe if the model has one, else default)",
     )
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument(
-        "--bias-lr-scale",
-        type=float,
-        help="learning-rate multiplier for biases and batch-norm shifts (cifar-fast's recipe: 64)",
-    )
-    p.add_argument(
-        "--schedule",
-        choices=["constant", "onecycle", "exponential"],
-        help="learning rate over time: constant; onecycle (warm up, then cosine down to ~0); exponential "
-        "(multiplied by --decay every epoch, a little each step)",
-    )
-    p.add_argument("--decay", type=float, help="exponential schedule: learning-rate multiplier per epoch")
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--augment", help="training augmentation, e.g. flip,rotate=10,crop=4 (none: no augmentation)")
-    p.add_argument(
-        "--lookahead",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="every 5 steps pull the weights back toward their running average, more so near the end "
-        "(cifar-fast's recipe: on)",
-    )
-    p.add_argument(
-        "--dropout",
-        type=float,
-        help="models with dropout: the share of values it zeroes in training "
-        "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)",
-    )
-    p.add_argument(
-        "--adversarial",
-        choices=["fgsm", "pgd"],
-        help="train on attacked batches: fgsm (fast FGSM with a random start, Wong et al. 2020: about "
-        "twice a plain step) or pgd (PGD-7, 8x); robust accuracy is reported every epoch",
-    )
-    p.add_argument(
-        "--adv-eps",
-        type=float,
-        metavar="E",
-        help="--adversarial: the attack's size in pixel units 0..1 (MNIST: 0.1-0.3, CIFAR-10: 0.03)",
-    )
-    p.add_argument(
-        "--corrupt",
-        metavar="SPEC",
-        help="memorization (Zhang et al. 2017): labels=P (a random fraction P "
-        "of the training labels replaced), shuffled-pixels, "
-        "random-pixels or gaussian; seeded by --seed",
-    )
-    p.add_argument(
-        "--valid-fraction",
-        type=float,
-        help="share of training data held out for validation (default: the recipe's, 0.2 for most; cifar-fast's 0.04)",
-    )
-    p.add_argument("--image-size", type=int, help="imagefolder: side every image is resized to")
-    p.add_argument(
-        "--weights",
-        metavar="imagenet|FILE.pth",
-        help="start from pretrained weights: imagenet (torchvision's, downloaded once and checked; "
-        "alexnet, vgg*, resnet18/34/50) or a .pth file; a different class count re-initializes only "
-        "the last layer",
-    )
-    p.add_argument(
-        "--freeze", choices=["features"], help="with --weights: train only the new last layer (default recipe: frozen)"
-    )
-    p.add_argument(
+    add_flags(recipe, Recipe)
+    recipe.add_argument(
         "--finetune",
         action="store_true",
         help="with --weights: train every layer, the pretrained ones at a tenth of the rate (the finetune recipe)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when there is one)")
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "bf16", "fp32"],
-        help="auto: bf16 autocast where the hardware is fast at it",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
 
 
 def without_option(argv: list[str], option: str) -> list[str]:
@@ -311,26 +233,6 @@ def without_option(argv: list[str], option: str) -> list[str]:
         elif not arg.startswith(option + "="):
             kept.append(arg)
     return kept
-
-
-RECIPE_OPTIONS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "weight_decay",
-    "bias_lr_scale",
-    "schedule",
-    "decay",
-    "label_smoothing",
-    "augment",
-    "lookahead",
-    "dropout",
-    "freeze",
-    "adversarial",
-    "adv_eps",
-)
-RUN_OPTIONS = ("data_root", "valid_fraction", "seed", "device", "precision", "image_size", "weights", "corrupt")
 
 
 def _train(args) -> int:
@@ -439,7 +341,7 @@ def run_name(out: str, name: str | None) -> Path | None:
 
 def _options(args) -> dict:
     """The recipe and run options given on the command line (unset ones keep the recipe's values)."""
-    options = {k: getattr(args, k) for k in RECIPE_OPTIONS + RUN_OPTIONS if getattr(args, k) is not None}
+    options = given(args)
     if getattr(args, "finetune", False):
         options["pretrained_lr_scale"] = 0.1
     if options.get("augment") == "none":
@@ -568,10 +470,10 @@ def _compare(args) -> int:
 def _datasets(args) -> int:
     from cnnlab.data import load_dataset
 
-    names = args.names or DATASET_NAMES[:3] + (["imagefolder"] if args.data_root else [])
-    unknown = [n for n in names if n not in DATASET_NAMES]
+    names = args.names or [*DOWNLOADABLE, *(["imagefolder"] if args.data_root else [])]
+    unknown = [n for n in names if n not in DATASETS]
     if unknown:
-        raise CnnlabError(f"unknown data set {unknown[0]!r}; known: {', '.join(DATASET_NAMES)}")
+        raise CnnlabError(f"unknown data set {unknown[0]!r}; known: {', '.join(DATASETS)}")
     missing = 0
     for name in names:
         try:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from cnnlab.data import formats
+from cnnlab.data.names import DATASETS
 from cnnlab.data.sources import cache_root, download, not_found, safe_extract, search_roots
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path, write_text
@@ -338,7 +339,7 @@ def load_image_folder(
 
 # --- the registry and helpers --------------------------------------------------------------------------------
 
-DATASETS = {
+LOADERS = {  # one for each name of cnnlab.data.names.DATASETS
     "mnist": lambda **kw: load_idx_dataset("mnist", **kw),
     "fashion-mnist": lambda **kw: load_idx_dataset("fashion-mnist", **kw),
     "cifar10": load_cifar10,
@@ -350,7 +351,7 @@ def load_dataset(name: str, data_root=None, download: bool = True, **options) ->
     """Find (or download) and read a data set: `load_dataset("mnist", data_root="data")`."""
     if name not in DATASETS:
         raise CnnlabError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
-    data = DATASETS[name](data_root=data_root, download_ok=download, **options)
+    data = LOADERS[name](data_root=data_root, download_ok=download, **options)
     if not len(data.train):
         raise CnnlabError(f"{data.source}: the {name} training set holds no images; give a data set with some")
     return data

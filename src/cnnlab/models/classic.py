@@ -16,7 +16,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.models.dropout import Dropout
 from cnnlab.models.pooling import MaxPool2d
-from cnnlab.models.recipe import TRANSFER_RECIPES, Recipe
+from cnnlab.models.recipe import Recipe
 from cnnlab.models.registry import register
 
 IMAGENET = (3, 224, 224)
@@ -30,6 +30,12 @@ IMAGENET_RECIPE = Recipe(epochs=30, batch_size=64, lr=0.02, optimizer="sgd", nes
 CIFAR_RECIPE = Recipe(epochs=20, batch_size=256, lr=0.1, optimizer="sgd", nesterov=True, weight_decay=5e-4,
                       schedule="onecycle", label_smoothing=0.1, augment="flip,crop=4")
 # fmt: on
+# Transfer learning from ImageNet weights (`--weights imagenet`): AdamW, few epochs, the photos augmentation.
+# frozen: only the new last layer learns; finetune: every layer, the pretrained ones at a tenth of the rate.
+TRANSFER_RECIPES = {
+    "frozen": Recipe(epochs=5, batch_size=32, lr=3e-3, weight_decay=0.01, augment="photos", freeze="features"),
+    "finetune": Recipe(epochs=5, batch_size=32, lr=1e-3, weight_decay=0.01, augment="photos", pretrained_lr_scale=0.1),
+}
 
 
 def init_convs(model: nn.Module) -> None:

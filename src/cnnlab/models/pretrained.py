@@ -203,7 +203,7 @@ def load_imagenet_weights(model, name: str, progress: bool = True, log=print) ->
 
 def imagenet_model(name: str, progress: bool = True, log=print):
     """`name` with 1000 classes and its ImageNet weights, in eval mode; returns (model, its PretrainedWeights)."""
-    from cnnlab.models.registry import create_model
+    from cnnlab.models import create_model  # the package: it registers every model
 
     weights = imagenet_weights(name)
     model = create_model(name, in_channels=3, num_classes=1000, image_size=weights.crop)

@@ -17,31 +17,82 @@ from cnnlab.errors import CnnlabError, whole, within
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "exponential")
 FREEZES = ("", "features")
-ADVERSARIAL_METHODS = ("fgsm", "pgd")  # adversarial training's attacks (cnnlab.training.adversarial)
+ATTACKS = {  # cnnlab.training.adversarial's, named here without torch for the command line (`cnnlab attack`)
+    "fgsm": "one signed gradient step of size eps (FGSM)",
+    "pgd": "projected gradient descent in the L-inf ball, from a random start",
+    "pgd-l2": "projected gradient descent in the L2 ball, from a random start",
+}
+ADVERSARIAL_METHODS = ("fgsm", "pgd")  # the attacks adversarial training uses
+
+
+def option(default=dataclasses.MISSING, *, help: str, metavar: str | None = None, choices: tuple = ()):
+    """A dataclass field that is also a command-line flag, --name-with-dashes: its help, metavar and choices are
+    declared here, once, and `cnnlab train` and `cnnlab lr-find` generate their flags from them (cnnlab.cli.flags).
+    This module imports no torch, so that the command line can read them and still start at once."""
+    return dataclasses.field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str = "adamw"  # sgd | adam | adamw
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
-    weight_decay: float = 0.0
-    bias_lr_scale: float = 1.0  # learning-rate multiplier for biases and norm shifts (the parameters not decayed)
-    schedule: str = "onecycle"  # constant | onecycle (linear warm-up, then cosine to ~0) | exponential
-    warmup: float = 0.2  # onecycle: fraction of the steps spent warming up
-    decay: float = 0.96  # exponential: lr multiplier per epoch (applied a little every step)
-    label_smoothing: float = 0.0
-    augment: str = ""  # e.g. "flip,crop=4" (see cnnlab.data.augment)
-    lookahead: bool = False  # every few steps pull the weights back toward their running average (airbench's)
-    dropout: float | None = None  # models with dropout: its rate in training (None: the model's own)
-    freeze: str = ""  # "features": train only the new last layer (transfer learning from --weights)
-    pretrained_lr_scale: float = 1.0  # learning-rate multiplier for the layers --weights set (fine-tuning: < 1)
-    valid_fraction: float = 0.2  # share of the training set held out for validation (the figures quoted used it)
-    adversarial: str = ""  # train on attacked batches: fgsm (fast, random start) | pgd; "" off
-    adv_eps: float | None = None  # the attack's size in pixel units 0..1 (MNIST: 0.1-0.3; CIFAR-10: 8/255)
+    epochs: int = option(help="passes over the training set", metavar="N")
+    batch_size: int = option(help="images per optimizer step (with --nproc: all processes' together)", metavar="N")
+    lr: float = option(help="peak learning rate")
+    optimizer: str = option("adamw", help="the optimizer; sgd takes --momentum and --nesterov", choices=OPTIMIZERS)
+    momentum: float = option(0.9, help="sgd: its momentum, in [0, 1)", metavar="M")
+    nesterov: bool = option(False, help="sgd: Nesterov's momentum (the gradient taken one step ahead)")
+    weight_decay: float = option(
+        0.0, help="weight decay, decoupled (adamw) or L2 (sgd, adam); biases and norm layers are not decayed"
+    )
+    bias_lr_scale: float = option(
+        1.0, help="learning-rate multiplier for biases and norm layers' parameters (cifar-fast's recipe: 64)"
+    )
+    schedule: str = option(
+        "onecycle",
+        help="learning rate over time: constant; onecycle (warm up, then cosine down to ~0); exponential "
+        "(multiplied by --decay every epoch, a little each step)",
+        choices=SCHEDULES,
+    )
+    warmup: float = option(
+        0.2, help="onecycle: the share of the steps spent warming up, from a tenth of --lr to --lr", metavar="F"
+    )
+    decay: float = option(0.96, help="exponential schedule: learning-rate multiplier per epoch")
+    label_smoothing: float = option(0.0, help="share of each target spread over the other classes (0: one-hot)")
+    augment: str = option(
+        "", help="training augmentation, e.g. flip,rotate=10,crop=4 (none: no augmentation)", metavar="SPEC"
+    )
+    lookahead: bool = option(
+        False,
+        help="every 5 steps pull the weights back toward their running average, more so near the end "
+        "(cifar-fast's recipe: on)",
+    )
+    dropout: float | None = option(  # None: the model's own rate
+        None,
+        help="models with dropout: the share of values it zeroes in training "
+        "(lesson-cnn's default recipe: 0; the lesson's network: 0.25)",
+        metavar="P",
+    )
+    freeze: str = option(
+        "", help="with --weights: train only the new last layer (default recipe: frozen)", choices=FREEZES
+    )
+    pretrained_lr_scale: float = option(
+        1.0, help="with --weights: learning-rate multiplier for the pretrained layers, in (0, 1] (--finetune: 0.1)"
+    )
+    valid_fraction: float = option(
+        0.2,
+        help="share of training data held out for validation (default: the recipe's, 0.2 for most; cifar-fast's 0.04)",
+        metavar="F",
+    )
+    adversarial: str = option(  # "": off
+        "",
+        help="train on attacked batches: fgsm (fast FGSM with a random start, Wong et al. 2020: about twice a "
+        "plain step) or pgd (PGD-7, 8x); robust accuracy is reported every epoch",
+        choices=ADVERSARIAL_METHODS,
+    )
+    adv_eps: float | None = option(
+        None,
+        help="--adversarial: the attack's size in pixel units 0..1 (MNIST: 0.1-0.3, CIFAR-10: 0.03)",
+        metavar="E",
+    )
 
     def __post_init__(self):
         from cnnlab.data.augment import parse_augment
@@ -50,6 +101,8 @@ class Recipe:
         whole(self.batch_size, "batch size")
         within(self.lr, "learning rate", 0, math.inf, "more than 0", low_open=True, high_open=True)
         within(self.momentum, "momentum", 0, 1, "in [0, 1)", high_open=True)
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:  # torch's SGD refuses it mid-run
+            raise CnnlabError("nesterov momentum needs a momentum above 0: add --momentum 0.9, or --no-nesterov")
         within(
             self.bias_lr_scale,
             "bias learning-rate scale",
@@ -125,11 +178,3 @@ class Recipe:
             return self.lr * (0.1 + 0.9 * step / warm)
         t = (step - warm) / max(1, total_steps - warm)
         return self.lr * (0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-# Transfer learning from ImageNet weights (`--weights imagenet`): AdamW, few epochs, the photos augmentation.
-# frozen: only the new last layer learns; finetune: every layer, the pretrained ones at a tenth of the rate.
-TRANSFER_RECIPES = {
-    "frozen": Recipe(epochs=5, batch_size=32, lr=3e-3, weight_decay=0.01, augment="photos", freeze="features"),
-    "finetune": Recipe(epochs=5, batch_size=32, lr=1e-3, weight_decay=0.01, augment="photos", pretrained_lr_scale=0.1),
-}

@@ -110,7 +110,7 @@ def summarize(name: str, model_args: dict, input_shape: tuple[int, int, int]) ->
     """The table for registered model `name` built with `model_args`, on one (C, H, W) input. It is built on the
     meta device (instant, no memory) when every op it uses can run there, else for real."""
     from cnnlab.errors import CnnlabError
-    from cnnlab.models.registry import create_model
+    from cnnlab.models import create_model
 
     try:
         with torch.device("meta"):
@@ -128,7 +128,7 @@ def summarize(name: str, model_args: dict, input_shape: tuple[int, int, int]) ->
 def model_table() -> str:
     """Every registered model with its parameter count at its own input shape: ImageNet-shaped models with
     ImageNet's 1000 classes (the counts published for them), the others with 10."""
-    from cnnlab.models.registry import MODELS, count_parameters, create_model
+    from cnnlab.models import MODELS, count_parameters, create_model
 
     lines = [f"{'model':<16} {'parameters':>12}  {'input':<10} {'classes':>7}  description"]
     for name, spec in MODELS.items():

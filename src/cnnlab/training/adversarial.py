@@ -22,13 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError, whole, within
-from cnnlab.models.recipe import ADVERSARIAL_METHODS
+from cnnlab.models.recipe import ADVERSARIAL_METHODS, ATTACKS
 
-ATTACKS = {
-    "fgsm": "one signed gradient step of size eps (FGSM)",
-    "pgd": "projected gradient descent in the L-inf ball, from a random start",
-    "pgd-l2": "projected gradient descent in the L2 ball, from a random start",
-}
 TRAINING_ATTACKS = ADVERSARIAL_METHODS  # what --adversarial takes
 TRAINING_PGD_STEPS = 7  # --adversarial pgd: Madry et al.'s CIFAR-10 setting
 FAST_FGSM_STEP = 1.25  # Wong et al.: the step after the random start, in units of eps

@@ -4,6 +4,8 @@
 
 The defaults live here: the data set a model is trained on when none is named, and the device.
 Every value is checked when the config is made, so a bad one is refused before any data is read.
+The fields declared with `option` are `cnnlab train`'s flags; this module imports torch only in its functions, so
+that the command line can read them and still start at once.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.data import DATASETS
-from cnnlab.data.corrupt import parse_corrupt
 from cnnlab.errors import MAX_SEED, CnnlabError, whole, within
-from cnnlab.models import Recipe, get_spec
+from cnnlab.models.recipe import Recipe, option
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -26,20 +27,41 @@ PRECISIONS = ("auto", "bf16", "fp32")
 @dataclass
 class RunConfig:
     model: str
-    dataset: str
+    dataset: str = option(
+        help="data set (default: mnist for 28x28 grey models, cifar10 for the others)", choices=DATASETS
+    )
     recipe: Recipe
-    data_root: str | None = None
+    data_root: str | None = option(
+        None,
+        help="folder holding the data set (default: $CNNLAB_DATA, ~/.cache/cnnlab, /usr/share/datasets); for "
+        "imagefolder, the image folder itself",
+        metavar="FOLDER",
+    )
     valid_fraction: float = 0.2  # as the recipe says (make_config copies it): the split the run used
-    seed: int = 0
-    device: str = "cpu"
-    precision: str = "auto"  # auto | bf16 | fp32
-    image_size: int | None = None  # image folders: the side every image is resized to
+    seed: int = option(0, help="seed of the initial weights, the validation split and the batches' order")
+    device: str = option("cpu", help="cpu, cuda, cuda:N, or auto: cuda when there is one (the command line's default)")
+    precision: str = option("auto", help="auto: bf16 autocast where the hardware is fast at it", choices=PRECISIONS)
+    image_size: int | None = option(None, help="imagefolder: side every image is resized to", metavar="PIXELS")
     model_args: dict = field(default_factory=dict)
-    weights: str | None = None  # torchvision .pth to start from (fine-tuning)
+    weights: str | None = option(
+        None,
+        help="start from pretrained weights: imagenet (torchvision's, downloaded once and checked; alexnet, vgg*, "
+        "resnet18/34/50) or a .pth file; a different class count re-initializes only the last layer",
+        metavar="imagenet|FILE.pth",
+    )
     custom: bool = False  # `model` names the caller's own nn.Module class, not a registry model
-    corrupt: str = ""  # memorization: labels=P, shuffled-pixels, random-pixels, gaussian
+    corrupt: str = option(
+        "",
+        help="memorization (Zhang et al. 2017): labels=P (a random fraction P of the training labels replaced), "
+        "shuffled-pixels, random-pixels or gaussian; seeded by --seed",
+        metavar="SPEC",
+    )
 
     def __post_init__(self):
+        from cnnlab.data.corrupt import parse_corrupt
+        from cnnlab.models import get_spec
+        from cnnlab.training.transfer import check_transfer
+
         if not self.custom:
             get_spec(self.model)
         within(
@@ -58,8 +80,6 @@ class RunConfig:
             whole(self.image_size, "image size")
         parse_corrupt(self.corrupt)
         self.device = resolve_device(self.device)
-        from cnnlab.training.transfer import check_transfer
-
         check_transfer(self.model, self.weights, self.recipe)
 
     def to_dict(self) -> dict:
@@ -69,6 +89,8 @@ class RunConfig:
 def make_config(model: str, dataset: str | None = None, recipe: str | None = None, **options) -> RunConfig:
     """A checked RunConfig: `options` are RunConfig fields (data_root, seed, device, ...) or recipe fields (epochs,
     lr, augment, ...) that override the named recipe (default: the data set's own, else the model's default)."""
+    from cnnlab.models import get_spec
+
     dataset = dataset or default_dataset(model)
     if dataset not in DATASETS:
         raise CnnlabError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
@@ -131,6 +153,8 @@ def _is(value, kind) -> bool:
 
 def default_dataset(model: str) -> str:
     """MNIST for 28x28 grey models, CIFAR-10 for 32x32 colour ones; ImageNet-shaped models must be told."""
+    from cnnlab.models import get_spec
+
     c, h, _ = get_spec(model).default_input
     if (c, h) == (1, 28):
         return "mnist"
