@@ -8,6 +8,7 @@ that never reached the page, pictures that said nothing), each driven in a real 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import re
@@ -480,12 +481,28 @@ def test_choosing_another_data_set_keeps_the_augmentation_settings(browser, live
 # ---------------------------------------------------------------- the pictures in docs/explorer
 
 
+@contextlib.contextmanager
+def chromium(width: int, height: int):
+    """Debian's headless Chromium, as the `browser` fixture opens it, for taking the pictures."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
 def screenshots(runs: Path, out: Path) -> None:
     """docs/explorer/<panel>.png: each panel with its introduction, a legend and a definition shown on hover."""
     from PIL import Image
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
-    from test_serve_monitor import chromium
 
     out.mkdir(parents=True, exist_ok=True)
     with serving(runs) as url, chromium(1400, 1300) as browser:

@@ -254,9 +254,10 @@ def test_pointing_game_among_distractors(hard_shapes_run):
     Grad-CAM's strongest pixel still on the deciding shape (on bench/pointing_game_hard.py's 60 images, averaging
     |gradient| gave 83%, Grad-CAM of the unrectified maps 82%)."""
     trained, images, labels, centres = hard_shapes_run
-    # measured here: SmoothGrad 100%, Grad-CAM 90%; Grad-CAM's 8x8 maps of a 32x32 image put its maximum on a
-    # 4-pixel grid, so a near miss is one unit away: 85% keeps the test from failing on another CPU's training
-    for method, share in (("smoothgrad", 0.9), ("gradcam", 0.85)):
+    # measured here: SmoothGrad 100%, Grad-CAM 90% (54 of 60); trained with seeds 0-5, Grad-CAM gave 90-100%.
+    # Its 8x8 maps of a 32x32 image put the maximum on a 4-pixel grid, so a near miss is one unit away: 88% (one
+    # image below the worst seed) keeps the test from failing on another CPU's training
+    for method, share in (("smoothgrad", 0.9), ("gradcam", 0.88)):
         maps = attribute(trained, images, method, target=labels)
         rows, cols = np.divmod(maps.reshape(len(maps), -1).argmax(1), maps.shape[2])
         hits = np.maximum(abs(rows - centres[:, 0]), abs(cols - centres[:, 1])) <= 2 + MARGIN

@@ -9,7 +9,9 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from subprocess import PIPE
 
 import pytest
 import torch
@@ -20,21 +22,36 @@ from cnnlab.errors import CnnlabError
 from cnnlab.training.config import make_config
 from cnnlab.training.loop import train
 
-# Runs cnnlab's command line, sending itself SIGKILL just before the K-th file rename: every write in cnnlab goes to
-# a temporary file that a rename puts in place, so this stops the run at each instant between two writes.
+# A fork server for cnnlab's command line: each run it is sent is a child forked from it, which sends itself SIGKILL
+# just before its K-th file rename. Every write in cnnlab goes to a temporary file that a rename puts in place, so
+# this stops a run at each instant between two writes. (Forked, not started afresh: importing torch again for every
+# run was most of this test's time. The server only imports, so each child starts as a new process would.)
 KILLER = """
-import os, signal, sys
-limit, real, calls = int(sys.argv[1]), os.replace, [0]
-def replace(source, target):
-    calls[0] += 1
-    if calls[0] == limit:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(source, target)
-os.replace = replace
+import json, os, signal, sys, traceback
+import cnnlab.api
 from cnnlab.cli import main
-code = main(sys.argv[2:])
-print(f"renames={calls[0]}")
-sys.exit(code)
+for line in iter(sys.stdin.readline, ""):
+    limit, argv = json.loads(line)
+    child = os.fork()
+    if child == 0:
+        real, calls = os.replace, [0]
+        def replace(source, target):
+            calls[0] += 1
+            if calls[0] == limit:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(source, target)
+        os.replace = replace
+        code = 1
+        try:
+            code = main(argv)
+            print(f"renames={calls[0]}")
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    print(f"status={os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])}", flush=True)
 """
 
 
@@ -58,10 +75,21 @@ def command(root, folder) -> list[str]:
     ]
 
 
-def killed_run(script, limit: int, root, folder) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(script), str(limit), *command(root, folder)], capture_output=True, text=True, timeout=300
-    )
+def killed_run(server, limit: int, root, folder) -> tuple[int, str]:
+    """A run forked by the KILLER `server`, killed before rename `limit`: its exit code (-9 when killed) and what it
+    printed. Five minutes at most, as a subprocess.run(timeout=300) would allow."""
+    server.stdin.write(json.dumps([limit, command(root, folder)]) + "\n")
+    server.stdin.flush()
+    watchdog = threading.Timer(300, server.kill)
+    watchdog.start()
+    printed = []
+    try:
+        while not (line := server.stdout.readline()).startswith("status="):
+            assert line, "the fork server stopped"
+            printed.append(line)
+    finally:
+        watchdog.cancel()
+    return int(line.removeprefix("status=")), "".join(printed)
 
 
 def finish(root, folder) -> None:
@@ -94,19 +122,24 @@ def same(a: tuple, b: tuple) -> bool:
 
 
 def test_killed_at_every_write_then_resumed_ends_as_the_uninterrupted_run(mnist_root, tmp_path, capsys):
-    script = tmp_path / "killer.py"
+    script, errors = tmp_path / "killer.py", tmp_path / "killer.err"
     script.write_text(KILLER)
-    whole = killed_run(script, 10**9, mnist_root, tmp_path / "runs" / "whole")
-    assert whole.returncode == 0, whole.stderr
-    renames = int(whole.stdout.rsplit("renames=", 1)[1])
-    expected = outcome(tmp_path / "runs" / "whole")
-    assert renames >= 8
-    for limit in range(1, renames + 1):
-        folder = tmp_path / "runs" / f"killed-{limit}"
-        assert killed_run(script, limit, mnist_root, folder).returncode == -signal.SIGKILL
-        finish(mnist_root, folder)
-        assert same(outcome(folder), expected), f"killed before rename {limit}"
-        assert not list(folder.glob(".*.tmp")), f"temporary files left after rename {limit}"
+    with (
+        errors.open("w") as stderr,
+        subprocess.Popen([sys.executable, str(script)], stdin=PIPE, stdout=PIPE, stderr=stderr, text=True) as server,
+    ):
+        code, printed = killed_run(server, 10**9, mnist_root, tmp_path / "runs" / "whole")
+        assert code == 0, errors.read_text()
+        renames = int(printed.rsplit("renames=", 1)[1])
+        expected = outcome(tmp_path / "runs" / "whole")
+        assert renames >= 8
+        for limit in range(1, renames + 1):
+            folder = tmp_path / "runs" / f"killed-{limit}"
+            assert killed_run(server, limit, mnist_root, folder)[0] == -signal.SIGKILL, errors.read_text()
+            finish(mnist_root, folder)
+            assert same(outcome(folder), expected), f"killed before rename {limit}"
+            assert not list(folder.glob(".*.tmp")), f"temporary files left after rename {limit}"
+        server.stdin.close()
     capsys.readouterr()
 
 

@@ -1,8 +1,7 @@
 """The explorer's data panel: the data sets found (where the runs found theirs, and cnnlab's usual places), a grid
 of samples that really are of their class, and the augmentation preview equal to `cnnlab augment-preview`'s,
-seeded, refusing what the library refuses; and the same in a real browser.
-
-`python tests/test_serve_datasets.py` makes docs/serve-datasets.png from Debian's Fashion-MNIST."""
+seeded, refusing what the library refuses; and the same in a real browser. (The panel's picture in
+docs/explorer/datasets.png: `python tests/test_explorer_pages.py RUNS_DIR`.)"""
 
 from __future__ import annotations
 
@@ -224,36 +223,3 @@ def test_the_data_page_shows_a_grid_and_redraws_the_augmentation(browser, live_s
     spec.send_keys("wobble")
     error = found(browser, "#error")[0]
     wait(browser, lambda: error.is_displayed() and "unknown augmentation 'wobble'" in error.text)
-
-
-# ---------------------------------------------------------------- the README's picture
-
-
-def screenshot(out) -> None:
-    """docs/serve-datasets.png: the data sets cnnlab finds here, Fashion-MNIST's classes, an augmentation preview."""
-    import tempfile
-    from pathlib import Path
-
-    from conftest import serving
-    from selenium.webdriver.common.keys import Keys
-    from test_serve_monitor import chromium, whole_page
-
-    with tempfile.TemporaryDirectory() as runs, serving(Path(runs)) as url, chromium() as browser:
-        browser.get(url + "#datasets")
-        chosen = '#datasets tr[data-id="fashion-mnist"]'
-        wait(browser, lambda: found(browser, chosen), timeout=120)[0].click()  # reading 70,000 images: seconds
-        per_class = found(browser, "#datasets .toolbar input[type=number]")[0]
-        per_class.clear()
-        per_class.send_keys("12", Keys.ENTER)
-        wait(browser, lambda: len(found(browser, "#datasets .class-row img")) == 120, timeout=60)
-        found(browser, '#datasets input[data-value="rotate"]')[0].send_keys(*[Keys.RIGHT] * 15)
-        found(browser, '#datasets input[data-op="cutout"]')[0].click()
-        preview_image = found(browser, "#datasets img.preview")[0]
-        wait(browser, lambda: preview_image.get_attribute("data-spec") == "flip,rotate=25,cutout=8", timeout=60)
-        whole_page(browser, out)
-
-
-if __name__ == "__main__":
-    from pathlib import Path
-
-    screenshot(Path(__file__).resolve().parents[1] / "docs" / "serve-datasets.png")

@@ -1,15 +1,11 @@
 """The explorer's lessons panels: the kernel playground and the convolution arithmetic, as endpoints and in a browser.
-
-Set CNNLAB_SCREENSHOTS=docs to have the browser tests write docs/serve-kernels.png and docs/serve-convolution.png.
-"""
+(Their pictures in docs/explorer: `python tests/test_explorer_pages.py RUNS_DIR`.)"""
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,8 +28,6 @@ from cnnlab.serve import create_app
 from cnnlab.serve.lessons import Pictures, read_kernel
 from cnnlab.serve.payloads import png_data_url
 from cnnlab.serve.store import NotFound
-
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -273,11 +267,6 @@ def retype(box, text):
     box.send_keys(text)
 
 
-def screenshot(browser, name):
-    if os.environ.get("CNNLAB_SCREENSHOTS") == "docs":
-        browser.save_screenshot(str(DOCS / f"serve-{name}.png"))
-
-
 def test_editing_a_kernel_number_redraws_the_filtered_picture(browser, lessons_server):
     import httpx
     from selenium.webdriver.support.ui import Select
@@ -297,7 +286,6 @@ def test_editing_a_kernel_number_redraws_the_filtered_picture(browser, lessons_s
     assert named.first_selected_option.text == "custom"
     caption = browser.find_element("css selector", "#kernels figure:nth-child(2) figcaption:last-child")
     assert caption.text.startswith("custom 3x3 · clipped to 0..255")
-    screenshot(browser, "kernels")
 
     edited = filtered()
     named.select_by_value("gaussian")
@@ -363,9 +351,6 @@ def test_stepping_the_convolution_animation(browser, lessons_server):
     for _ in range(5):
         browser.find_element("xpath", "//section[@id='convolution']//button[text()='Step']").click()
     wait(browser, lambda: "row 2, column 2 of 4x4" in browser.find_element("css selector", "#convolution .where").text)
-    browser.set_window_size(1400, 1500)  # the conv layer's maps too
-    screenshot(browser, "convolution")
-    browser.set_window_size(1400, 1000)
     play = browser.find_element("xpath", "//section[@id='convolution']//button[text()='Play']")
     play.click()
     wait(browser, lambda: "row 2, column 3 of 4x4" in browser.find_element("css selector", "#convolution .where").text)

@@ -1,15 +1,12 @@
 """The explorer's training monitor: runs and their state, curves equal to the record, a confusion matrix equal to
 what Predictor.evaluate counts, cells holding exactly their images ranked by loss, a run followed live while it
-trains (through the endpoints and in a real browser), runs compared.
-
-`python tests/test_serve_monitor.py` makes docs/serve-monitor.png from runs on Debian's Fashion-MNIST."""
+trains (through the endpoints and in a real browser), runs compared. (The explorer's pictures in docs/explorer:
+`python tests/test_explorer_pages.py RUNS_DIR`.)"""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -268,100 +265,6 @@ def test_the_page_follows_a_run_while_it_trains(browser, tmp_path):
         train(config, runs / "mlp", progress=False, log=lambda line: None, on_epoch_end=page_shows_the_epoch)
         wait(browser, lambda: found(browser, '#monitor tr[data-run="mlp"] .state')[0].text == "finished", timeout=10)
     assert len(shown) == 3 and max(shown[1:]) < 5  # each epoch on the page within a poll or two
-
-
-# ---------------------------------------------------------------- the README's picture
-
-
-@contextlib.contextmanager
-def chromium(width=1400, height=1000):
-    """Debian's headless Chromium, as the `browser` fixture opens it, for the scripts that take the pictures."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def fashion_subset(root: Path, n_train: int = 6000, n_test: int = 1000) -> Path:
-    """The first images of the Fashion-MNIST cnnlab finds (Debian's dataset-fashion-mnist), as a smaller copy:
-    real pictures that train in seconds."""
-    from conftest import write_idx
-
-    from cnnlab.data import load_dataset
-
-    data = load_dataset("fashion-mnist", download=False)
-    raw = root / "FashionMNIST" / "raw"
-    for split, part, n in (("train", data.train, n_train), ("t10k", data.test, n_test)):
-        write_idx(raw / f"{split}-images-idx3-ubyte.gz", part.images[:n, 0].numpy())
-        write_idx(raw / f"{split}-labels-idx1-ubyte.gz", part.labels[:n].numpy())
-    return root
-
-
-def whole_page(browser, path: Path) -> None:
-    """A screenshot as tall as the page."""
-    browser.set_window_size(1400, browser.execute_script("return document.body.scrollHeight") + 140)
-    browser.execute_script("window.scrollTo(0, 0)")
-    time.sleep(0.5)  # the resize's layout; nothing is fetched
-    browser.save_screenshot(str(path))
-
-
-def screenshot(out: Path) -> None:
-    """docs/serve-monitor.png: two finished runs and one paused while it trains, on real pictures."""
-    import tempfile
-
-    import cnnlab
-
-    with tempfile.TemporaryDirectory() as tmp:
-        data, runs = fashion_subset(Path(tmp) / "data"), Path(tmp) / "runs"
-        for model, epochs in (("mlp", 8), ("mnist-cnn", 5)):
-            cnnlab.train(model, "fashion-mnist", data_root=str(data), out=runs, epochs=epochs, progress=False)
-        paused, go_on = threading.Event(), threading.Event()
-
-        def pause_at_epoch_4(epoch, run):
-            if epoch == 4:
-                paused.set()
-                go_on.wait()
-            return epoch == 4  # then stop: the picture is taken
-
-        config = make_config("mlp", "fashion-mnist", data_root=str(data), epochs=10, lr=1e-2)
-        trainer = threading.Thread(
-            target=train,
-            args=(config, runs / "mlp-fashion-mnist-lr0.01"),
-            kwargs=dict(progress=False, on_epoch_end=pause_at_epoch_4),
-            daemon=True,
-        )
-        trainer.start()
-        assert paused.wait(600), "the third run did not reach its fourth epoch"
-        with serving(runs) as url, chromium() as browser, contextlib.ExitStack() as finally_:
-            finally_.callback(go_on.set)
-            browser.get(url + "#monitor")
-            wait(browser, lambda: len(found(browser, "#monitor table.runs tbody tr")) == 3)
-            found(browser, '#monitor tr[data-run="mnist-cnn-fashion-mnist"] td.name')[0].click()
-            matrix = '#monitor .matrix[data-run="mnist-cnn-fashion-mnist"] td'
-            cells = [
-                td
-                for td in wait(browser, lambda: found(browser, matrix))
-                if td.get_attribute("data-true") != td.get_attribute("data-predicted")
-            ]
-            max(cells, key=lambda td: int(td.text)).click()
-            wait(browser, lambda: found(browser, "#monitor .thumbs img"))
-            for box in found(browser, "#monitor table.runs input[type=checkbox]"):
-                box.click()
-            wait(browser, lambda: len(found(browser, '#monitor svg[data-chart="compare"] path.line')) == 3)
-            whole_page(browser, out)
-        trainer.join()
-
-
-if __name__ == "__main__":
-    screenshot(Path(__file__).resolve().parents[1] / "docs" / "serve-monitor.png")
 
 
 def test_one_broken_run_is_left_out_of_a_comparison_and_named(tmp_path, served_runs):
