@@ -217,7 +217,16 @@ def test_memorize_options_reach_the_training(tmp_path, monkeypatch):
     assert all(g["lr"] == pytest.approx(0.004 * 0.5**2.5) for g in optimizer.param_groups)
     assert json.loads(out.with_suffix(".json").read_text())["recipe"]["optimizer"] == "adam"
     made.clear()
-    assert main([*args, "--corrupt", "none", "--max-epochs", "1"]) == 0
-    ((recipe, optimizer),) = made  # unset options: memorize's own recipe
-    assert recipe == MEMORIZE_RECIPE.replace(epochs=1, batch_size=30)
-    assert type(optimizer).__name__ == {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}[MEMORIZE_RECIPE.optimizer]
+    assert main([*args, "--corrupt", "none", "--max-epochs", "1", "--momentum", "0.5"]) == 0
+    ((recipe, optimizer),) = made  # unset options: memorize's own recipe (SGD)
+    assert recipe == MEMORIZE_RECIPE.replace(epochs=1, batch_size=30, momentum=0.5)
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["momentum"] == 0.5
+
+
+def test_memorize_help_states_the_recipes_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["memorize", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    r = MEMORIZE_RECIPE
+    for default in (r.optimizer, r.momentum, r.lr, r.epochs, r.batch_size, r.schedule):
+        assert f"default: {default}" in shown

@@ -87,7 +87,8 @@ def register(sub) -> None:
     )
     # the recipe's fields, named as `cnnlab train` names them; unset: memorize's own recipe (MEMORIZE_RECIPE)
     p.add_argument("--max-epochs", type=int, help="per corruption (default: 100)")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default: sgd, momentum 0.9 (the paper's)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default: sgd (the paper's)")
+    p.add_argument("--momentum", type=float, metavar="M", help="sgd: its momentum, in [0, 1) (default: 0.9)")
     p.add_argument("--lr", type=float, help="learning rate (default: 0.01)")
     p.add_argument(
         "--schedule",
@@ -175,6 +176,7 @@ def _memorize(args) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         optimizer=args.optimizer,
+        momentum=args.momentum,
         schedule=args.schedule,
         decay=args.decay,
     )
