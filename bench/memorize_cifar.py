@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cnnlab.plots import save
 from cnnlab.plots.attack import memorize_figure
-from cnnlab.training.memorize import FIGURE_1, MEMORIZE_RECIPE, memorize
+from cnnlab.training.memorize import FIGURE_1, MEMORIZE_RECIPE, memorize, recipe_line
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         curves, described = saved["curves"], saved["recipe"]
     else:
         fitted = memorize(args.model, "cifar10", args.subset, corruptions, recipe, args.seed, data_root=args.data_root)
-        curves, described = [c.to_dict() for c in fitted], recipe.describe()
+        curves, described = [c.to_dict() for c in fitted], recipe_line(recipe)
         saved = {"seed": args.seed, "recipe": described, "seconds": time.perf_counter() - t0, "curves": curves}
         Path(args.out).with_suffix(".json").write_text(json.dumps(saved, indent=1))
     print(f"whole figure: {saved['seconds']:.0f} s ({described}, seed {saved['seed']})")

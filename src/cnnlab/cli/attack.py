@@ -161,7 +161,7 @@ def _memorize(args) -> int:
     from cnnlab.plots import save
     from cnnlab.plots.attack import memorize_figure
     from cnnlab.training.config import default_dataset
-    from cnnlab.training.memorize import FIGURE_1, MEMORIZE_RECIPE, memorize
+    from cnnlab.training.memorize import FIGURE_1, MEMORIZE_RECIPE, memorize, recipe_line
 
     dataset = args.dataset or default_dataset(args.model)
     corruptions = (
@@ -199,6 +199,6 @@ def _memorize(args) -> int:
             indent=2,
         ),
     )
-    figure = memorize_figure(data, args.model, dataset, args.subset, recipe.describe())
+    figure = memorize_figure(data, args.model, dataset, args.subset, recipe_line(recipe))
     print(f"figure: {save(figure, out)}")
     return 0

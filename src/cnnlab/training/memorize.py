@@ -35,6 +35,11 @@ def steps_to(steps: list[int], values: list[float], threshold: float = MARK) -> 
     return next((step for step, value in zip(steps, values) if value >= threshold), None)
 
 
+def recipe_line(recipe: Recipe) -> str:
+    """The recipe as the figure's title says it: its epochs are a limit, each corruption stops once fitted."""
+    return f"{recipe.describe()} at most"
+
+
 @dataclass
 class Curve:
     corrupt: str  # "" for the true data
