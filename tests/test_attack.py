@@ -1,6 +1,7 @@
 """Adversarial examples: FGSM as the paper defines it, PGD at least as strong, agreement with ART, every model,
 the command and its files, adversarial training, and the cost of a PGD step."""
 
+import dataclasses
 import json
 import time
 
@@ -13,7 +14,7 @@ from conftest import make_mnist
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
-from cnnlab.inspect.attack import LIKELY_WRONG, adversarial, robustness
+from cnnlab.inspect.attack import LIKELY_WRONG, adversarial, clean_note, robustness
 from cnnlab.models import MODELS, create_model
 from cnnlab.predict import Predictor
 from cnnlab.training.adversarial import Attack, InPixels, perturb
@@ -180,6 +181,22 @@ def test_attack_command_writes_json_and_figure(trained, capsys):
     )
     assert (run.folder / "attacks" / "fgsm.png").stat().st_size > 10_000
     assert "written" in capsys.readouterr().out
+
+
+def test_eps_0_is_the_runs_test_accuracy_or_says_why_not(trained):
+    run, _, _ = trained
+    record = run.predictor.record
+    report = robustness(run, "fgsm", [0], progress=False)
+    assert report.results[0]["accuracy"] == record.test.accuracy  # an fp32 run: the same number
+    assert clean_note(report, record) is None
+    # trained with bf16 autocast, one test image landed on the other side of a tie
+    bf16 = dataclasses.replace(
+        record,
+        model=dataclasses.replace(record.model, precision="bf16"),
+        test=dataclasses.replace(record.test, accuracy=record.test.accuracy - 1 / report.images),
+    )
+    assert "bf16 autocast" in clean_note(report, bf16)
+    assert clean_note(robustness(run, "fgsm", [0], limit=100, progress=False), bf16) is None  # not the whole set
 
 
 @pytest.mark.parametrize(

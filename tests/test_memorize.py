@@ -12,7 +12,8 @@ from cnnlab.cli import main
 from cnnlab.data import load_dataset
 from cnnlab.data.corrupt import corrupt, parse_corrupt
 from cnnlab.errors import CnnlabError
-from cnnlab.training.memorize import MEMORIZE_RECIPE, fit, subset
+from cnnlab.training import memorize
+from cnnlab.training.memorize import MEMORIZE_RECIPE, Curve, fit, steps_to, subset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -145,7 +146,7 @@ def test_a_network_fits_random_labels(mnist):
     )
     assert curve.train_accuracy >= 0.99
     assert curve.accuracy[0] < 0.5 and curve.steps[-1] == len(curve.steps) * 4
-    assert curve.loss[-1] < curve.loss[0] / 4
+    assert curve.loss[-1] < curve.loss[0] / 3  # SGD stops at the mark with more loss left than Adam
 
 
 def test_memorize_command_draws_every_curve(tmp_path, capsys):
@@ -184,3 +185,48 @@ def test_memorize_command_draws_every_curve(tmp_path, capsys):
     assert out.stat().st_size > 10_000
     assert main(["memorize", "mlp", "--subset", "0", "--data-root", str(tmp_path / "data")]) == 2
     assert "subset 0" in capsys.readouterr().err
+
+
+def test_steps_to_fit_is_the_first_recorded_step_at_the_mark():
+    steps, accuracy = [40, 80, 120, 160, 200], [0.3, 0.98, 0.99, 0.97, 0.999]
+    assert steps_to(steps, accuracy) == 120  # reaching the mark exactly counts; a later dip does not move it
+    assert steps_to(steps, accuracy, 0.995) == 200
+    assert steps_to(steps, accuracy, 0.9995) is None
+    curve = Curve("labels=1", steps, [2.3] * 5, accuracy)
+    assert curve.fitted_at == 120 and curve.to_dict()["fitted_at"] == 120
+    assert Curve("").to_dict()["fitted_at"] is None  # nothing trained yet
+
+
+def test_memorize_options_reach_the_training(tmp_path, monkeypatch):
+    make_mnist(tmp_path / "data", n_train=120, n_test=40)
+    made, real = [], memorize.make_optimizer
+
+    def spy(recipe, model):  # the optimizer fit() trains with, and the recipe it was made from
+        made.append((recipe, real(recipe, model)))
+        return made[-1][1]
+
+    monkeypatch.setattr(memorize, "make_optimizer", spy)
+    out = tmp_path / "memo.png"
+    options = ["--optimizer", "adam", "--lr", "0.004", "--schedule", "exponential", "--decay", "0.5"]
+    args = ["memorize", "mlp", "--dataset", "mnist", "--data-root", str(tmp_path / "data"), "--subset", "60"]
+    args += ["--batch-size", "30", "--no-progress", "--out", str(out)]
+    assert main([*args, "--corrupt", "labels=1", "--max-epochs", "3", *options]) == 0
+    ((recipe, optimizer),) = made
+    assert isinstance(optimizer, torch.optim.Adam) and (recipe.epochs, recipe.batch_size) == (3, 30)
+    # the schedule ran too: after 3 epochs of 2 steps the last step's rate was 0.004 * 0.5 ** (5 / 2)
+    assert all(g["lr"] == pytest.approx(0.004 * 0.5**2.5) for g in optimizer.param_groups)
+    assert json.loads(out.with_suffix(".json").read_text())["recipe"]["optimizer"] == "adam"
+    made.clear()
+    assert main([*args, "--corrupt", "none", "--max-epochs", "1", "--momentum", "0.5"]) == 0
+    ((recipe, optimizer),) = made  # unset options: memorize's own recipe (SGD)
+    assert recipe == MEMORIZE_RECIPE.replace(epochs=1, batch_size=30, momentum=0.5)
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["momentum"] == 0.5
+
+
+def test_memorize_help_states_the_recipes_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["memorize", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    r = MEMORIZE_RECIPE
+    for default in (r.optimizer, r.momentum, r.lr, r.epochs, r.batch_size, r.schedule):
+        assert f"default: {default}" in shown

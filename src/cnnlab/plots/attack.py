@@ -55,20 +55,28 @@ def attack_figure(results: list[dict], gallery: list[dict], classes: list[str], 
     return figure
 
 
-def memorize_figure(curves: list[dict], model: str, dataset: str, size: int):
-    """Training loss and accuracy against steps, one line per corruption, its test accuracy in the legend."""
+def memorize_figure(curves: list[dict], model: str, dataset: str, size: int, recipe: str = "", mark: float = 0.99):
+    """Training loss and accuracy against steps, one line per corruption, its test accuracy in the legend; a dot
+    where each curve's accuracy first reaches `mark` (its "fitted_at" step), so which one fits first can be read."""
     figure = new_figure(10, 3.8, layout="constrained")
     loss_ax, acc_ax = figure.subplots(1, 2)
     for curve in curves:
-        label = f"{curve['label']} (test {100 * curve['test_accuracy']:.1f}%)"
-        loss_ax.plot(curve["steps"], curve["loss"], label=label)
-        acc_ax.plot(curve["steps"], [100 * a for a in curve["accuracy"]], label=label)
-    loss_ax.set(xlabel="training steps", ylabel="training loss", title=f"{model} on {size:,} {dataset} images")
+        at = curve.get("fitted_at")
+        reached = f"{100 * mark:g}% at {at:,} steps" if at else f"{100 * mark:g}% not reached"
+        label = f"{curve['label']}: {reached}, test {100 * curve['test_accuracy']:.1f}%"
+        (line,) = loss_ax.plot(curve["steps"], curve["loss"], label=label)
+        acc_ax.plot(curve["steps"], [100 * a for a in curve["accuracy"]], color=line.get_color(), label=label)
+        if at:
+            acc_ax.plot([at], [100 * curve["accuracy"][curve["steps"].index(at)]], "o", color=line.get_color())
+            loss_ax.axvline(at, color=line.get_color(), linestyle=":", linewidth=1)
+    acc_ax.axhline(100 * mark, color="grey", linestyle="--", linewidth=0.8)
+    title = f"{model} on {size:,} {dataset} images" + (f"\n{recipe}" if recipe else "")
+    loss_ax.set(xlabel="training steps", ylabel="training loss", title=title)
     acc_ax.set(
         xlabel="training steps",
-        ylabel="training accuracy (%)",
+        ylabel="training accuracy (%, running over each epoch)",
         ylim=(0, 101),
-        title="each trained until it fits its training set",
+        title=f"each trained until it fits its training set (dots: {100 * mark:g}%)",
     )
     acc_ax.legend(fontsize=8, loc="lower right")
     for ax in (loss_ax, acc_ax):
