@@ -228,5 +228,5 @@ def test_memorize_help_states_the_recipes_defaults(capsys):
         main(["memorize", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     r = MEMORIZE_RECIPE
-    for default in (r.optimizer, r.momentum, r.lr, r.epochs, r.batch_size, r.schedule):
+    for default in (r.optimizer, r.momentum, r.lr, r.epochs, r.batch_size, r.schedule, r.decay):
         assert f"default: {default}" in shown

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from cnnlab.cli.base import add_command, default_name, output_path
+from cnnlab.cli.flags import add_flags
 from cnnlab.data import DATASETS
 from cnnlab.errors import CnnlabError
-from cnnlab.models.recipe import ATTACKS
+from cnnlab.models.recipe import ATTACKS, Recipe
 
 
 def register(sub) -> None:
@@ -88,15 +89,9 @@ def register(sub) -> None:
     )
     # the recipe's fields, named as `cnnlab train` names them; unset: memorize's own recipe (MEMORIZE_RECIPE)
     p.add_argument("--max-epochs", type=int, help="per corruption (default: 100)")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default: sgd (the paper's)")
-    p.add_argument("--momentum", type=float, metavar="M", help="sgd: its momentum, in [0, 1) (default: 0.9)")
-    p.add_argument("--lr", type=float, help="learning rate (default: 0.01)")
-    p.add_argument(
-        "--schedule",
-        choices=["constant", "onecycle", "exponential"],
-        help="learning rate over time (default: constant); exponential: multiplied by --decay every epoch",
-    )
-    p.add_argument("--decay", type=float, help="exponential schedule: learning-rate multiplier per epoch")
+    # memorize's own recipe, MEMORIZE_RECIPE (training/memorize.py imports torch; a test holds these to it)
+    recipe = {"optimizer": "sgd", "momentum": 0.9, "lr": 0.01, "schedule": "constant", "decay": 0.96}
+    add_flags(p.add_argument_group("the training recipe (the paper's SGD)"), Recipe, defaults=recipe)
     p.add_argument("--batch-size", type=int, help="default: 128")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -25,11 +25,16 @@ def flag_name(field: dataclasses.Field) -> str:
     return "--" + field.name.replace("_", "-")
 
 
-def add_flags(parser, kind) -> None:
-    """One flag for each declared field of `kind`, on `parser` (or an argument group); booleans as --x/--no-x."""
+def add_flags(parser, kind, defaults: dict | None = None) -> None:
+    """One flag for each declared field of `kind`, on `parser` (or an argument group); booleans as --x/--no-x.
+    With `defaults` (field name -> the value a command uses when unset), only those fields, their help saying so."""
     hints = typing.get_type_hints(kind)
     for field in declared(kind):
-        meta = field.metadata
+        if defaults is not None and field.name not in defaults:
+            continue
+        meta = dict(field.metadata)
+        if defaults is not None:
+            meta["help"] += f" (default: {defaults[field.name]})"
         kind_of_value = value_type(hints[field.name])
         if kind_of_value is bool:
             parser.add_argument(
