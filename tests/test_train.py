@@ -9,7 +9,8 @@ from cnnlab.models import Recipe, create_model
 from cnnlab.predict import Predictor
 from cnnlab.training.checkpoint import load_training_state, load_weights, save_training_state, save_weights
 from cnnlab.training.config import RunConfig
-from cnnlab.training.loop import make_optimizer, train
+from cnnlab.training.loop import train
+from cnnlab.training.optimizer import make_optimizer
 
 RECIPE = Recipe(epochs=4, batch_size=32, lr=3e-3, optimizer="adamw", schedule="onecycle")
 
