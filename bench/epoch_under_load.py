@@ -29,7 +29,7 @@ if setting == "cnnlab":
 import torch
 from cnnlab.models import create_model
 from cnnlab.training.config import make_config
-from cnnlab.training.loop import make_optimizer
+from cnnlab.training.optimizer import make_optimizer
 from cnnlab.training.metrics import loss_and_scores
 if setting == "one-thread":
     torch.set_num_threads(1)

@@ -17,9 +17,10 @@ import torch
 
 from cnnlab.data import load_dataset
 from cnnlab.data.augment import augment_for
+from cnnlab.training.assemble import Training
 from cnnlab.training.config import make_config
 from cnnlab.training.custom import own_config
-from cnnlab.training.loop import Run, train_epoch
+from cnnlab.training.epochs import train_epoch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from lesson_nets import CifarNet as Net  # noqa: E402  (the lesson's CNN as the lesson writes it, kept once there)
@@ -31,18 +32,20 @@ def images_per_second(model, data, args) -> float:
     own = not isinstance(model, str)
     options = dict(data_root=args.data_root, valid_fraction=args.valid_fraction)
     config = own_config(model, "cifar10", "lesson-cnn", **options) if own else make_config(model, "cifar10", **options)
-    run = Run(config, "unused", data=data, model=model if own else None)
-    batches = run.batches(run.train_set, shuffle=True, augment=augment_for(config.recipe.augment, run.preprocess))
+    training = Training(config, "unused", data=data, model=model if own else None)
+    batches = training.batches(
+        training.train_set, shuffle=True, augment=augment_for(config.recipe.augment, training.preprocess)
+    )
     start = time.perf_counter()
-    train_epoch(run, batches, 1, progress=False)
+    train_epoch(training, batches, 1, progress=False)
     seconds = time.perf_counter() - start
     name = type(model).__name__ if own else model
     print(
-        f"  {name:<10} {len(run.train_set) / seconds:7.0f} images/s ({len(run.train_set)} images in "
-        f"{seconds:.1f} s; {run.precision}, channels_last {run.channels_last})",
+        f"  {name:<10} {len(training.train_set) / seconds:7.0f} images/s ({len(training.train_set)} images in "
+        f"{seconds:.1f} s; {training.precision}, channels_last {training.channels_last})",
         flush=True,
     )
-    return len(run.train_set) / seconds
+    return len(training.train_set) / seconds
 
 
 def main() -> None:

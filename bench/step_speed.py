@@ -22,8 +22,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnlab.models import create_model, get_spec
 from cnnlab.models.dropout import Dropout, set_dropout
-from cnnlab.training.loop import has_conv, make_optimizer
 from cnnlab.training.metrics import loss_and_scores, resolve_precision
+from cnnlab.training.network import has_conv
+from cnnlab.training.optimizer import make_optimizer
 
 
 def timed(step, seconds: float) -> float:

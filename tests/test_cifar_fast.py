@@ -9,7 +9,8 @@ import torch
 from cnnlab.models import Recipe, create_model, get_spec
 from cnnlab.training.checkpoint import read_state
 from cnnlab.training.config import RunConfig
-from cnnlab.training.loop import Lookahead, make_optimizer, set_lr, train
+from cnnlab.training.loop import train
+from cnnlab.training.optimizer import Lookahead, make_optimizer, set_lr
 
 TINY = {"widths": [8, 16, 16]}  # the real widths' structure, small enough for a test
 

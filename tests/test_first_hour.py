@@ -15,7 +15,8 @@ from cnnlab.models import create_model
 from cnnlab.plots import training_curves
 from cnnlab.training import loop
 from cnnlab.training.config import make_config
-from cnnlab.training.loop import no_better_than_guessing, sample_indices, train, train_note
+from cnnlab.training.loop import train
+from cnnlab.training.report import no_better_than_guessing, sample_indices, train_note
 
 
 def small(root, **changes):

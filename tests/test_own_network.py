@@ -165,17 +165,17 @@ def test_recipes_borrowed_named_or_by_fields():
 def test_the_custom_path_gets_channels_last_and_the_fast_layers(lesson_runs):
     from cnnlab.models.dropout import Dropout
     from cnnlab.models.pooling import MaxPool2d
+    from cnnlab.training.assemble import Training
     from cnnlab.training.custom import own_config
-    from cnnlab.training.loop import Run
 
     data = lesson_runs[0]
     config = own_config(CifarNet, "cifar10", "lesson-cnn", data_root=data, batch_size=32)
-    run = Run(config, "unused", model=CifarNet)
-    assert run.channels_last and run.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    assert type(run.model.dropout) is Dropout and type(run.model.pool) is MaxPool2d
-    x = next(iter(run.batches(run.train_set)))[0]
+    training = Training(config, "unused", model=CifarNet)
+    assert training.channels_last and training.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert type(training.model.dropout) is Dropout and type(training.model.pool) is MaxPool2d
+    x = next(iter(training.batches(training.train_set)))[0]
     assert x.is_contiguous(memory_format=torch.channels_last)
-    assert run.model(x).shape == (32, 10)  # the lesson's view() works on channels_last batches
+    assert training.model(x).shape == (32, 10)  # the lesson's view() works on channels_last batches
 
 
 # --- everything downstream -----------------------------------------------------------------------------------------

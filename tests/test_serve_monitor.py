@@ -19,8 +19,9 @@ from cnnlab.plots.training import wide_range
 from cnnlab.predict import Predictor
 from cnnlab.serve import create_app
 from cnnlab.training.config import make_config
-from cnnlab.training.loop import train, train_note
+from cnnlab.training.loop import train
 from cnnlab.training.record import RunRecord, compare_table
+from cnnlab.training.report import train_note
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,7 @@ from torch import nn
 from cnnlab.models import Recipe, create_model
 from cnnlab.models.dropout import Dropout
 from cnnlab.models.pooling import MaxPool2d
-from cnnlab.training.loop import make_optimizer, set_lr
+from cnnlab.training.optimizer import make_optimizer, set_lr
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.9])

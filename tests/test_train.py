@@ -9,7 +9,8 @@ from cnnlab.models import Recipe, create_model
 from cnnlab.predict import Predictor
 from cnnlab.training.checkpoint import load_training_state, load_weights, save_training_state, save_weights
 from cnnlab.training.config import RunConfig
-from cnnlab.training.loop import make_optimizer, train
+from cnnlab.training.loop import train
+from cnnlab.training.optimizer import make_optimizer
 
 RECIPE = Recipe(epochs=4, batch_size=32, lr=3e-3, optimizer="adamw", schedule="onecycle")
 
@@ -170,3 +171,47 @@ def test_validation_loss_is_the_training_criterion_label_smoothing_included(mnis
     assert run.record.history[0].valid_loss == pytest.approx(float(smoothed), rel=1e-5)
     assert Predictor.from_run(tmp_path / "run").evaluate().loss == pytest.approx(run.record.test.loss, rel=1e-6)
     assert "label smoothing 0.3" in run.config.recipe.describe()
+
+
+def test_a_batch_larger_than_the_data_shrinks_if_the_recipes_and_is_refused_if_the_callers(mnist_root, tmp_path):
+    """480 training images: mlp's own batch of 512 trains them as one batch (recorded so: --resume keeps it); a
+    batch the caller set is refused, even one of the model's recipes' sizes (which the loop used to let through)."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.training.config import make_config
+    from cnnlab.training.record import RunRecord
+
+    config = make_config("mlp", "mnist", data_root=mnist_root, epochs=2)
+    assert config.recipe.batch_size == 512 and config.overridden == ["epochs"]
+
+    def stop(epoch, training):
+        raise KeyboardInterrupt
+
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", progress=False, on_epoch_end=stop, log=lines.append)
+    assert "the 480 training images are fewer than the recipe's batch of 512" in "\n".join(lines)
+    saved = RunRecord.load(tmp_path / "run").config
+    assert saved.recipe.batch_size == 480 and saved.overridden == ["epochs"]
+    train(saved, tmp_path / "run", resume=True, progress=False, log=lambda line: None)
+    assert RunRecord.load(tmp_path / "run").status == "finished"
+
+    refused = "batch size 512 is larger than the 480 training images; use --batch-size 480 or less"
+    with pytest.raises(CnnlabError, match=refused):
+        train(make_config("mlp", "mnist", data_root=mnist_root, batch_size=512), tmp_path / "b", progress=False)
+    with pytest.raises(CnnlabError, match="unknown training option"):
+        make_config("mlp", "mnist", overridden=[])  # worked out by make_config, not said
+
+
+def test_an_own_network_follows_the_same_batch_rule(mnist_root):
+    """A borrowed recipe's batch shrinks to the data; a Recipe the caller made is theirs, batch size included."""
+    from lesson_nets import Net
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.training.assemble import Training
+    from cnnlab.training.custom import own_config
+
+    borrowed = own_config(Net, "mnist", "mlp", data_root=mnist_root)
+    assert Training(borrowed, "unused", model=Net).config.recipe.batch_size == 480
+    made = own_config(Net, "mnist", Recipe(epochs=1, batch_size=512, lr=0.01), data_root=mnist_root)
+    with pytest.raises(CnnlabError, match="batch size 512 is larger than the 480 training images"):
+        Training(made, "unused", model=Net)

@@ -144,7 +144,7 @@ def test_a_loaded_checkpoint_keeps_no_hold_on_its_file(tmp_path):
     # a mapped last.safetensors, replaced by the next epoch's, would keep its disk space taken (the full-disk case)
     from cnnlab.models import create_model
     from cnnlab.training.checkpoint import load_training_state, save_training_state
-    from cnnlab.training.loop import make_optimizer
+    from cnnlab.training.optimizer import make_optimizer
 
     config = make_config("mlp", "mnist")
     model = create_model("mlp")

@@ -29,10 +29,11 @@ from cnnlab.serve.notebook import explore
 from cnnlab.training.config import make_config
 from cnnlab.training.custom import own_config
 from cnnlab.training.folder import new_run_folder
-from cnnlab.training.loop import committed_record, curves
 from cnnlab.training.loop import train as train_run
 from cnnlab.training.metrics import Evaluation
 from cnnlab.training.record import RunRecord
+from cnnlab.training.report import curves
+from cnnlab.training.resume import committed_record
 
 
 class Run:

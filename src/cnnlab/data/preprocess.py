@@ -13,6 +13,18 @@ import numpy as np
 import torch
 
 LIGHT_ON_DARK = ("mnist", "fashion-mnist")  # white strokes on black: a dark-on-light picture gets inverted
+MNIST_DIGIT = "mnist-digit"  # a drawing made the way MNIST's digits were (`images.digit_like_mnist`)
+DRAWINGS = {  # each conversion's note, as the explorer shows it
+    MNIST_DIGIT: "drawing made MNIST-style: cropped to the ink, scaled into {box}x{box}, centred by its mass in "
+    "{side}x{side}"
+}
+
+
+def conventions(name: str, shape) -> tuple[bool, str]:
+    """What a new run on data set `name` of image `shape` (C, H, W) records about its inputs: whether pictures are
+    light on dark, and how a drawing is made into an input ("": taken as a picture). Old runs keep theirs."""
+    drawing = MNIST_DIGIT if tuple(shape) == (1, 28, 28) else ""
+    return name in LIGHT_ON_DARK, drawing
 
 
 def column(values, device=None) -> torch.Tensor:
@@ -39,6 +51,7 @@ class Preprocess:
     mean: tuple[float, ...]  # per channel, in [0, 1] units
     std: tuple[float, ...]
     light_on_dark: bool = False  # MNIST-style data: dark-on-light pictures are inverted
+    drawing: str = ""  # how a drawing becomes an input: a name in DRAWINGS, or "" (taken as a picture)
 
     @classmethod
     def identity(cls) -> Preprocess:
@@ -93,3 +106,18 @@ class Preprocess:
                 array = 255 - array
                 notes.append("inverted (the model was trained on light objects on a dark background)")
         return torch.from_numpy(array.copy()), notes
+
+    def prepare_drawing(self, image) -> tuple[torch.Tensor, list[str]]:
+        """A drawing (PIL image) -> uint8 [C, H, W]: made into what the model's digits looked like first, where the
+        run says how (`drawing`); else taken as a picture, and said so."""
+        if not self.drawing:
+            pixels, notes = self.prepare(image)
+            return pixels, ["the drawing is taken as a picture: this model does not take 28x28 grey digits", *notes]
+        from PIL import Image
+
+        from cnnlab.images import digit_like_mnist
+
+        side = self.shape[1]
+        box = round(side * 20 / 28)  # MNIST's 20-pixel box in its 28-pixel square
+        pixels, notes = self.prepare(Image.fromarray(digit_like_mnist(image, box=box, size=side)))
+        return pixels, [DRAWINGS[self.drawing].format(box=box, side=side), *notes]

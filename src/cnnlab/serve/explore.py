@@ -8,7 +8,8 @@
     POST /api/explore/attack       the image changed by at most eps to fool the model, and what it says then
 
 Thin on purpose: `Predictor` prepares images and scores them, `cnnlab.inspect.attribute` makes the heat maps,
-`cnnlab.images.digit_like_mnist` turns a drawing into an MNIST digit. What is here is only what the web needs:
+the run's own preprocessing turns a drawing into what its model takes (for MNIST-style runs a digit made as MNIST's
+were: `cnnlab.images.digit_like_mnist`). What is here is only what the web needs:
 recording every layer in one pass, and shaping arrays for the page.
 """
 
@@ -36,8 +37,6 @@ router = APIRouter(prefix="/explore", tags=["explore"])
 
 MAX_CHANNELS = 32  # thumbnails per layer unless the page asks for more: a row the eye can take in
 MAX_SIDE = 56  # larger feature maps are averaged down to this: a thumbnail cannot show more
-DRAWABLE = (1, 28, 28)  # models that take what the drawing canvas makes: MNIST-style digits
-DRAWING_NOTE = "drawing made MNIST-style: cropped to the ink, scaled into 20x20, centred by its mass in 28x28"
 
 
 # --- the runs ---------------------------------------------------------------------------------------------------
@@ -50,7 +49,9 @@ class RunSummary(BaseModel):
     test_accuracy: float | None = Field(None, description="0..1; null before the run's test")
     input_shape: list[int] | None = Field(None, description="C, H, W the model takes")
     classes: list[str] = []
-    drawable: bool = Field(False, description="28x28 grey input: the page offers the drawing canvas")
+    drawable: bool = Field(
+        False, description="the run says how a drawing becomes its input: the page offers the canvas"
+    )
     problem: str | None = Field(
         None,
         description="why the run cannot be opened (its run.json is unreadable, or "
@@ -70,7 +71,7 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
         except CnnlabError as error:  # one broken run.json must not hide the other runs
             broken.append(RunSummary(name=name, problem=str(error)))
             continue
-        shape = list(record.preprocess.shape)
+        preprocess = record.preprocess
         code, problem = store.code_note(record)
         found.append(
             RunSummary(
@@ -78,9 +79,9 @@ def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
                 model=record.model.name,
                 dataset=record.data.name,
                 test_accuracy=record.test.accuracy if record.test else None,
-                input_shape=shape,
+                input_shape=list(preprocess.shape),
                 classes=record.classes,
-                drawable=tuple(shape) == DRAWABLE,
+                drawable=bool(preprocess.drawing),
                 code=code,
                 problem=problem,
             )
@@ -108,7 +109,7 @@ def attribution_methods() -> list[dict]:
 
 class RunImage(ImageInput):
     run: str = Field(description="run folder name, as /api/explore/runs lists it")
-    drawing: bool = Field(False, description="the image is a drawing: made MNIST-style first for 28x28 grey models")
+    drawing: bool = Field(False, description="the image is a drawing: converted as the run says (MNIST-style digits)")
 
 
 class LookRequest(RunImage):
@@ -142,18 +143,12 @@ def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
 
 
 def model_input(predictor, image, drawing: bool) -> tuple[torch.Tensor, list[str]]:
-    """A PIL image -> (uint8 [1, C, H, W] as the model takes it, what was changed). A drawing for a 28x28 grey
-    model is first made the way MNIST digits were made."""
-    from PIL import Image
-
-    from cnnlab.images import digit_like_mnist
-
-    if drawing and tuple(predictor.input_shape) == DRAWABLE:
-        pixels, notes = predictor.prepare([Image.fromarray(digit_like_mnist(image))])
-        return pixels, [DRAWING_NOTE] + notes[0]
-    pixels, notes = predictor.prepare([image])
+    """A PIL image -> (uint8 [1, C, H, W] as the model takes it, what was changed). A drawing is converted as the
+    run's record says (`Preprocess.prepare_drawing`: an MNIST-style digit, or taken as a picture)."""
     if drawing:
-        notes[0].insert(0, "the drawing is taken as a picture: this model does not take 28x28 grey digits")
+        pixels, notes = predictor.preprocess.prepare_drawing(image)
+        return pixels[None], notes
+    pixels, notes = predictor.prepare([image])
     return pixels, notes[0]
 
 

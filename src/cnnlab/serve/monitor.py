@@ -24,8 +24,8 @@ from cnnlab.plots.training import wide_range
 from cnnlab.serve.payloads import bounds, pixels_data_url
 from cnnlab.serve.store import NotFound, RunStore, get_store
 from cnnlab.training.folder import is_training, locked_inodes
-from cnnlab.training.loop import train_note
 from cnnlab.training.record import RunRecord, compare_table
+from cnnlab.training.report import train_note
 
 router = APIRouter(prefix="/monitor", tags=["monitor"])
 

@@ -245,3 +245,36 @@ def robust_accuracy(
         seen += len(y)
     model.train(was_training)
     return correct / max(1, seen)
+
+
+# --- the training loop's hooks: no-ops unless the recipe trains adversarially ------------------------------------
+
+
+def attacked_batches(training, batches):
+    """A training's batches, replaced by their attacked copies where its recipe says `adversarial`."""
+    recipe = training.config.recipe
+    if not recipe.adversarial:
+        return batches
+    attack = training_attack(recipe.adversarial, recipe.adv_eps)
+    capsules = training.record.spec.capsules
+    return AdversarialBatches(batches, training.model, training.preprocess, attack, capsules, training.config.seed)
+
+
+def robust_validation(training) -> float | None:
+    """Adversarial training, after each epoch: the validation accuracy under PGD at the training's eps (else None)."""
+    from cnnlab.data import Batches
+    from cnnlab.data.batches import evaluation_batch
+
+    recipe, valid = training.config.recipe, training.valid_set
+    if not recipe.adversarial:
+        return None
+    part = valid.subset(torch.arange(min(ROBUST_CHECK_IMAGES, len(valid))))
+    batches = Batches(
+        part,
+        evaluation_batch(training.data.shape),
+        training.preprocess,
+        training.config.device,
+        channels_last=training.channels_last,
+    )
+    attack, capsules = robust_check(recipe.adv_eps), training.record.spec.capsules
+    return robust_accuracy(training.model, batches, training.preprocess, attack, capsules, seed=training.config.seed)

@@ -56,6 +56,7 @@ class RunConfig:
         "shuffled-pixels, random-pixels or gaussian; seeded by --seed",
         metavar="SPEC",
     )
+    overridden: list[str] = field(default_factory=list)  # the recipe fields the caller set; the rest are the recipe's
 
     def __post_init__(self):
         from cnnlab.data.corrupt import parse_corrupt
@@ -100,16 +101,19 @@ def make_config(model: str, dataset: str | None = None, recipe: str | None = Non
     changes, options = split_options(options)
     chosen = get_spec(model).recipe(recipe, dataset).replace(**changes)
     # the recipe says how much to hold out (the figures it was measured with); the config keeps what was used
-    return RunConfig(model, dataset, chosen, valid_fraction=chosen.valid_fraction, **options)
+    return RunConfig(
+        model, dataset, chosen, valid_fraction=chosen.valid_fraction, overridden=sorted(changes), **options
+    )
 
 
 def split_options(options: dict) -> tuple[dict, dict]:
     """Training options as (recipe field changes, RunConfig fields), each checked; an unknown one is refused."""
     recipe_fields = {f.name for f in dataclasses.fields(Recipe)}
-    changes = {k: v for k, v in options.items() if k in recipe_fields}
+    changes = {k: v for k, v in options.items() if k in recipe_fields and v is not None}  # None: the recipe's own
     options = {k: v for k, v in options.items() if k not in recipe_fields}
-    unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)} - {"model", "dataset", "recipe", "custom"}
-    if unknown or set(options) & {"model", "dataset", "recipe", "custom"}:
+    reserved = {"model", "dataset", "recipe", "custom", "overridden"}  # said otherwise, or worked out here
+    unknown = set(options) - {f.name for f in dataclasses.fields(RunConfig)} - reserved
+    if unknown or set(options) & reserved:
         raise CnnlabError(f"unknown training option(s) {', '.join(sorted(unknown or options))}")
     for key in ("data_root", "weights"):  # a Path is as good as its text
         if isinstance(options.get(key), os.PathLike):

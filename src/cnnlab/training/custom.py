@@ -5,22 +5,25 @@
 The recipe is borrowed from a registered model (`"lesson-cnn"`, or `"lesson-cnn:best"` for a named one), given as a
 `Recipe`, or left to the data set's default; recipe fields given as options override it. The network gets what
 registry models get: one checked forward pass before training, channels_last, bf16 autocast where the CPU is fast
-at it, fused optimizers, batched augmentation on the device, torchrun (all in loop.py), and cnnlab's faster
+at it, fused optimizers, batched augmentation on the device, torchrun (all in assemble.py), and cnnlab's faster
 drop-in dropout and max-pool layers (the same layers with their cheaper CPU kernels).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import nn
 
 from cnnlab.data import DATASETS
 from cnnlab.errors import CnnlabError
-from cnnlab.models import Recipe, get_spec
+from cnnlab.models import ModelSpec, Recipe, get_spec
 from cnnlab.models.contract import OwnModel, check_forward, is_model_class, own_model, rebuild
 from cnnlab.models.dropout import Dropout
 from cnnlab.models.pooling import MaxPool2d
 from cnnlab.training.config import RunConfig, split_options
+from cnnlab.training.network import Network, has_conv
 
 # the registered model whose recipe a learner's network borrows when none is named: the lesson's network of the
 # data set's kind (its recipe tuned for the data set, where it has one)
@@ -39,7 +42,11 @@ def own_config(model, dataset: str, recipe=None, **options) -> RunConfig:
         )
     name = (model if is_model_class(model) else type(model)).__qualname__
     chosen = borrowed_recipe(recipe, dataset).replace(**changes)
-    return RunConfig(name, dataset, chosen, valid_fraction=chosen.valid_fraction, custom=True, **options)
+    # a Recipe the caller made is theirs in every field; a borrowed one, in those the options change
+    overridden = [f.name for f in dataclasses.fields(Recipe)] if isinstance(recipe, Recipe) else sorted(changes)
+    return RunConfig(
+        name, dataset, chosen, valid_fraction=chosen.valid_fraction, custom=True, overridden=overridden, **options
+    )
 
 
 def borrowed_recipe(recipe, dataset: str) -> Recipe:
@@ -73,6 +80,18 @@ def prepare_own(
             if isinstance(layer, nn.Dropout):
                 layer.p = config.recipe.dropout
     return model, own
+
+
+def own_network(
+    config: RunConfig, shape: tuple[int, int, int], classes: int, mean=None, std=None, model=None, own=None
+) -> Network:
+    """The caller's network (`model`: a class or an instance) made ready as registry models are; checked on two
+    images; `own` (resuming) is what the record says of it. (`mean`, `std`: only the registry builder's.)"""
+    model, own = prepare_own(model, config, shape, classes, own)
+    channels_last = has_conv(model) and runs_channels_last(model, shape)
+    return Network(
+        model, own.args or {}, ModelSpec(config.model, type(model), "your own network", shape), own, channels_last
+    )
 
 
 def runs_channels_last(model: nn.Module, shape: tuple[int, int, int], tries: int = 4) -> bool:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from cnnlab.data.augment import augment_for
 from cnnlab.errors import CnnlabError, whole
+from cnnlab.training.assemble import Training
 from cnnlab.training.config import RunConfig
-from cnnlab.training.loop import Run, set_lr
 from cnnlab.training.metrics import autocast, loss_and_scores
+from cnnlab.training.optimizer import set_lr
 
 
 @dataclass
@@ -36,11 +37,13 @@ def lr_find(
     whole(steps, "steps", 10, 100_000)
     if not 0 < start < end:
         raise CnnlabError(f"lr-find: need 0 < start ({start:g}) < end ({end:g})")
-    with tempfile.TemporaryDirectory() as unused:  # a Run wants a folder; the sweep writes nothing
-        run = Run(config, unused, data)
+    with tempfile.TemporaryDirectory() as unused:  # a Training wants a folder; the sweep writes nothing
+        training = Training(config, unused, data)
     recipe = config.recipe
-    batches = run.batches(run.train_set, shuffle=True, augment=augment_for(recipe.augment, run.preprocess))
-    run.model.train()
+    batches = training.batches(
+        training.train_set, shuffle=True, augment=augment_for(recipe.augment, training.preprocess)
+    )
+    training.model.train()
     lrs, losses, average, best = [], [], 0.0, math.inf
     stream = iter(batches)
     for step in trange(steps, desc="lr-find", unit="step", leave=False, disable=None if progress else True):
@@ -50,12 +53,12 @@ def lr_find(
             stream = iter(batches)
             batch = next(stream)
         x, y = batch
-        set_lr(run.optimizer, lr)
-        with autocast(config.device, run.precision):
-            loss, _ = loss_and_scores(run.model, x, y, recipe.label_smoothing)
-        run.optimizer.zero_grad(set_to_none=True)
+        set_lr(training.optimizer, lr)
+        with autocast(config.device, training.precision):
+            loss, _ = loss_and_scores(training.model, x, y, recipe.label_smoothing)
+        training.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        run.optimizer.step()
+        training.optimizer.step()
         average = 0.98 * average + 0.02 * loss.item()
         smoothed = average / (1 - 0.98 ** (step + 1))
         if not math.isfinite(smoothed) or smoothed > 4 * best:

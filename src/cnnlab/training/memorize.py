@@ -17,11 +17,11 @@ import torch
 from cnnlab.data import Batches, Dataset, ImageSet, Preprocess, channel_stats, load_dataset
 from cnnlab.data.batches import evaluation_batch
 from cnnlab.data.corrupt import corrupt, parse_corrupt
-from cnnlab.data.preprocess import LIGHT_ON_DARK
+from cnnlab.data.preprocess import conventions
 from cnnlab.errors import CnnlabError, whole
 from cnnlab.models import Recipe, create_model, get_spec
 from cnnlab.models.dropout import set_dropout
-from cnnlab.training.loop import make_optimizer, set_lr
+from cnnlab.training.optimizer import make_optimizer, set_lr
 from cnnlab.training.metrics import evaluate, loss_and_scores
 
 FIGURE_1 = ("", "labels=1", "shuffled-pixels", "random-pixels", "gaussian")  # "": the true data
@@ -83,7 +83,7 @@ def fit(
     data = corrupt(data, spec, seed)
     train = ImageSet(data.train.images, data.train.labels)
     mean, std = channel_stats(train)
-    preprocess = Preprocess(data.shape, tuple(mean), tuple(std), data.name in LIGHT_ON_DARK)
+    preprocess = Preprocess(data.shape, tuple(mean), tuple(std), *conventions(data.name, data.shape))
     c, h, _ = data.shape
     args = {"in_channels": c, "num_classes": len(data.classes), "image_size": h}
     if get_spec(model_name).takes_normalization:

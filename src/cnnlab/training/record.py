@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnlab.data.preprocess import LIGHT_ON_DARK, Preprocess
+from cnnlab.data.preprocess import DRAWINGS, MNIST_DIGIT, Preprocess
 from cnnlab.errors import CnnlabError
 from cnnlab.files import write_text
 from cnnlab.models import get_spec
@@ -50,6 +50,14 @@ class DataInfo:
     train_size: int
     valid_size: int
     test_size: int
+    light_on_dark: bool  # MNIST-style: a dark-on-light picture is inverted before the model sees it
+    drawing: str  # how a drawing becomes an input: a name in data.preprocess.DRAWINGS, "" taken as a picture
+
+    @property
+    def preprocess(self) -> Preprocess:
+        """The input contract, from what the record stores only: what an image must be made into for the model."""
+        c, h, w = self.shape
+        return Preprocess((c, h, w), tuple(self.mean), tuple(self.std), self.light_on_dark, self.drawing)
 
     def __post_init__(self):  # what the predictor relies on, beyond the types
         if not self.classes:
@@ -70,6 +78,23 @@ class DataInfo:
                 f"data.mean {self.mean} or data.std {self.std}: not the statistics of pixels in [0, 1] "
                 f"(mean in [0, 1], std from {MIN_STD:g} to 1); the file is damaged, train the run again"
             )
+        if self.drawing and (self.drawing not in DRAWINGS or self.shape[0] != 1 or self.shape[1] != self.shape[2]):
+            raise CnnlabError(
+                f"data.drawing {self.drawing!r} for {self.shape} images: use {', '.join(map(repr, DRAWINGS))} "
+                '(square grey images only) or ""'
+            )
+
+
+def filled_as_before(data) -> None:
+    """A run.json from before the preprocessing was stored: its fields filled by the rules the code used then. Kept
+    frozen here, so that changing how new runs are set up never changes how an old run reads its images."""
+    info = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(info, dict):
+        return  # left for the checks to name
+    if "light_on_dark" not in info:
+        info["light_on_dark"] = info.get("name") in ("mnist", "fashion-mnist")
+    if "drawing" not in info:
+        info["drawing"] = MNIST_DIGIT if info.get("shape") == [1, 28, 28] else ""
 
 
 MIN_STD = 1e-6
@@ -148,8 +173,7 @@ class RunRecord:
     @property
     def preprocess(self) -> Preprocess:
         """The input contract: what an image must be made into before the model sees it."""
-        c, h, w = self.data.shape
-        return Preprocess((c, h, w), tuple(self.data.mean), tuple(self.data.std), self.data.name in LIGHT_ON_DARK)
+        return self.data.preprocess
 
     @property
     def loss_name(self) -> str:
@@ -202,6 +226,7 @@ class RunRecord:
         """A record from parsed JSON, checked; errors name `source` (the file it came from)."""
         if isinstance(data, dict) and data.get("best") == {}:
             data["best"] = None  # a run with no finished epoch yet
+        filled_as_before(data)
         try:
             record = typed(cls, data, "")
             record.check()

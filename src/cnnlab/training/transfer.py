@@ -52,6 +52,19 @@ def head_name(model: nn.Module) -> str:
     return names[-1]
 
 
+def take_weights(
+    model: nn.Module, name: str, weights: str | None, recipe: Recipe, fresh: bool, progress: bool = True, log=print
+) -> tuple[str | None, TransferInfo | None]:
+    """--weights: a fresh run loads them and freezes what the recipe says (the log line and the record's entry);
+    a resumed one only freezes the same parameters again (its weights come from last.safetensors, not the .pth)."""
+    if not weights:
+        return None, None
+    if fresh:
+        return start_from(model, name, weights, recipe, progress, log)
+    freeze(model, recipe)
+    return None, None
+
+
 def start_from(
     model: nn.Module, name: str, weights: str, recipe: Recipe, progress: bool = True, log=print
 ) -> tuple[str, TransferInfo]:
