@@ -21,8 +21,8 @@ from cnnlab.data.preprocess import conventions
 from cnnlab.errors import CnnlabError, whole
 from cnnlab.models import Recipe, create_model, get_spec
 from cnnlab.models.dropout import set_dropout
-from cnnlab.training.optimizer import make_optimizer, set_lr
 from cnnlab.training.metrics import evaluate, loss_and_scores
+from cnnlab.training.optimizer import make_optimizer, set_lr
 
 FIGURE_1 = ("", "labels=1", "shuffled-pixels", "random-pixels", "gaussian")  # "": the true data
 MEMORIZE_RECIPE = Recipe(epochs=100, batch_size=128, lr=0.01, optimizer="sgd", momentum=0.9, schedule="constant")
