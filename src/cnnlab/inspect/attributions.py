@@ -23,6 +23,7 @@ from cnnlab.inspect.methods import (
     SmoothGradOptions,
     method_named,
 )
+from cnnlab.models.capture import Capture
 from cnnlab.models.layers import resolve_layer
 from cnnlab.predict import Predictor, as_predictor
 
@@ -156,27 +157,21 @@ def occlusion(predictor: Predictor, x, targets, options: OcclusionOptions) -> to
 
 def _layer_evidence(predictor: Predictor, x, targets, layer: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """A conv layer's feature maps A [N, K, h, w] for x, and the gradient of each image's target score with
-    respect to them: what every class activation map is made from."""
+    respect to them: what every class activation map is made from. A layer the forward pass uses several times
+    (the lesson CNN's `pool`) means its first use, as `--layer` does everywhere (cnnlab.models.capture)."""
     name, module = resolve_layer(predictor.model, layer, GRADCAM_NEEDS_CONV)
-    outputs = []
-    handle = module.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
-    try:
+    with Capture(predictor.model, [module]) as capture:
         scores = predictor.model(x)
-    finally:
-        handle.remove()
-    if len(outputs) > 1:  # which use would the map be of? refuse rather than pick one silently
-        raise CnnlabError(
-            f"the forward pass uses {name} {len(outputs)} times; class activation maps need a layer used once"
-        )
-    maps = outputs[0]
+    evidence = capture.first(module)
+    maps = evidence.output
     if not isinstance(maps, torch.Tensor) or maps.ndim != 4:
         shape = list(maps.shape[1:]) if isinstance(maps, torch.Tensor) else type(maps).__name__
         raise CnnlabError(
             f"class activation maps need a layer with feature maps [C, H, W], like a conv layer; "
             f"{name} outputs {shape} per image"
         )
-    (grad,) = torch.autograd.grad(scores.gather(1, targets.view(-1, 1)).sum(), maps)
-    return maps.detach(), grad
+    capture.backward(scores.gather(1, targets.view(-1, 1)).sum())
+    return maps.detach(), evidence.grad
 
 
 def _upsampled(cam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

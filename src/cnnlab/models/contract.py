@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.capture import Capture, named_leaves
 
 OUTPUTS = ("logits", "capsules")
 
@@ -138,36 +139,18 @@ def not_given(own: OwnModel, where) -> CnnlabError:
 def check_forward(model: nn.Module, shape: tuple[int, int, int], num_classes: int, data: str) -> None:
     """Two images through the model before any training: a size it cannot take, or the wrong number of class
     scores, is one line naming the layer, what it got and what it expected."""
-    name, running, done = type(model).__name__, {}, []
-    leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
-
-    def enter(n):
-        def hook(m, inputs):
-            running[n] = (m, inputs[0] if inputs else None)
-
-        return hook
-
-    def leave(n):
-        def hook(m, inputs, output):  # returns None: a hook's return value would replace the output
-            running.pop(n, None)
-            done.append((n, m, output))
-
-        return hook
-
-    hooks = [m.register_forward_pre_hook(enter(n)) for n, m in leaves]
-    hooks += [m.register_forward_hook(leave(n)) for n, m in leaves]
+    name = type(model).__name__
     was_training = model.training
     device = next(model.parameters(), torch.empty(0)).device
     images = f"{shape[1]}x{shape[2]} images with {shape[0]} channel(s) ({data})"
+    capture = Capture(model, [m for _, m in named_leaves(model)], inputs=True)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), capture:
             out = model.eval()(torch.zeros(2, *shape, device=device))
     except (RuntimeError, ValueError, IndexError) as error:
-        raise CnnlabError(f"{name} cannot take {images}: {_where_it_failed(running, done, error)}") from None
+        raise CnnlabError(f"{name} cannot take {images}: {_where_it_failed(capture, error)}") from None
     finally:
         model.train(was_training)
-        for hook in hooks:
-            hook.remove()
     scores = out[0] if isinstance(out, (tuple, list)) else out
     if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != 2:
         got = list(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
@@ -182,19 +165,21 @@ def check_forward(model: nn.Module, shape: tuple[int, int, int], num_classes: in
         )
 
 
-def _where_it_failed(running: dict, done: list, error: Exception) -> str:
+def _where_it_failed(capture: Capture, error: Exception) -> str:
     """The layer the error came from (entered, not left), else the one it followed (the last one left)."""
     message = str(error).splitlines()[0][:160]
-    if running:
-        n, (m, x) = list(running.items())[-1]
+    if capture.running:
+        call, x = capture.running[-1], capture.running[-1].input
         got = f"input {list(x.shape[1:])} per image" if isinstance(x, torch.Tensor) else "an input"
-        return f"layer {n!r} ({type(m).__name__}) got {got} but expects {_expects(m)} ({message})"
-    if done and isinstance(done[-1][2], torch.Tensor):
-        n, m, y = done[-1]
+        layer = f"layer {call.name!r} ({type(call.module).__name__})"
+        return f"{layer} got {got} but expects {_expects(call.module)} ({message})"
+    if capture.calls and isinstance(capture.calls[-1].output, torch.Tensor):
+        call = capture.calls[-1]
+        y = call.output
         values = y[0].numel()
         return (
-            f"after layer {n!r} ({type(m).__name__}) gave {list(y.shape[1:])} = {values} values per image, the "
-            f"forward failed: {message}{_reshape_hint(message, values)}"
+            f"after layer {call.name!r} ({type(call.module).__name__}) gave {list(y.shape[1:])} = {values} values "
+            f"per image, the forward failed: {message}{_reshape_hint(message, values)}"
         )
     return message
 

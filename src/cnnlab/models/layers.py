@@ -1,9 +1,10 @@
 """A model's layers: one walk through its forward pass, and how to reach into one layer (the names `--layer` takes).
 
-`trace` runs one dummy image through the model with hooks on every named module and records each call: the
-summary table, the layer list and the receptive-field arithmetic are all read from it. A layer is any named
-module (containers included: ResNet's `layer4` is a common place for Grad-CAM) whose output is a tensor. A module
-that the forward pass uses several times (the lesson CNN applies one `pool` after each conv) means its first use.
+`trace` runs one dummy image through the model with a `Capture` (cnnlab.models.capture) of every named module and
+records each call: the summary table, the layer list and the receptive-field arithmetic are all read from it. A
+layer is any named module (containers included: ResNet's `layer4` is a common place for Grad-CAM) whose output is
+a tensor. As everywhere in cnnlab, a module that the forward pass uses several times (the lesson CNN applies one
+`pool` after each conv) gives a call per use, and its name means its first use.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.models.capture import Capture, named_leaves
 
 
 @dataclass
@@ -37,36 +39,23 @@ class Call:
 def trace(model: nn.Module, input_shape: tuple[int, ...], stop_at: nn.Module | None = None) -> list[Call]:
     """Every call of every named module while the model (in eval mode, no gradients) runs on one zero image of
     `input_shape` (C, H, W), in the order the calls finish; the walk ends early after `stop_at` has run."""
-    calls, began, hooks = [], [], []
-    names = {module: name for name, module in model.named_modules() if name}
-
-    def enter(module, _inputs):
-        began.append(module)
-
-    def leave(module, inputs, output):
-        first_in = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-        out = output[0] if isinstance(output, (tuple, list)) and output else output
-        entered = len(began) - 1 - began[::-1].index(module)
-        calls.append(
-            Call(names[module], module, entered, _shape(first_in), _shape(out), isinstance(output, torch.Tensor))
-        )
-        if module is stop_at:
-            raise _Reached
-
-    for module in names:
-        hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
     device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
-    try:
-        with torch.no_grad():
+    try:  # shapes only are kept: no activation outlives its layer
+        with torch.no_grad(), Capture(model, keep=_shapes, inputs=True, stop_after=stop_at) as capture:
             model.eval()(torch.zeros(1, *input_shape, device=device))
-    except _Reached:
-        pass
     finally:
         model.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return calls
+    return [
+        Call(c.name, c.module, c.entered, c.input[0] if c.input and c.input[1] else None, *c.output)
+        for c in capture.calls
+    ]
+
+
+def _shapes(value) -> tuple[tuple | None, bool]:
+    """(shape of a tensor, or of a tuple's first element; whether it is a single tensor): what `trace` keeps."""
+    first = value[0] if isinstance(value, (tuple, list)) and value else value
+    return _shape(first), isinstance(value, torch.Tensor)
 
 
 def _shape(value) -> tuple | None:
@@ -124,34 +113,15 @@ def resolve_layer(model: nn.Module, name: str | None, no_default: str = NO_DEFAU
     return name, get_layer(model, name)
 
 
-class _Reached(Exception):
-    """Raised by a hook to stop the forward pass once the wanted layer has run."""
-
-
 def layer_output(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
     """The layer's output (first use) for input x, keeping the graph for gradients. The rest of the model is not
     run: it is faster, and convolutional layers then take images of any size."""
-    found = []
-
-    def hook(_module, _inputs, output):
-        found.append(output)
-        raise _Reached
-
-    handle = layer.register_forward_hook(hook)
-    try:
+    with Capture(model, [layer], stop_after=layer) as capture:
         model(x)
-    except _Reached:
-        pass
-    finally:
-        handle.remove()
-    if not found:
-        raise CnnlabError(
-            f"the layer {type(layer).__name__} is not used by the model's forward pass; choose "
-            "another (`cnnlab layers RUN`)"
-        )
-    if not isinstance(found[0], torch.Tensor):
-        raise CnnlabError(f"the layer {type(layer).__name__} outputs a {type(found[0]).__name__}, not a tensor")
-    return found[0]
+    output = capture.first(layer).output
+    if not isinstance(output, torch.Tensor):
+        raise CnnlabError(f"the layer {type(layer).__name__} outputs a {type(output).__name__}, not a tensor")
+    return output
 
 
 def first_layer_filters(model: nn.Module, input_shape: tuple[int, int, int] | None = None) -> tuple[str, np.ndarray]:
@@ -175,25 +145,21 @@ def first_layer_filters(model: nn.Module, input_shape: tuple[int, int, int] | No
 @contextmanager
 def every_layer_output(model: nn.Module):
     """Inside the block, every forward pass records each leaf module's output, in the order they ran, as
-    (name, module, a copy of the output): one pass gives every layer (`layer_output` stops at one)."""
+    (name, module, a copy of the output): one pass gives every layer (`layer_output` stops at one). A module used
+    several times gives a row per use. The list is filled when the block ends."""
     outputs: list[tuple[str, nn.Module, torch.Tensor]] = []
-
-    def keeper(name):
-        def keep(module, _inputs, output):
-            if isinstance(output, torch.Tensor) and output.ndim in (2, 4):
-                # a copy: an in-place ReLU right after (MnistCNN's) would overwrite the tensor itself
-                outputs.append((name, module, output.detach().float().clone()))
-
-        return keep
-
-    leaves = [
-        (name, module)
-        for name, module in model.named_modules()
-        if name and not any(True for _ in module.children()) and not isinstance(module, nn.Dropout)
-    ]  # identity in eval mode: the row above once more
-    handles = [module.register_forward_hook(keeper(name)) for name, module in leaves]
+    leaves = [(n, m) for n, m in named_leaves(model) if not isinstance(m, nn.Dropout)]  # identity in eval mode
+    capture = Capture(model, [m for _, m in leaves], keep=_feature_copy)
     try:
-        yield outputs
+        with capture:
+            yield outputs
     finally:
-        for handle in handles:
-            handle.remove()
+        outputs.extend((c.name, c.module, c.output) for c in capture.calls if c.output is not None)
+
+
+def _feature_copy(output):
+    """A float copy of feature maps [N, C, H, W] or vectors [N, F], else None. A copy: an in-place ReLU right after
+    (MnistCNN's) would overwrite the tensor itself."""
+    if isinstance(output, torch.Tensor) and output.ndim in (2, 4):
+        return output.detach().float().clone()
+    return None

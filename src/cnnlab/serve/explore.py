@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.methods import EXPLORER, METHODS, offered
+from cnnlab.models.capture import Capture, copied
 from cnnlab.models.layers import default_layer, every_layer_output
 from cnnlab.plots.base import to_display
 from cnnlab.plots.inspection import heat_overlay
@@ -284,15 +285,12 @@ def first_conv(request: FirstConvRequest, store: RunStore = Depends(get_store)) 
 
 
 def layer_input_output(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor):
-    """(what `layer` took, what it gave) in one forward pass of `model` on x."""
-    seen = {}
-    hook = layer.register_forward_hook(lambda module, args, output: seen.update(x=args[0].detach(), y=output.detach()))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        hook.remove()
-    return seen["x"], seen["y"]
+    """(what `layer` took, what it gave) at its first use in a forward pass of `model` on x; the rest of the model
+    is not run, so no in-place op after the layer can change what it gave."""
+    with torch.no_grad(), Capture(model, [layer], keep=copied, inputs=True, stop_after=layer) as capture:
+        model(x)
+    call = capture.first(layer)
+    return call.input, call.output
 
 
 def rounded(values: torch.Tensor) -> list:

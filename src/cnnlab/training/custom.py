@@ -19,6 +19,7 @@ from torch import nn
 from cnnlab.data import DATASETS
 from cnnlab.errors import CnnlabError
 from cnnlab.models import ModelSpec, Recipe, get_spec
+from cnnlab.models.capture import Capture, named_leaves
 from cnnlab.models.contract import OwnModel, check_forward, is_model_class, own_model, rebuild
 from cnnlab.models.dropout import Dropout
 from cnnlab.models.pooling import MaxPool2d
@@ -101,30 +102,20 @@ def runs_channels_last(model: nn.Module, shape: tuple[int, int, int], tries: int
     x = torch.zeros(2, *shape).to(memory_format=torch.channels_last)
     model.to(memory_format=torch.channels_last)
     for _ in range(tries):
-        done: list[tuple[nn.Module, int]] = []  # (layer, its how-manyth use) as each use ends
-        leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-        hooks = [m.register_forward_hook(_counter(done)) for m in leaves]
+        # which layer's output the view failed on: the last call that finished, and its how-manyth use
+        capture = Capture(model, [m for _, m in named_leaves(model)], keep=lambda _output: None)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), capture:
                 model.eval()(x)
             return True
         except RuntimeError as error:
-            if "view size is not compatible" not in str(error) or not done:
+            if "view size is not compatible" not in str(error) or not capture.calls:
                 break
-            contiguous_after(model, *done[-1])
+            contiguous_after(model, capture.calls[-1].module, capture.calls[-1].use + 1)
         finally:
             model.train()
-            for hook in hooks:
-                hook.remove()
     model.to(memory_format=torch.contiguous_format)
     return False
-
-
-def _counter(done: list):
-    def count(module, _inputs, _output):
-        done.append((module, 1 + sum(m is module for m, _ in done)))
-
-    return count
 
 
 def contiguous_after(model: nn.Module, layer: nn.Module, use: int) -> None:
