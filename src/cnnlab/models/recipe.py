@@ -25,6 +25,13 @@ ATTACKS = {  # cnnlab.training.adversarial's, named here without torch for the c
 ADVERSARIAL_METHODS = ("fgsm", "pgd")  # the attacks adversarial training uses
 
 
+def check_valid_fraction(value: float) -> float:
+    """The share held out for validation: a recipe's, and the run's that copies it."""
+    return within(
+        value, "validation fraction", 0, 1, "between 0 and 1 (both excluded), e.g. 0.2", low_open=True, high_open=True
+    )
+
+
 def option(default=dataclasses.MISSING, *, help: str, metavar: str | None = None, choices: tuple = ()):
     """A dataclass field that is also a command-line flag, --name-with-dashes: its help, metavar and choices are
     declared here, once, and `cnnlab train` and `cnnlab lr-find` generate their flags from them (cnnlab.cli.flags).
@@ -118,15 +125,7 @@ class Recipe:
         within(self.pretrained_lr_scale, "pretrained learning-rate scale", 0, 1, "in (0, 1]", low_open=True)
         if self.freeze not in FREEZES:
             raise CnnlabError(f"freeze {self.freeze!r}: use features (train the last layer only) or nothing")
-        within(
-            self.valid_fraction,
-            "validation fraction",
-            0,
-            1,
-            "between 0 and 1 (both excluded), e.g. 0.2",
-            low_open=True,
-            high_open=True,
-        )
+        check_valid_fraction(self.valid_fraction)
         if self.dropout is not None:
             within(self.dropout, "dropout", 0, 1, "in [0, 1)", high_open=True)
         for value, name, known in ((self.optimizer, "optimizer", OPTIMIZERS), (self.schedule, "schedule", SCHEDULES)):

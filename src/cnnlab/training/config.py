@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.data import DATASETS
-from cnnlab.errors import MAX_SEED, CnnlabError, whole, within
-from cnnlab.models.recipe import Recipe, option
+from cnnlab.errors import MAX_SEED, CnnlabError, whole
+from cnnlab.models.recipe import Recipe, check_valid_fraction, option
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -65,15 +65,7 @@ class RunConfig:
 
         if not self.custom:
             get_spec(self.model)
-        within(
-            self.valid_fraction,
-            "validation fraction",
-            0,
-            1,
-            "between 0 and 1 (both excluded), e.g. 0.2",
-            low_open=True,
-            high_open=True,
-        )
+        check_valid_fraction(self.valid_fraction)
         whole(self.seed, "seed", 0, MAX_SEED)
         if self.precision not in PRECISIONS:
             raise CnnlabError(f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
