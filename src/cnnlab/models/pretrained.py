@@ -57,23 +57,24 @@ class PretrainedWeights:
         return imagenet_classes()
 
 
-# torchvision's IMAGENET1K_V1 files (the ones its `pretrained=True` always meant); top-1 from its model tables
+# torchvision's IMAGENET1K_V1 files (the ones its `pretrained=True` always meant): model, file, top-1 from its tables
+PUBLISHED = """
+alexnet   alexnet-owt-7be5be79.pth 56.522
+vgg11     vgg11-8a719046.pth       69.020
+vgg11_bn  vgg11_bn-6002323d.pth    70.370
+vgg13     vgg13-19584684.pth       69.928
+vgg13_bn  vgg13_bn-abd245e5.pth    71.586
+vgg16     vgg16-397923af.pth       71.592
+vgg16_bn  vgg16_bn-6c64b313.pth    73.360
+vgg19     vgg19-dcbb9e9d.pth       72.376
+vgg19_bn  vgg19_bn-c79401a0.pth    74.218
+resnet18  resnet18-f37072fd.pth    69.758
+resnet34  resnet34-b627a593.pth    73.314
+resnet50  resnet50-0676ba61.pth    76.130
+"""
 IMAGENET_WEIGHTS: dict[str, PretrainedWeights] = {
-    w.model: w
-    for w in [
-        PretrainedWeights("alexnet", "alexnet-owt-7be5be79.pth", 56.522),
-        PretrainedWeights("vgg11", "vgg11-8a719046.pth", 69.020),
-        PretrainedWeights("vgg11_bn", "vgg11_bn-6002323d.pth", 70.370),
-        PretrainedWeights("vgg13", "vgg13-19584684.pth", 69.928),
-        PretrainedWeights("vgg13_bn", "vgg13_bn-abd245e5.pth", 71.586),
-        PretrainedWeights("vgg16", "vgg16-397923af.pth", 71.592),
-        PretrainedWeights("vgg16_bn", "vgg16_bn-6c64b313.pth", 73.360),
-        PretrainedWeights("vgg19", "vgg19-dcbb9e9d.pth", 72.376),
-        PretrainedWeights("vgg19_bn", "vgg19_bn-c79401a0.pth", 74.218),
-        PretrainedWeights("resnet18", "resnet18-f37072fd.pth", 69.758),
-        PretrainedWeights("resnet34", "resnet34-b627a593.pth", 73.314),
-        PretrainedWeights("resnet50", "resnet50-0676ba61.pth", 76.130),
-    ]
+    model: PretrainedWeights(model, file, float(top1))
+    for model, file, top1 in (line.split() for line in PUBLISHED.strip().splitlines())
 }
 
 
