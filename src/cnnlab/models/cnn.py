@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.models.dropout import Dropout
+from cnnlab.models.mlp import LESSON_MNIST
 from cnnlab.models.pooling import MaxPool2d
 from cnnlab.models.recipe import Recipe
 from cnnlab.models.registry import register
@@ -119,8 +120,7 @@ MNIST_CNN_QUICK = Recipe(epochs=4, batch_size=256, lr=4e-3, optimizer="adamw", w
         "default": MNIST_CNN_QUICK.replace(epochs=20, augment="rotate=8,crop=2", lookahead=True),
         # for a first comparison with the MLP: about half a minute on a CPU
         "quick": MNIST_CNN_QUICK,
-        # the MLP's lesson recipe, so that the two compare like for like
-        "lesson": Recipe(epochs=50, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant"),
+        "lesson": LESSON_MNIST,  # the MLP's, so that the two compare like for like
     },
 )
 def mnist_cnn(in_channels: int, num_classes: int, image_size: int, **kw) -> MnistCNN:

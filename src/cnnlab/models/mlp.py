@@ -27,6 +27,8 @@ class MLP(nn.Module):
 # fmt: off
 MLP_MNIST = Recipe(epochs=10, batch_size=512, lr=3e-3, optimizer="adamw", weight_decay=0.0, schedule="onecycle",
                    warmup=0.1, augment="crop=2")
+# the course notebook's, for MLP and CNN alike: plain SGD, lr 0.01, batch 20, 50 epochs
+LESSON_MNIST = Recipe(epochs=50, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant")
 # fmt: on
 
 
@@ -39,7 +41,7 @@ MLP_MNIST = Recipe(epochs=10, batch_size=512, lr=3e-3, optimizer="adamw", weight
         "default": MLP_MNIST,
         # clothes are centred, not shifted digits: flips instead of shifts, and longer
         "fashion-mnist": MLP_MNIST.replace(epochs=40, label_smoothing=0.1, augment="flip", lookahead=True),
-        "lesson": Recipe(epochs=50, batch_size=20, lr=0.01, optimizer="sgd", momentum=0.0, schedule="constant"),
+        "lesson": LESSON_MNIST,
     },
 )
 def mlp(in_channels: int, num_classes: int, image_size: int, **kw) -> MLP:
