@@ -89,3 +89,72 @@ def top_patches(
         scores.numpy(),
         how,
     )
+
+
+def images_to_search(predictor, dataset: str | None = None, data_root=None, limit: int = 2000):
+    """(uint8 images [N, C, H, W], what they are in words, their names or None) that top patches search: a run's
+    data set (its test split), or for a network with no run (published weights) the photos under `data_root`,
+    each cut as the model takes its input."""
+    from cnnlab.data import load_dataset
+
+    if predictor.record is None:
+        if data_root is None:
+            raise CnnlabError(
+                f"{predictor.name} has no data set of its own: give a folder of photos to search with --data-root"
+            )
+        if dataset not in (None, "imagefolder"):
+            raise CnnlabError(f"--dataset {dataset}: a network with no run searches a folder of photos (--data-root)")
+        files = photo_files(data_root)[:limit]
+        return predictor.prepare(files)[0], f"{len(files)} images of {data_root}", [str(f) for f in files]
+    config = predictor.record.config
+    name = dataset or config.dataset
+    data = load_dataset(name, data_root=data_root or config.data_root, image_size=config.image_size)
+    if tuple(data.shape) != tuple(predictor.input_shape):
+        raise CnnlabError(
+            f"{name} images are {'x'.join(map(str, data.shape))} but the model takes "
+            f"{'x'.join(map(str, predictor.input_shape))}; use the data set it was trained on"
+        )
+    images = data.test.pixels(slice(0, limit))
+    return images, f"the first {len(images)} {name} test images", None
+
+
+def photo_files(folder) -> list:
+    """The image files under `folder`, in its sub-folders too, sorted."""
+    from pathlib import Path
+
+    from cnnlab.data.formats import IMAGE_EXTENSIONS
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise CnnlabError(f"{root}: no such folder; give a folder of photos (sub-folders are searched too)")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise CnnlabError(f"{root}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
+
+def depth_layers(model, input_shape) -> list[str]:
+    """The layers Zeiler & Fergus's figure goes through: the last conv layer at each feature-map size, shallow to
+    deep (ResNet-18: conv1, layer1.1.conv2, ..., layer4.1.conv2), where edges become textures become parts."""
+    from torch import nn
+
+    from cnnlab.models.layers import layer_table
+
+    convs = {name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)}
+    last_at: dict[tuple, str] = {}
+    for row in layer_table(model, input_shape):
+        if row.name in convs and len(row.output_shape) == 3:
+            last_at[tuple(row.output_shape[1:])] = row.name  # dicts keep the order sizes first appear in
+    if not last_at:
+        raise CnnlabError("the model has no conv layer: top patches need feature maps")
+    return list(last_at.values())
+
+
+def top_patches_by_depth(
+    model_or_run, images, layers: list[str] | None = None, channels: int = 4, per_channel: int = 9
+) -> list[TopPatches]:
+    """`top_patches` of several layers (default: `depth_layers`), the first `channels` channels of each."""
+    predictor = as_predictor(model_or_run)
+    images = torch.as_tensor(np.asarray(images))
+    layers = layers or depth_layers(predictor.model, tuple(images.shape[1:]))
+    return [top_patches(predictor, images, layer, channels, per_channel) for layer in layers]
