@@ -120,3 +120,42 @@ def test_top_patches_by_depth_of_a_trained_run(served_runs, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "conv1: patches up to 3x3 pixels" in printed and "conv3: patches" in printed
     assert out.stat().st_size > 10_000
+
+
+def test_the_explorer_looks_inside_a_pretrained_model(resnet64, tmp_path):
+    import base64
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from cnnlab.predict import PretrainedPredictor
+    from cnnlab.serve import create_app
+
+    resnet = PretrainedPredictor.imagenet("resnet18", progress=False, log=lambda line: None)
+    app = create_app(tmp_path / "no-runs-yet", pretrained=[resnet])
+    client = TestClient(app, base_url="http://127.0.0.1")
+    (listed,) = client.get("/api/explore/runs").json()
+    assert listed["name"] == "resnet18-imagenet" and listed["dataset"] == "imagenet"
+    assert listed["input_shape"] == [3, 64, 64] and listed["classes"] == imagenet_classes()
+    assert listed["test_accuracy"] == pytest.approx(0.69758)
+
+    image = "data:image/png;base64," + base64.b64encode(photo(tmp_path / "p.png", (120, 90)).read_bytes()).decode()
+    answer = client.post("/api/explore/look", json={"run": "resnet18-imagenet", "image": image}).json()
+    scores = np.array(answer["scores"])
+    assert scores.shape == (1000,) and scores.sum() == pytest.approx(1, abs=1e-4)
+    top5 = scores.argsort()[::-1][:5]
+    assert [imagenet_classes()[k] for k in top5] == [
+        name for name, _ in resnet.top_k([Image.open(tmp_path / "p.png")], 5)[0]
+    ]
+    assert "gradcam" in answer["methods"] and answer["label_smoothing"] == 0
+    assert any("the central 64x64" in note for note in answer["notes"])
+    layers = {layer["name"]: layer for layer in answer["layers"]}
+    assert layers["layer4.1.conv2"]["shape"] == [512, 2, 2] and layers["fc"]["shape"] == [1000]
+
+    heat = client.post(
+        "/api/explore/attribution",
+        json={"run": "resnet18-imagenet", "image": image, "target": int(top5[0]), "method": "gradcam"},
+    ).json()
+    assert heat["class"] == imagenet_classes()[top5[0]] and not heat["empty"] and heat["range"][1] > 0
+    refused = client.get("/api/explore/random", params={"run": "resnet18-imagenet"})
+    assert refused.status_code == 400 and "upload, film or drop a photo" in refused.json()["error"]
