@@ -159,3 +159,35 @@ def test_the_explorer_looks_inside_a_pretrained_model(resnet64, tmp_path):
     assert heat["class"] == imagenet_classes()[top5[0]] and not heat["empty"] and heat["range"][1] > 0
     refused = client.get("/api/explore/random", params={"run": "resnet18-imagenet"})
     assert refused.status_code == 400 and "upload, film or drop a photo" in refused.json()["error"]
+
+
+def test_the_explorer_page_shows_an_uploaded_photo_through_resnet(resnet64, browser, tmp_path):
+    from conftest import serving
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from cnnlab.predict import PretrainedPredictor
+
+    def found(css):
+        return browser.find_elements("css selector", css)
+
+    def wait(condition):
+        return WebDriverWait(browser, 60).until(lambda _: condition())
+
+    resnet = PretrainedPredictor.imagenet("resnet18", progress=False, log=lambda line: None)
+    picture = photo(tmp_path / "photo.png", (120, 90))
+    expected = [name for name, _ in resnet.top_k([str(picture)], 5)[0]]
+    with serving(tmp_path / "no-runs", pretrained=[resnet]) as url:
+        browser.get(url + "#explore")
+        browser.refresh()
+        wait(lambda: found("#explore select.runs option[value='resnet18-imagenet']"))
+        Select(found("#explore select.runs")[0]).select_by_value("resnet18-imagenet")
+        wait(lambda: found("#explore input.file"))
+        found("#explore input.file")[0].send_keys(str(picture))
+        wait(lambda: len(found("#explore button.bar")) == 20 and found("#explore .layer"))
+        names = [bar.find_element("css selector", ".name").text for bar in found("#explore button.bar")]
+        assert names[:5] == expected  # the top 5 with ImageNet's names, as `cnnlab predict` says
+        assert "20 most likely of 1000 classes" in found("#explore .bars")[0].text
+        found("#explore button.bar")[0].click()  # where the evidence for the top class is: Grad-CAM on layer4
+        wait(lambda: found("#explore img.overlay")[0].get_attribute("src"))
+        assert expected[0] in found("#explore .evidence")[0].text
+        assert "resnet18" in found("#explore .info")[0].text and "imagenet" in found("#explore .info")[0].text
