@@ -20,7 +20,7 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "layers",
-        "the layers of a trained run that --layer can name, with output shapes",
+        "the layers of a trained run (or a pretrained network) that --layer can name, with output shapes",
         """
         cnnlab layers runs/lesson-cnn-cifar10
         cnnlab layers --model resnet18 --weights imagenet""",
