@@ -127,8 +127,9 @@ def served_runs(tmp_path_factory) -> Path:
 
 
 @contextlib.contextmanager
-def serving(runs: Path):
-    """The explorer over `runs`, served by uvicorn in a thread on a free port: yields its base URL."""
+def serving(runs: Path, **app_options):
+    """The explorer over `runs` (and `create_app`'s other options), served by uvicorn in a thread on a free port:
+    yields its base URL."""
     import threading
     import time
 
@@ -136,7 +137,9 @@ def serving(runs: Path):
 
     from cnnlab.serve import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(runs), host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runs, **app_options), host="127.0.0.1", port=0, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(400):

@@ -17,7 +17,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.inspect import attribute, deepdream, gradient_box, maximize, receptive_field, top_patches
 from cnnlab.inspect.attributions import guided_gradients, targets_for
 from cnnlab.models import Recipe, create_model, get_spec
-from cnnlab.models.layers import default_layer, first_layer_filters, get_layer, layer_table
+from cnnlab.models.layers import default_layer, first_layer_filters, get_layer, layer_output, layer_table
 from cnnlab.predict import Predictor, as_predictor
 from cnnlab.training.config import RunConfig
 from cnnlab.training.loop import train
@@ -194,8 +194,16 @@ def test_receptive_field_arithmetic_agrees_with_the_gradient():
         h, w = as_predictor(model).activations(torch.zeros(1, 3, 32, 32), name).shape[2:]
         for row, col in ((0, 0), (h // 2, w // 2), (1, 2), (h - 1, w - 1)):
             assert field.box(row, col, (32, 32)) == gradient_box(model, layer, (3, 32, 32), 0, row, col)
-    resnet = create_model("resnet18-cifar").eval()  # a shortcut branch runs first: not a plain chain
-    assert receptive_field(resnet, get_layer(resnet, "layer2.0.conv1"), (3, 32, 32)) is None
+    resnet = create_model("resnet18-cifar").eval()  # branches: the shortcut joins by the union of the fields
+    for name in ("layer2.0.conv1", "layer2"):
+        layer = get_layer(resnet, name)
+        field = receptive_field(resnet, layer, (3, 32, 32))
+        # a channel that a random image turns on: a channel that stays off has no gradient to compare with
+        channel = int(layer_output(resnet, torch.randn(4, 3, 32, 32), layer).clamp(min=0).mean((0, 2, 3)).argmax())
+        for row, col in ((0, 0), (8, 8), (15, 15)):
+            assert field.box(row, col, (32, 32)) == gradient_box(resnet, layer, (3, 32, 32), channel, row, col)
+    assert receptive_field(resnet, get_layer(resnet, "layer2"), (3, 32, 32)).size == (25, 25)
+    assert receptive_field(resnet, get_layer(resnet, "avgpool"), (3, 32, 32)) is None  # a global pool: no field
 
 
 @pytest.mark.filterwarnings("ignore:Setting backward hooks")

@@ -8,11 +8,11 @@ import errno
 import os
 import sys
 
-from cnnlab.cli import attack, export, filters, inspection, lessons, serve, training
+from cnnlab.cli import attack, export, filters, inspection, lessons, patches, serve, training
 from cnnlab.errors import CnnlabError
 from cnnlab.version import __version__
 
-COMMAND_MODULES = [training, filters, inspection, attack, export, serve, lessons]
+COMMAND_MODULES = [training, filters, inspection, patches, attack, export, serve, lessons]
 
 FIRST_SESSION = """a first session:
   cnnlab conv-demo sample:city                           # what conv, ReLU and max-pooling do to a picture

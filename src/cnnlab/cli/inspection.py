@@ -9,6 +9,7 @@ from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_
 from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
 from cnnlab.cli.user_code import add_trust, open_predictor
 from cnnlab.data import DATASETS
+from cnnlab.errors import CnnlabError
 from cnnlab.inspect.methods import METHODS, WITHOUT_IMAGES, option_fields, option_help, using
 
 # indented as the description around it, which add_command dedents
@@ -20,17 +21,19 @@ def register(sub) -> None:
     p = add_command(
         sub,
         "layers",
-        "the layers of a trained run that --layer can name, with output shapes",
+        "the layers of a trained run (or a pretrained network) that --layer can name, with output shapes",
         """
-        cnnlab layers runs/lesson-cnn-cifar10""",
+        cnnlab layers runs/lesson-cnn-cifar10
+        cnnlab layers --model resnet18 --weights imagenet""",
         _layers,
         description="""
         Every module the model's forward pass uses, in order, with the shape it outputs for one image. These are
         the names `cnnlab explain --layer` takes; the default (the last convolutional layer) is marked.""",
     )
-    p.add_argument("run", help="run folder made by `cnnlab train`")
+    p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     add_trust(p)
     p.add_argument("--weights", choices=["best", "last"], default="best")
+    add_model_option(p)
 
     p = add_command(
         sub,
@@ -140,13 +143,16 @@ def _interpret(args) -> int:
 def _layers(args) -> int:
     from cnnlab.models.layers import default_layer, layer_table
 
-    predictor = open_predictor(args)
+    if args.model and args.run:
+        raise CnnlabError(f"layers --model {args.model} takes no run folder or image; drop {args.run!r}")
+    predictor = load_predictor(args)
     rows = layer_table(predictor.model, predictor.input_shape)
     default = default_layer(predictor.model)
     why_default = default_reason(predictor.model)
     width = max(8, *(len(r.name) for r in rows))
     kind_width = max(6, *(len(r.kind) for r in rows))
-    print(f"{predictor.record.model.name} from {args.run}, input {'x'.join(map(str, predictor.input_shape))}")
+    source = predictor.name if args.model else f"{predictor.record.model.name} from {args.run}"
+    print(f"{source}, input {'x'.join(map(str, predictor.input_shape))}")
     print(f"{'layer':<{width}}  {'type':<{kind_width}}  output shape")
     for r in rows:
         notes = [f"used {r.calls} times: --layer {r.name} means its first use"] if r.calls > 1 else []

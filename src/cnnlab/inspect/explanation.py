@@ -168,30 +168,20 @@ def _attribution(predictor: Predictor, asked: _Asked) -> Explanation:
 
 
 def _top_patches(predictor: Predictor, asked: _Asked) -> Explanation:
-    from cnnlab.data import load_dataset
-    from cnnlab.inspect.patches import top_patches
+    from cnnlab.inspect.patches import images_to_search, top_patches
     from cnnlab.plots import patches_figure
 
-    if predictor.record is None:
-        raise CnnlabError("top patches search a data set: give a trained run")
-    config, options = predictor.record.config, asked.options
-    name = options.dataset or config.dataset
-    data = load_dataset(name, data_root=options.data_root or config.data_root, image_size=config.image_size)
-    if tuple(data.shape) != tuple(predictor.input_shape):
-        raise CnnlabError(
-            f"{name} images are {'x'.join(map(str, data.shape))} but the model takes "
-            f"{'x'.join(map(str, predictor.input_shape))}; use the data set it was trained on"
-        )
-    images = data.test.pixels(slice(0, options.limit))
+    options = asked.options
+    images, searched, _ = images_to_search(predictor, options.dataset, options.data_root, options.limit)
     top = top_patches(predictor, images, asked.layer, channels=options.channels)
-    lines = [f"{top.layer}: searched the first {len(images)} {name} test images; {top.receptive_field}"]
+    lines = [f"{top.layer}: searched {searched}; {top.receptive_field}"]
     lines += [
         f"channel {channel}: strongest {values[0]:.3g} (image #{index[0]}), 9th {values[-1]:.3g}"
         for channel, values, index in zip(top.channels, top.value, top.index)
     ]
     figure = patches_figure(
         top,
-        f"{predictor.name}: the {top.index.shape[1]} {name} test patches that excite each "
+        f"{predictor.name}: the {top.index.shape[1]} patches of {searched} that excite each "
         f"channel of {top.layer} most\n({top.receptive_field})",
     )
     return Explanation(asked.method, top.scores, figure, lines)

@@ -7,9 +7,10 @@ and unit 0 starts at pixel `start`:
     start -= p * jump        size += d * (k - 1) * jump        jump *= s
 
 (1, 1, 0 at the input.) Unit i then sees pixels start + i * jump ... start + i * jump + size - 1, clipped to the
-image. The layers are walked in the order the forward pass runs them; when that is not a plain chain (a ResNet
-block's shortcut, a global pool, an op outside any module that changes the size), `gradient_box` finds the
-field instead: the pixels where the unit's gradient is nonzero.
+image. Each tensor of one forward pass is followed through the torch ops that make it, so branches are fine: where
+two join (a ResNet block's shortcut added to its output) the field is the union of theirs. Where an op changes the
+size in a way this arithmetic does not know (a global pool, a resize), `gradient_box` finds the field instead:
+the pixels where the unit's gradient is nonzero.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from cnnlab.models.layers import layer_output, trace
+from cnnlab.models.layers import _Reached, layer_output
 
 WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+UNKNOWN = "unknown"  # a window whose padding is given as a word
 
 
 def _pair(value) -> tuple[int, int]:
@@ -42,34 +45,134 @@ class ReceptiveField:
 
 
 def receptive_field(model: nn.Module, layer: nn.Module, input_shape: tuple[int, int, int]) -> ReceptiveField | None:
-    """The field of `layer`'s units worked out from kernels, strides and paddings; None if the layers up to it
-    are not a plain chain."""
-    calls = trace(model, input_shape, stop_at=layer)
-    events = [(c.module, _spatial(c.input_shape), _spatial(c.output_shape)) for c in calls if c.leaf]
-    out = next(c.output_shape for c in calls if c.module is layer)
-    size, jump, start, hw = [1, 1], [1, 1], [0, 0], tuple(input_shape[1:])
-    for module, in_hw, out_hw in events:
-        if in_hw != hw or out_hw is None:
-            return None
-        if isinstance(module, WINDOWED):
-            if isinstance(module.padding, str):  # "same" / "valid": let the gradient tell
-                return None
-            k, s, p = _pair(module.kernel_size), _pair(module.stride), _pair(module.padding)
-            d = _pair(getattr(module, "dilation", 1))
-            for a in (0, 1):
-                start[a] -= p[a] * jump[a]
-                size[a] += d[a] * (k[a] - 1) * jump[a]
-                jump[a] *= s[a]
-        elif out_hw != in_hw:
-            return None
-        hw = out_hw
-    if _spatial(out) != hw:
+    """The field of `layer`'s units worked out from kernels, strides and paddings, following each tensor through
+    the ops of one forward pass; None where an op changes the size in a way the arithmetic does not know."""
+    follow = _FollowFields()
+    found = []
+
+    def reached(_module, _inputs, output):
+        found.append(output)
+        raise _Reached
+
+    x = torch.zeros(1, *input_shape, device=next(model.parameters(), torch.empty(0)).device)
+    follow.fields[id(x)] = (x, _Field((1, 1), (1, 1), (0, 0)))
+    # a conv or pool module is read from its settings, whatever ops its forward uses (cnnlab's fast MaxPool2d)
+    handles = [m.register_forward_hook(follow.window_module) for m in model.modules() if isinstance(m, WINDOWED)]
+    handles.append(layer.register_forward_hook(reached))
+    was_training = model.training
+    try:
+        with torch.no_grad(), follow:
+            model.eval()(x)
+    except _Reached:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    if not found or not isinstance(found[0], torch.Tensor):
         return None
-    return ReceptiveField(tuple(size), tuple(jump), tuple(start))
+    field = follow.field(found[0])
+    return None if field is None else ReceptiveField(field.size, field.jump, field.start)
 
 
-def _spatial(shape: tuple | None) -> tuple[int, int] | None:
-    return tuple(shape[2:]) if shape is not None and len(shape) == 4 else None
+@dataclass(frozen=True)
+class _Field:
+    size: tuple[int, int]
+    jump: tuple[int, int]
+    start: tuple[int, int]
+
+    def through(self, kernel, stride, padding, dilation) -> _Field:
+        """The field after a sliding window (a conv or a pool) over a tensor with this field."""
+        size, jump, start = list(self.size), list(self.jump), list(self.start)
+        for a in (0, 1):
+            start[a] -= padding[a] * jump[a]
+            size[a] += dilation[a] * (kernel[a] - 1) * jump[a]
+            jump[a] *= stride[a]
+        return _Field(tuple(size), tuple(jump), tuple(start))
+
+    def union(self, other: _Field) -> _Field | None:
+        """Two branches joined (a ResNet's shortcut added to its block): the pixels either sees."""
+        if other.jump != self.jump:
+            return None
+        start = tuple(min(a, b) for a, b in zip(self.start, other.start))
+        end = tuple(max(a + n, b + m) for a, n, b, m in zip(self.start, self.size, other.start, other.size))
+        return _Field(tuple(e - s for e, s in zip(end, start)), self.jump, start)
+
+
+class _FollowFields(TorchFunctionMode):
+    """Sees every torch op of a forward pass and gives each [N, C, H, W] result the field of its units: a window
+    op from its arguments, an op that keeps H and W (ReLU, batch norm, an addition) the union of its inputs'
+    fields, any other op none."""
+
+    def __init__(self):
+        super().__init__()
+        self.fields: dict[int, tuple[torch.Tensor, _Field | None]] = {}  # id -> (the tensor, kept alive; field)
+
+    def field(self, tensor) -> _Field | None:
+        kept = self.fields.get(id(tensor))
+        return kept[1] if kept is not None and kept[0] is tensor else None
+
+    def window_module(self, module, inputs, output):
+        """Forward hook of a conv or pool module: its output's field from its input's and its settings."""
+        field = self.field(inputs[0]) if inputs else None
+        if isinstance(output, torch.Tensor) and output.ndim == 4:
+            if field is not None and not isinstance(module.padding, str):
+                k, s, p = _pair(module.kernel_size), _pair(module.stride), _pair(module.padding)
+                field = field.through(k, s, p, _pair(getattr(module, "dilation", 1)))
+            else:
+                field = None
+            self.fields[id(output)] = (output, field)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        output = func(*args, **kwargs)
+        result = output[0] if isinstance(output, tuple) and output else output  # max_pool2d with its indices
+        if isinstance(result, torch.Tensor) and result.ndim == 4:
+            self.fields[id(result)] = (result, self._field_of(getattr(func, "__name__", ""), args, kwargs, result))
+        return output
+
+    def _field_of(self, name: str, args, kwargs, result) -> _Field | None:
+        flat = [b for a in args for b in (a if isinstance(a, (list, tuple)) else [a])]  # torch.cat's list too
+        images = [a for a in flat if isinstance(a, torch.Tensor) and a.ndim == 4]
+        if not images:
+            return None
+        first = self.field(images[0])
+        if first is None:
+            return None
+        window = _window(name, args, kwargs)
+        if window is UNKNOWN:
+            return None
+        if window is not None:
+            return first.through(*window)
+        if any(a.shape[2:] != result.shape[2:] for a in images):
+            return None
+        for other in images[1:]:
+            other_field = self.field(other)
+            first = None if other_field is None else first.union(other_field)
+            if first is None:
+                return None
+        return first
+
+
+def _window(name: str, args, kwargs):
+    """(kernel, stride, padding, dilation) of a conv or pool op from its arguments; None for any other op."""
+
+    def arg(i, key, default):
+        return args[i] if len(args) > i else kwargs.get(key, default)
+
+    if name == "conv2d":
+        kernel, stride = args[1].shape[2:], arg(3, "stride", 1)
+        padding, dilation = arg(4, "padding", 0), arg(5, "dilation", 1)
+    elif name in ("max_pool2d", "avg_pool2d"):
+        kernel = arg(1, "kernel_size", 1)
+        stride = arg(2, "stride", None) or kernel  # a pool's stride defaults to its kernel
+        padding = arg(3, "padding", 0)
+        dilation = arg(4, "dilation", 1) if name == "max_pool2d" else 1
+    else:
+        return None
+    if isinstance(padding, str):  # "same" / "valid": let the gradient tell
+        return UNKNOWN
+    return _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
 
 
 def gradient_box(

@@ -263,6 +263,9 @@ class ResNet(nn.Module):
     """A stem, four stages of residual blocks (64, 128, 256, 512 wide; each after the first halves the size), global
     average pooling and one linear layer. `small=True`: a 3x3 stride-1 stem and no max-pool, for 32x32 images."""
 
+    # explanations default to the last stage's output (after its shortcut joined), where Grad-CAM is usually taken
+    inspect_layer = "layer4"
+
     def __init__(
         self,
         block: type[BasicBlock | Bottleneck],

@@ -131,6 +131,29 @@ def patches_figure(top, heading: str):
     return fig
 
 
+def depth_patches_figure(tops: list, titles: list[str], heading: str):
+    """Zeiler & Fergus's figure across depth: one block of rows per layer, shallow to deep, each row a channel
+    and its strongest patches; `titles[i]` heads block i (its layer and the size of its patches)."""
+    p = max(top.index.shape[1] for top in tops)
+    rows = [len(top.channels) for top in tops]
+    fig = _figure(p * 1.0 + 0.9, sum(rows) * 1.05 + 0.45 * len(tops) + 0.6)
+    blocks = fig.subfigures(len(tops), 1, height_ratios=[r + 0.45 for r in rows], squeeze=False)[:, 0]
+    for block, top, title in zip(blocks, tops, titles):
+        axes = block.subplots(len(top.channels), p, squeeze=False)
+        for row, channel in enumerate(top.channels):
+            for col in range(p):
+                if col < top.index.shape[1]:
+                    _show(
+                        axes[row, col], top.patches[row][col], f"{top.value[row, col]:.2f} (#{top.index[row, col]})", 6
+                    )
+                else:
+                    axes[row, col].axis("off")
+            axes[row, 0].set_ylabel(f"ch {channel}", fontsize=8)
+        block.suptitle(title, fontsize=9, x=0.02, ha="left")
+    fig.suptitle(heading, fontsize=10)
+    return fig
+
+
 def maximize_figure(result, heading: str):
     """The starting noise, the picture found, and the objective step by step."""
     fig = _figure(3 * PANEL + 1.0, PANEL + 0.7)

@@ -27,10 +27,13 @@ MAX_REQUEST_BYTES = 4 * MAX_UPLOAD_BYTES // 3 + 1_000_000  # a base64 data URL o
 log = logging.getLogger("cnnlab.serve")
 
 
-def create_app(runs_dir="runs", host: str = "127.0.0.1", models: dict | None = None, models_from: str = "") -> FastAPI:
+def create_app(
+    runs_dir="runs", host: str = "127.0.0.1", models: dict | None = None, models_from: str = "", pretrained=()
+) -> FastAPI:
     """The app over the runs in `runs_dir`, answering only requests addressed to `host` or to this machine by its
     loopback names (see serve.guard). `models`: learners' own nn.Module classes (or instances) by class name, given
-    by the caller (`--trust`, a notebook), which runs of them open with; `models_from` says where they came from."""
+    by the caller (`--trust`, a notebook), which runs of them open with; `models_from` says where they came from.
+    `pretrained`: PretrainedPredictors listed before the runs (`cnnlab serve --model resnet18 --weights imagenet`)."""
     app = FastAPI(
         title="cnnlab explorer",
         version=__version__,
@@ -39,7 +42,7 @@ def create_app(runs_dir="runs", host: str = "127.0.0.1", models: dict | None = N
         '{"error": "..."}.',
         responses=REFUSALS,
     )
-    app.state.store = RunStore(runs_dir, models, models_from)
+    app.state.store = RunStore(runs_dir, models, models_from, pretrained)
     app.add_middleware(Guard, host=host, max_bytes=MAX_REQUEST_BYTES)
     for module in (explore, lessons, monitor, datasets):
         app.include_router(module.router, prefix="/api")
@@ -70,7 +73,12 @@ def create_app(runs_dir="runs", host: str = "127.0.0.1", models: dict | None = N
 
 
 def serve(
-    runs_dir=None, host: str = "127.0.0.1", port: int = 8000, models: dict | None = None, models_from: str = ""
+    runs_dir=None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    models: dict | None = None,
+    models_from: str = "",
+    pretrained=(),
 ) -> None:
     """Run the explorer until Ctrl-C over `runs_dir` (None: ./runs, which may not exist yet: the lessons need no
     run). The port is bound before the address is printed: of two servers started together on one port, the
@@ -91,7 +99,7 @@ def serve(
             "and see your runs",
             file=sys.stderr,
         )
-    app = create_app(runs_dir, host=host, models=models, models_from=models_from)
+    app = create_app(runs_dir, host=host, models=models, models_from=models_from, pretrained=pretrained)
     shown = f"[{host}]" if ":" in host else host
     print(f"cnnlab explorer: http://{shown}:{port}/  (runs from {app.state.store.root}; Ctrl-C stops it)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))

@@ -65,7 +65,8 @@ class RunSummary(BaseModel):
 def runs(store: RunStore = Depends(get_store)) -> list[RunSummary]:
     """Every run under RUNS_DIR, newest first, with its model, data set, test accuracy and input shape; those that
     cannot be opened after them, with the reason."""
-    found, broken = [], []
+    found = [RunSummary(**store.pretrained_summary(name)) for name in store.pretrained]  # `serve --model`
+    broken = []
     for name in store.names():
         try:
             record = store.record(name)
@@ -139,7 +140,7 @@ def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
         "notes": notes,
         "methods": methods,
         "layers": layer_payloads(outputs, request.max_channels),
-        "label_smoothing": store.record(request.run).config.recipe.label_smoothing,
+        "label_smoothing": store.label_smoothing(request.run),
     }  # why it looks less sure
 
 

@@ -21,10 +21,13 @@ class NotFound(CnnlabError):
 
 
 class RunStore:
-    def __init__(self, root, models: dict | None = None, models_from: str = ""):
+    def __init__(self, root, models: dict | None = None, models_from: str = "", pretrained=()):
         self.root = Path(root).resolve()
         # learners' own networks, by class name: the only code runs of them are opened with (never the record's)
         self.models, self.models_from = dict(models or {}), models_from
+        # networks with published weights and no run (`cnnlab serve --model resnet18 --weights imagenet`), by the
+        # name the page lists them under; they have no folder, record or test split
+        self.pretrained = {f"{p.weights.model}-{p.weights.source}": (p, threading.Lock()) for p in pretrained}
         self._open: dict[str, tuple[int, Predictor, threading.Lock]] = {}
         self._guard = threading.Lock()
         self._splits: dict[tuple[str, str], object] = {}
@@ -48,11 +51,38 @@ class RunStore:
         return self.root / name
 
     def record(self, name: str) -> RunRecord:
+        if name in self.pretrained:
+            raise CnnlabError(
+                f"{name} is a network with published weights, not a run: it has no data set of its own; "
+                "upload, film or drop a photo"
+            )
         return RunRecord.load(self.folder(name))
+
+    def pretrained_summary(self, name: str) -> dict:
+        """What the run list says of a pretrained network: its model, data set, accuracy (the published top-1)."""
+        predictor, _ = self.pretrained[name]
+        weights = predictor.weights
+        return dict(
+            name=name,
+            model=weights.model,
+            dataset=weights.source,
+            test_accuracy=weights.top1 / 100,
+            input_shape=list(predictor.input_shape),
+            classes=predictor.classes,
+        )
+
+    def label_smoothing(self, name: str) -> float:
+        """The run's label smoothing (why its answers look less sure); published weights: none to report."""
+        return 0.0 if name in self.pretrained else self.record(name).config.recipe.label_smoothing
 
     @contextmanager
     def predictor(self, name: str):
         """The run's Predictor, held for one request at a time (its layer hooks are not thread-safe)."""
+        if name in self.pretrained:
+            predictor, lock = self.pretrained[name]
+            with lock:
+                yield predictor
+            return
         folder = self.folder(name)
         try:
             version = (folder / "best.safetensors").stat().st_mtime_ns
