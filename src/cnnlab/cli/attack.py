@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, default_name, output_path
+from cnnlab.cli.base import add_command, add_data_root, add_run_weights, default_name, output_path
 from cnnlab.cli.flags import add_flags
 from cnnlab.data import DATASETS
 from cnnlab.errors import CnnlabError
@@ -57,8 +57,8 @@ def register(sub) -> None:
     )
     p.add_argument("--limit", type=int, metavar="N", help="attack only the first N test images (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts")
-    p.add_argument("--weights", choices=["best", "last"], default="best")
-    p.add_argument("--data-root", help="where the data set is, if not where it was when training")
+    add_run_weights(p)
+    add_data_root(p)
     p.add_argument("--no-progress", action="store_true")
 
     p = add_command(

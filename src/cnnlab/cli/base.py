@@ -29,6 +29,21 @@ def _usage_error(parser: argparse.ArgumentParser, message: str):
     parser.exit(2, f"cnnlab: error: {message} (see `{parser.prog} --help`)\n")
 
 
+RUN_WEIGHTS = ["best", "last"]
+
+
+def add_run_weights(p) -> None:
+    """--weights: which of a run's two checkpoints to use."""
+    p.add_argument(
+        "--weights", choices=RUN_WEIGHTS, default="best", help="best (lowest validation loss, the default) or last"
+    )
+
+
+def add_data_root(p) -> None:
+    """--data-root, for commands that read a run's data set again."""
+    p.add_argument("--data-root", help="where the data set is, if not where it was when training")
+
+
 def default_name(*parts) -> str:
     """A file name made of what shaped the picture, so that two different commands never write one file:
     default_name("city", "sobel-x", "custom 3x3") -> "city-sobel-x-custom-3x3"."""

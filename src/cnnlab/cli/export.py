@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, output_path
+from cnnlab.cli.base import add_command, add_run_weights, output_path
 from cnnlab.cli.pretrained import add_model_option, load_predictor
 from cnnlab.cli.user_code import add_trust
 from cnnlab.export import FORMATS
@@ -31,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     p.add_argument("--format", choices=list(FORMATS), default="onnx")
     p.add_argument("--out", help="file to write (default: RUN/model.onnx, or MODEL.onnx with --model)")
-    p.add_argument("--weights", choices=["best", "last"], default="best")
+    add_run_weights(p)
     add_trust(p)
     add_model_option(p)
 

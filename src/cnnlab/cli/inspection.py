@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, default_name, output_path, save_array
+from cnnlab.cli.base import (
+    MODEL_IMAGE_HELP,
+    add_command,
+    add_data_root,
+    add_run_weights,
+    default_name,
+    output_path,
+    save_array,
+)
 from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
 from cnnlab.cli.user_code import add_trust, open_predictor
 from cnnlab.data import DATASETS
@@ -32,7 +40,7 @@ def register(sub) -> None:
     )
     p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     add_trust(p)
-    p.add_argument("--weights", choices=["best", "last"], default="best")
+    add_run_weights(p)
     add_model_option(p)
 
     p = add_command(
@@ -53,8 +61,8 @@ def register(sub) -> None:
     p.add_argument("--split", choices=["test", "valid"], default="test")
     p.add_argument("--top", type=int, default=16, metavar="N", help="top losses shown (default: %(default)s)")
     p.add_argument("--pairs", type=int, default=10, metavar="N", help="confused pairs listed (default: %(default)s)")
-    p.add_argument("--weights", choices=["best", "last"], default="best")
-    p.add_argument("--data-root", help="where the data set is, if not where it was when training")
+    add_run_weights(p)
+    add_data_root(p)
     p.add_argument("--out", help="PNG to write (default: RUN/top-losses-SPLIT.png)")
 
     p = add_command(
@@ -96,7 +104,7 @@ def register(sub) -> None:
     )
     p.add_argument("--out", help="PNG to write (default: RUN/explanations/IMAGE-METHOD[-LAYER][-TARGET].png)")
     p.add_argument("--save-array", metavar="FILE.npy", help="also save the raw numbers (maps, activations, ...)")
-    p.add_argument("--weights", choices=["best", "last"], default="best")
+    add_run_weights(p)
     add_model_option(p)
     group = p.add_argument_group("options of the methods (each says which methods take it, and their defaults)")
     for name, uses in option_fields().items():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnlab.cli.base import add_command, output_path
+from cnnlab.cli.base import add_command, add_run_weights, output_path
 from cnnlab.cli.pretrained import add_model_option, load_predictor
-from cnnlab.cli.training import DATASET_NAMES
 from cnnlab.cli.user_code import add_trust
+from cnnlab.data import DATASETS
 from cnnlab.errors import CnnlabError
 
 
@@ -30,12 +30,12 @@ def register(sub) -> None:
     )
     p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     add_trust(p)
-    p.add_argument("--weights", choices=["best", "last"], default="best")
+    add_run_weights(p)
     add_model_option(p)
     p.add_argument("--layers", metavar="A,B,...", help="the layers, shallow to deep (default: one per map size)")
     p.add_argument("--channels", type=int, default=4, metavar="N", help="channels per layer (default: %(default)s)")
     p.add_argument("--patches", type=int, default=9, metavar="N", help="patches per channel (default: %(default)s)")
-    p.add_argument("--dataset", choices=DATASET_NAMES, help="a run: data set to search (default: its own)")
+    p.add_argument("--dataset", choices=DATASETS, help="a run: data set to search (default: its own)")
     p.add_argument("--data-root", help="a run: where its data set is; --model: the folder of photos to search")
     p.add_argument("--limit", type=int, default=2000, metavar="N", help="search the first N images (default: 2000)")
     p.add_argument("--out", help="PNG to write (default: RUN/explanations/patches-by-depth.png)")

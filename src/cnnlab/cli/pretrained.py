@@ -3,9 +3,9 @@ with its published weights, no training needed. Kept here so each command adds i
 
 from __future__ import annotations
 
+from cnnlab.cli.base import RUN_WEIGHTS
 from cnnlab.errors import CnnlabError
 
-RUN_WEIGHTS = ["best", "last"]
 PUBLISHED = ["imagenet"]
 
 

@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, output_path
+from cnnlab.cli.base import MODEL_IMAGE_HELP, add_command, add_data_root, add_run_weights, output_path
 from cnnlab.cli.flags import add_flags, given
 from cnnlab.cli.pretrained import add_model_option, images_of, load_predictor
 from cnnlab.cli.user_code import add_trust, class_from, is_file_class, open_predictor, own_summary
@@ -94,8 +94,8 @@ def register(sub) -> None:
     )
     p.add_argument("run", help="run folder made by `cnnlab train`")
     p.add_argument("--split", choices=["test", "valid"], default="test")
-    p.add_argument("--weights", choices=["best", "last"], default="best")
-    p.add_argument("--data-root", help="where the data set is, if not where it was when training")
+    add_run_weights(p)
+    add_data_root(p)
     p.add_argument(
         "--perturb",
         default="",
@@ -122,7 +122,7 @@ def register(sub) -> None:
     p.add_argument("run", nargs="?", help="run folder made by `cnnlab train` (none with --model)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help=MODEL_IMAGE_HELP)
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--weights", choices=["best", "last"], default="best")
+    add_run_weights(p)
     add_trust(p)
     add_model_option(p)
 
