@@ -14,7 +14,8 @@ import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.inspect.receptive import gradient_box, receptive_field
-from cnnlab.models.layers import _Reached, resolve_layer
+from cnnlab.models.capture import Capture
+from cnnlab.models.layers import resolve_layer
 from cnnlab.predict import as_predictor
 
 
@@ -67,28 +68,13 @@ def _top_patches_of(predictor, images, layers: list, channels: int, per_channel:
 
 
 def layer_outputs(model, x: torch.Tensor, layers: list) -> list[torch.Tensor]:
-    """The output (first use) of each of `layers` for input x, from one forward pass stopped once all have run."""
-    found: dict[int, torch.Tensor] = {}
-
-    def keeper(k):
-        def keep(_module, _inputs, output):
-            found.setdefault(k, output)
-            if len(found) == len(layers):
-                raise _Reached
-
-        return keep
-
-    handles = [layer.register_forward_hook(keeper(k)) for k, layer in enumerate(layers)]
-    try:
+    """The output (first use) of each of `layers` for input x, from one forward pass."""
+    with Capture(model, layers) as seen:
         model(x)
-    except _Reached:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
-    if len(found) < len(layers):
+    missing = [layer for layer in layers if not seen.of(layer)]
+    if missing:
         raise CnnlabError("a layer is not used by the model's forward pass; choose another (`cnnlab layers RUN`)")
-    return [found[k] for k in range(len(layers))]
+    return [seen.first(layer).output for layer in layers]
 
 
 def _patches_at(predictor, images, name, module, scores, where, per_channel: int) -> TopPatches:

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.models.layers import _Reached, layer_output
+from cnnlab.models.capture import Capture
+from cnnlab.models.layers import layer_output
 
 WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 UNKNOWN = "unknown"  # a window whose padding is given as a word
@@ -48,27 +49,19 @@ def receptive_field(model: nn.Module, layer: nn.Module, input_shape: tuple[int, 
     """The field of `layer`'s units worked out from kernels, strides and paddings, following each tensor through
     the ops of one forward pass; None where an op changes the size in a way the arithmetic does not know."""
     follow = _FollowFields()
-    found = []
-
-    def reached(_module, _inputs, output):
-        found.append(output)
-        raise _Reached
-
     x = torch.zeros(1, *input_shape, device=next(model.parameters(), torch.empty(0)).device)
     follow.fields[id(x)] = (x, _Field((1, 1), (1, 1), (0, 0)))
     # a conv or pool module is read from its settings, whatever ops its forward uses (cnnlab's fast MaxPool2d)
     handles = [m.register_forward_hook(follow.window_module) for m in model.modules() if isinstance(m, WINDOWED)]
-    handles.append(layer.register_forward_hook(reached))
     was_training = model.training
     try:
-        with torch.no_grad(), follow:
+        with torch.no_grad(), follow, Capture(model, [layer], stop_after=layer) as seen:
             model.eval()(x)
-    except _Reached:
-        pass
     finally:
         for handle in handles:
             handle.remove()
         model.train(was_training)
+    found = [call.output for call in seen.calls]
     if not found or not isinstance(found[0], torch.Tensor):
         return None
     field = follow.field(found[0])
