@@ -131,17 +131,24 @@ def look(request: LookRequest, store: RunStore = Depends(get_store)) -> dict:
         methods = offered(default_layer(predictor.model) is not None)
         classes, score_name = predictor.classes, predictor.score_name
     return {  # encoded outside the lock: the copies in `outputs` are this request's own
-        "run": request.run,
-        "classes": classes,
-        "scores": scores.tolist(),
-        "score_name": score_name,
-        "predicted": int(scores.argmax()),
+        **prediction(request.run, classes, scores, score_name),
         "input": pixels_data_url(pixels[0]),
         "notes": notes,
         "methods": methods,
         "layers": layer_payloads(outputs, request.max_channels),
         "label_smoothing": store.label_smoothing(request.run),
     }  # why it looks less sure
+
+
+def prediction(run: str, classes: list[str], scores: torch.Tensor, score_name: str) -> dict:
+    """What the page shows of one answer of the model: every class's score and the predicted one."""
+    return {
+        "run": run,
+        "classes": classes,
+        "scores": scores.tolist(),
+        "score_name": score_name,
+        "predicted": int(scores.argmax()),
+    }
 
 
 def model_input(predictor, image, drawing: bool) -> tuple[torch.Tensor, list[str]]:
@@ -363,11 +370,7 @@ def attack(request: AttackRequest, store: RunStore = Depends(get_store)) -> dict
         classes, score_name = predictor.classes, predictor.score_name
     change = fooled.perturbation[0].numpy()
     return {
-        "run": request.run,
-        "classes": classes,
-        "scores": scores.tolist(),
-        "score_name": score_name,
-        "predicted": int(scores.argmax()),
+        **prediction(request.run, classes, scores, score_name),
         "was": int(predicted[0]),
         "target": int(fooled.target[0]),
         "flipped": int(scores.argmax()) != int(predicted[0]),
