@@ -83,6 +83,9 @@ def test_stop_after_ends_the_pass_at_the_first_use(twice):
         model(x)
     assert [c.name for c in capture.calls] == ["stem", "relu", "block"]
     assert no_hooks(model)
+    with Capture(model, stop_after=[model.pool, model.stem]) as capture:  # several: once each has run
+        model(x)
+    assert [c.name for c in capture.calls] == ["stem", "relu", "block", "relu", "pool"]
 
 
 def test_backward_gives_the_gradient_into_each_use_and_leaves_parameters_alone(twice):

@@ -68,8 +68,8 @@ def _top_patches_of(predictor, images, layers: list, channels: int, per_channel:
 
 
 def layer_outputs(model, x: torch.Tensor, layers: list) -> list[torch.Tensor]:
-    """The output (first use) of each of `layers` for input x, from one forward pass."""
-    with Capture(model, layers) as seen:
+    """The output (first use) of each of `layers` for input x, from one forward pass stopped once all have run."""
+    with Capture(model, layers, stop_after=layers) as seen:
         model(x)
     missing = [layer for layer in layers if not seen.of(layer)]
     if missing:

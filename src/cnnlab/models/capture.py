@@ -62,8 +62,9 @@ class Capture:
     `keep` decides what is held of each output (and of the first input, with inputs=True): by default the object
     itself, still attached to the autograd graph, so that `backward` can reach it. An in-place op after the module
     (ReLU(inplace=True)) then changes the held tensor as it changes the model's; keep a copy (`keep=copied`) to
-    hold the values as the module gave them. `stop_after`: the forward pass ends as soon as that module's first
-    call has finished (the rest of the model is not run) and the `with` block is left there, quietly.
+    hold the values as the module gave them. `stop_after` (a watched module, or several): the forward pass ends as
+    soon as each has finished its first call (the rest of the model is not run), and the `with` block is left
+    there, quietly.
 
     Every hook is removed when the block ends, by an exception too; nothing is left on the model.
     """
@@ -75,7 +76,7 @@ class Capture:
         *,
         keep: Callable[[Any], Any] | None = None,
         inputs: bool = False,
-        stop_after: nn.Module | None = None,
+        stop_after: nn.Module | Iterable[nn.Module] | None = None,
     ):
         self.model = model
         names = {}
@@ -89,7 +90,10 @@ class Capture:
             self.watched.setdefault(module, names.get(module) or type(module).__name__)
         self.keep = keep or (lambda value: value)
         self.inputs = inputs
-        self.stop_after = stop_after
+        if isinstance(stop_after, nn.Module):
+            stop_after = [stop_after]
+        self.stop_after = set(stop_after or ())
+        self._to_finish = set(self.stop_after)  # of stop_after, those not yet finished in this forward pass
         self.calls: list[Call] = []
         self.running: list[Call] = []
         self._handles: list = []
@@ -111,6 +115,7 @@ class Capture:
     def _new_forward(self, _model, _inputs) -> None:
         self._forward += 1
         self._uses.clear()
+        self._to_finish = set(self.stop_after)
 
     def _enter(self, module, inputs) -> None:
         use = self._uses.get(module, 0)
@@ -125,8 +130,10 @@ class Capture:
         self.running.remove(call)
         call.output, call.finished = self.keep(output), True
         self.calls.append(call)
-        if module is self.stop_after:
-            raise _Stop(self)
+        if module in self._to_finish:
+            self._to_finish.discard(module)
+            if not self._to_finish:
+                raise _Stop(self)
 
     def of(self, layer: str | nn.Module) -> list[Call]:
         """Every finished call of one watched layer, in order."""
